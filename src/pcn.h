@@ -1,0 +1,390 @@
+/*
+ * pcn.h — public API of libpcn, the Predictive Coding Network engine behind pcn_dist.
+ *
+ * libpcn computes Algorithm 3 of Stenlund 2025 (arXiv:2506.06332) exactly as the Python
+ * package pcn-torch 1.1.0 does. Shapes follow pcn-torch: dims = [d0, d1, ..., dL]; layer l
+ * (l = 0..L-1) has weight W[l] of shape (d_l, d_{l+1}) row-major (out x in), predicting
+ * X[l] from X[l+1]; the readout Wout (K, dL) maps the top latent to the K outputs.
+ * Latents X[1..L] are (B, d_l) row-major; X[0] is the input batch.
+ *
+ * Conventions: every function is Local (no communication) unless its comment says
+ * Collective. Functions that can fail return a pcn_status; the reason is in
+ * pcn_last_error() (thread-local). Objects are opaque, made by *_init and released by
+ * *_free, which accept NULL. Parameter structs come with a *_default_params() function.
+ */
+#ifndef PCN_H
+#define PCN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PCN_VERSION_MAJOR 0
+#define PCN_VERSION_MINOR 1
+#define PCN_VERSION_PATCH 0
+#define PCN_VERSION_STRING "0.1.0"
+
+// ----------------------------------------------------------------------------------------
+// Status and errors
+// ----------------------------------------------------------------------------------------
+
+typedef enum {
+    PCN_OK = 0,
+    PCN_EINVAL = 1,   // invalid argument or parameter (message names the field)
+    PCN_ENOMEM = 2,   // allocation failed
+    PCN_EDATA = 3,    // bad data: non-finite values, labels out of range, wrong shapes
+    PCN_EIO = 4,      // a data source or file failed
+    PCN_ESTATE = 5,   // call out of order (e.g. latents not initialised)
+    PCN_EDIVERGED = 6 // energy became NaN or Inf during training
+} pcn_status;
+
+const char *pcn_status_name(pcn_status s);
+// The message of the last failure on this thread ("" if none).
+const char *pcn_last_error(void);
+// Version of the library this program runs against, "MAJOR.MINOR.PATCH".
+const char *pcn_version(void);
+
+// ----------------------------------------------------------------------------------------
+// Activations (pcn-torch get_activation)
+// ----------------------------------------------------------------------------------------
+
+typedef enum {
+    PCN_ACT_RELU = 0,     // f = max(a, 0), f' = 1[a > 0]
+    PCN_ACT_TANH = 1,     // f = tanh a, f' = 1 - tanh^2 a
+    PCN_ACT_SIGMOID = 2,  // f = 1/(1+e^-a), f' = f(1-f)
+    PCN_ACT_IDENTITY = 3, // f = a, f' = 1
+    PCN_ACT_COUNT
+} pcn_activation;
+
+typedef float (*pcn_act_fn)(float);
+
+// Looks an activation up by name ("relu", "tanh", "sigmoid", "identity"). PCN_EINVAL names
+// the available ones.
+pcn_status pcn_activation_from_name(const char *name, pcn_activation *out);
+const char *pcn_activation_name(pcn_activation act);
+// pcn-torch's get_activation: the function and its hand-coded derivative.
+pcn_status pcn_get_activation(const char *name, pcn_act_fn *fn, pcn_act_fn *deriv);
+float pcn_activation_apply(pcn_activation act, float a);
+float pcn_activation_deriv(pcn_activation act, float a);
+
+// ----------------------------------------------------------------------------------------
+// Model (pcn-torch PredictiveCodingNetwork, PCNLayer)
+// ----------------------------------------------------------------------------------------
+
+typedef enum { PCN_TASK_CLASSIFICATION = 0, PCN_TASK_REGRESSION = 1 } pcn_task;
+
+const char *pcn_task_name(pcn_task task);
+pcn_status pcn_task_from_name(const char *name, pcn_task *out);
+
+typedef struct {
+    int n_dims;                // number of entries in dims (L + 1); at least 2; default 0 (must be set)
+    const int *dims;           // [d0, ..., dL], each >= 1, input first; default NULL (must be set)
+    pcn_activation activation; // one activation for every layer; default relu
+    int output_dim;            // K, readout outputs; 0 means dL; default 0
+    pcn_task mode;             // classification or regression; default classification
+    uint64_t seed;             // seed of the weight initialisation (Philox); default 0
+} pcn_model_params;
+
+pcn_model_params pcn_model_default_params(void);
+
+// One layer given explicitly (pcn-torch's construction from PCNLayer instances).
+typedef struct {
+    int in_features;           // d_{l+1}
+    int out_features;          // d_l
+    pcn_activation activation; // this layer's activation
+    const float *weight;       // (out, in) row-major to copy, or NULL for Xavier init
+} pcn_layer_spec;
+
+typedef struct pcn_model pcn_model;
+
+// Builds a model from dims: W[l] ~ Xavier U(-a, a), a = sqrt(6/(d_l + d_{l+1})); the
+// readout, like torch.nn.Linear, ~ U(-1/sqrt(dL), 1/sqrt(dL)). NULL on error.
+pcn_model *pcn_model_init(const pcn_model_params *params);
+// Builds a model from explicit layers (adjacent shapes must chain: layer l's in_features ==
+// layer l+1's out_features). output_dim 0 means the top layer's in_features. NULL on error.
+pcn_model *pcn_model_init_layers(const pcn_layer_spec *layers, int n_layers, int output_dim,
+                                 pcn_task mode, uint64_t seed);
+void pcn_model_free(pcn_model *model);
+
+int pcn_model_num_layers(const pcn_model *model);        // L
+int pcn_model_dim(const pcn_model *model, int l);        // d_l, l = 0..L
+int pcn_model_output_dim(const pcn_model *model);        // K
+pcn_task pcn_model_mode(const pcn_model *model);
+size_t pcn_model_num_weights(const pcn_model *model);    // all weights incl. readout
+
+// Per-layer view (pcn-torch PCNLayer). l = 0..L-1. weight points into the model.
+typedef struct {
+    int out_features;          // d_l
+    int in_features;           // d_{l+1}
+    pcn_activation activation;
+    float *weight;             // (out_features, in_features) row-major
+} pcn_layer_view;
+
+pcn_layer_view pcn_model_layer(pcn_model *model, int l);
+float *pcn_model_readout(pcn_model *model);              // (K, dL) row-major
+// The one contiguous buffer holding W[0], ..., W[L-1], Wout in that order.
+float *pcn_model_weights(pcn_model *model);
+// Offset of W[l] (l = L for the readout) in that buffer.
+size_t pcn_model_weight_offset(const pcn_model *model, int l);
+
+// ----------------------------------------------------------------------------------------
+// Batch state: latents and errors on caller-visible buffers (pcn-torch latents, PCNErrors)
+// ----------------------------------------------------------------------------------------
+
+typedef struct pcn_state pcn_state;
+
+// Holds latents, preactivations and errors for batches of up to max_batch rows.
+pcn_state *pcn_state_init(const pcn_model *model, int max_batch);
+void pcn_state_free(pcn_state *state);
+// Sets the number of rows in use (0..max_batch). Latent contents become undefined.
+pcn_status pcn_state_set_batch(pcn_state *state, int batch);
+int pcn_state_batch(const pcn_state *state);
+// Latent X[l], l = 1..L: (B, d_l) row-major, writable.
+float *pcn_state_latent(pcn_state *state, int l);
+
+// Where a latent draw sits, so that its values depend on nothing else (not on the rank
+// count, the device, or a stop and resume).
+typedef enum {
+    PCN_STREAM_TRAIN = 0,   // latents of a training batch's inference and learning
+    PCN_STREAM_ACCURACY = 1,// fresh latents for the train-accuracy free inference
+    PCN_STREAM_TEST = 2,    // latents of test / predict inference
+    PCN_STREAM_USER = 3     // pcn_init_latents called by a user
+} pcn_stream;
+
+typedef struct {
+    uint64_t seed;        // run seed
+    pcn_stream stream;    // which draw
+    uint32_t epoch;       // epoch (0 for test)
+    int64_t first_row;    // global position (within the epoch's order) of the state's row 0
+} pcn_latent_key;
+
+// Draws every latent from N(0,1) with Philox4x32-10: the value of unit j of layer l for
+// row r is a function of (seed, stream, epoch, first_row + r, l, j) only.
+void pcn_init_latents(pcn_state *state, const pcn_latent_key *key);
+
+// Error signals of one snapshot (pcn-torch PCNErrors). Pointers into the state.
+typedef struct {
+    int n_layers;              // L
+    int batch;                 // B
+    const int *dims;           // [d0..dL]
+    int output_dim;            // K
+    float *const *errors;      // [L]: E[l] = X[l] - f(A[l]), (B, d_l)
+    float *const *gm_errors;   // [L]: H[l] = E[l] * f'(A[l]), (B, d_l)
+    float *supervised_error;   // Yhat - Y, (B, K); NULL without a target
+    float *top_error;          // Esup Wout, (B, dL); NULL without a target
+} pcn_errors;
+
+// Computes every error from the current latents (x: (B, d0); y: (B, K) one-hot or targets,
+// or NULL for free inference). Fills *out with views into the state.
+pcn_status pcn_compute_errors(const pcn_model *model, pcn_state *state, const float *x,
+                              const float *y, pcn_errors *out);
+// Batch-mean energy: (1/B) sum_b (1/2 sum_l ||E_b[l]||^2 + 1/2 ||Esup_b||^2).
+double pcn_compute_energy(const pcn_errors *errors);
+// Per-layer terms 1/2 (1/B) sum_b ||E_b[l]||^2, l = 0..L-1, then the supervised term if any.
+// out must hold L + 1 values; returns how many were written.
+int pcn_compute_energy_per_layer(const pcn_errors *errors, double *out);
+// Yhat = X[L] Wout^T into yhat (B, K).
+pcn_status pcn_predict(const pcn_model *model, const pcn_state *state, float *yhat);
+
+// One inference step: errors from the current snapshot, then X[l] -= lr (E[l] - H[l-1] W[l-1])
+// for l = 1..L (E[L] = Esup Wout with a target, 0 without). Returns the energy of the snapshot
+// before the update (NaN on error).
+double pcn_inference_step(const pcn_model *model, pcn_state *state, const float *x,
+                          const float *y, float lr_infer);
+// One learning step (latents fixed): W[l] += (lr/B) H[l]^T X[l+1], Wout -= (lr/B) Esup^T X[L].
+// y may be NULL (then the readout is not updated). Returns the energy before the update.
+double pcn_learning_step(pcn_model *model, pcn_state *state, const float *x, const float *y,
+                         float lr_learn);
+
+// ----------------------------------------------------------------------------------------
+// Data sources (pcn-torch DataLoader)
+// ----------------------------------------------------------------------------------------
+
+// A data set the trainer reads rows from. Classification: labels in [0, K). Regression:
+// float targets (N, K). The trainer validates every batch it reads (finite x, labels in
+// range, targets finite) and refuses bad data with PCN_EDATA.
+typedef struct pcn_data {
+    int64_t n;      // number of samples
+    int x_dim;      // features per sample (must equal d0)
+    int y_dim;      // 0: integer labels; K > 0: float targets (N, K)
+    void *ctx;      // source state, passed to read
+    // Copies rows rows[0..count) into x (count, x_dim) and labels (count) or targets
+    // (count, y_dim). Returns PCN_OK or an error with pcn_last_error set.
+    pcn_status (*read)(void *ctx, const int64_t *rows, int count, float *x, int32_t *labels,
+                       float *targets);
+} pcn_data;
+
+// Caller-owned arrays for pcn_data_from_arrays. Classification: labels (n); regression (or
+// pre-encoded one-hot classification): targets (n, y_dim) and y_dim = K.
+typedef struct {
+    const float *x;         // (n, x_dim) row-major
+    const int32_t *labels;  // (n) or NULL
+    const float *targets;   // (n, y_dim) or NULL
+    int64_t n;
+    int x_dim;
+    int y_dim;              // 0 with labels
+} pcn_arrays;
+
+// A source reading from arrays (kept by pointer: arrays and what it points to must outlive
+// the source).
+pcn_data pcn_data_from_arrays(const pcn_arrays *arrays);
+
+// ----------------------------------------------------------------------------------------
+// History (pcn-torch TrainHistory, EnergyHistory)
+// ----------------------------------------------------------------------------------------
+
+typedef enum {
+    PCN_HIST_PER_BATCH = 0,          // energy after learning, one per batch
+    PCN_HIST_PER_BATCH_PRE_LEARN,    // energy after inference, before learning, per batch
+    PCN_HIST_PER_EPOCH,              // sample-weighted mean of PER_BATCH over the epoch
+    PCN_HIST_PER_EPOCH_PRE_LEARN,    // likewise of PER_BATCH_PRE_LEARN
+    PCN_HIST_TRAIN_LOSS,             // = PER_EPOCH
+    PCN_HIST_TRAIN_ACCURACY,         // per epoch (classification with train accuracy on)
+    PCN_HIST_TEST_LOSS,              // per epoch where a test set is evaluated
+    PCN_HIST_TEST_ACCURACY,          // likewise
+    PCN_HIST_LR_PER_EPOCH,           // lr_learn at each epoch's end
+    PCN_HIST_STEP_INFER,             // every inference step's energy (keep_step_energies)
+    PCN_HIST_STEP_LEARN,             // every learning step's energy (keep_step_energies)
+    PCN_HIST_INFER_STEPS,            // inference steps taken per batch (early stopping)
+    PCN_HIST_COUNT
+} pcn_history_series;
+
+typedef struct pcn_history pcn_history;
+
+pcn_history *pcn_history_init(void);
+void pcn_history_free(pcn_history *history);
+void pcn_history_clear(pcn_history *history);
+size_t pcn_history_len(const pcn_history *history, pcn_history_series s);
+const double *pcn_history_data(const pcn_history *history, pcn_history_series s);
+const char *pcn_history_series_name(pcn_history_series s);
+pcn_status pcn_history_append(pcn_history *history, pcn_history_series s, double v);
+// Accuracy over the batches seen so far in the current epoch (for progress displays).
+double pcn_history_running_accuracy(const pcn_history *history);
+
+// ----------------------------------------------------------------------------------------
+// Training configuration and callbacks (pcn-torch TrainConfig, TrainCallback)
+// ----------------------------------------------------------------------------------------
+
+typedef enum {
+    PCN_LR_NONE = 0,      // constant lr_learn (pcn-torch 1.1.0's default)
+    PCN_LR_PLATEAU = 1,   // reduce on plateau of the per-batch energy (earlier pcn-torch)
+    PCN_LR_STEPS = 2      // manual (epoch, batch, lr) list (pcn-torch 1.1.0 lr_learn_steps)
+} pcn_lr_schedule;
+
+typedef struct {
+    int epoch;            // 0-based
+    int batch;            // 0-based
+    double lr;            // > 0
+} pcn_lr_step;
+
+typedef struct pcn_train_params pcn_train_params;
+
+// Hooks, each optional, called where pcn-torch calls them; user is passed back.
+typedef struct {
+    void *user;
+    void (*on_train_start)(void *user, const pcn_train_params *params, const pcn_history *h);
+    void (*on_epoch_start)(void *user, int epoch, int num_epochs);
+    void (*on_batch_start)(void *user, int batch, int num_batches);
+    void (*on_inference_step)(void *user, int step, double energy);
+    void (*on_learning_step)(void *user, int step, double energy);
+    void (*on_batch_end)(void *user, int batch, double batch_energy, double pre_learn_energy);
+    void (*on_epoch_end)(void *user, int epoch, const pcn_history *h);
+    void (*on_lr_reduced)(void *user, double old_lr, double new_lr);
+    void (*on_train_end)(void *user, const pcn_history *h);
+} pcn_callbacks;
+
+// Where the trainer is when it asks for latents (see latent_init below).
+typedef struct {
+    pcn_stream stream;
+    int epoch;
+    int batch;
+    int64_t first_row;    // position of the state's first row in the epoch's order
+} pcn_latent_request;
+
+struct pcn_train_params {
+    pcn_task task;               // classification or regression; default classification
+    int t_infer;                 // supervised inference steps per batch, >= 1; default 50
+    int t_infer_test;            // free inference steps in test and train accuracy, >= 1;
+                                 //   0 means 10 * t_infer; default 0
+    int t_learn;                 // learning steps per batch, >= 1; 0 means the batch's
+                                 //   global size; default 0
+    double lr_infer;             // latent step size, > 0; default 0.05
+    double lr_learn;             // weight step size, > 0; default 0.005
+    int num_epochs;              // epochs, >= 0; default 4
+    double early_stop_threshold; // stop inference when |E_t - E_{t-1}| < this; 0 disables;
+                                 //   >= 0; default 0 (pcn-torch None)
+    int energy_window_size;      // rolling energy window for early stopping, >= 1 (early
+                                 //   stopping needs >= 2, as in pcn-torch); default 10
+    bool use_mixed_precision;    // reduced precision inference on GPUs; ignored on CPUs;
+                                 //   default true
+    pcn_lr_schedule lr_schedule; // default PCN_LR_NONE
+    double lr_decay_factor;      // plateau: lr *= this, in (0, 1); default 0.5
+    int lr_patience;             // plateau: batches without improvement, >= 1; default 1
+    const pcn_lr_step *lr_steps; // PCN_LR_STEPS: the list (not copied); default NULL
+    int n_lr_steps;              // entries in lr_steps, >= 1 with PCN_LR_STEPS; default 0
+    int batch_size;              // global training batch, >= 1; default 500
+    int test_batch_size;         // global test batch; 0 means batch_size; default 0
+    bool shuffle;                // reshuffle training rows every epoch (Philox on seed,
+                                 //   epoch); default true
+    uint64_t seed;               // seed of latents and shuffles; default 0
+    int train_accuracy_every;    // classification: free-inference train accuracy every N
+                                 //   batches (pcn-torch: every batch = 1); 0 off; default 1
+    int top_k;                   // test: also report top-k accuracy, >= 1; default 3
+    bool keep_step_energies;     // keep every step's energy in the history; default false
+    pcn_callbacks callbacks;     // hooks; default none
+    // Latent initialiser; NULL means pcn_init_latents with (seed, stream, epoch, first_row).
+    // Tests use it to replay a fixed state.
+    void (*latent_init)(void *user, pcn_state *state, const pcn_latent_request *req);
+    void *latent_user;           // passed to latent_init; default NULL
+};
+
+pcn_train_params pcn_train_default_params(void);
+// Checks every field; PCN_EINVAL with a message naming the field and its allowed range.
+pcn_status pcn_train_params_validate(const pcn_train_params *params);
+
+// ----------------------------------------------------------------------------------------
+// Training and testing (pcn-torch train_pcn, test_pcn)
+// ----------------------------------------------------------------------------------------
+
+// Trains model on data (Algorithm 3). history may be NULL; otherwise it is appended to.
+pcn_status pcn_train(pcn_model *model, const pcn_data *data, const pcn_train_params *params,
+                     pcn_history *history);
+
+typedef struct {
+    double accuracy;     // classification: share of argmax Yhat == label (0 for regression)
+    double top_k;        // classification: share with the label among the top_k outputs
+    int k;               // the k of top_k
+    double energy;       // sample-weighted mean of the final (target-free) energy
+    double mse;          // regression: mean over samples and outputs of (Yhat - y)^2
+    int64_t samples;     // samples scored
+} pcn_test_result;
+
+// Free inference (no target) on every batch, then scores. yhat, if not NULL, receives the
+// (n, K) outputs in data order.
+pcn_status pcn_test(const pcn_model *model, const pcn_data *data, const pcn_train_params *params,
+                    pcn_test_result *result, float *yhat);
+
+// ----------------------------------------------------------------------------------------
+// Progress display (pcn-torch RichCallback)
+// ----------------------------------------------------------------------------------------
+
+typedef struct pcn_progress pcn_progress;
+
+// On a terminal: a live bar per epoch (batches done, elapsed, ETA, energy, running
+// accuracy) and a line per LR reduction. Otherwise one plain line per epoch.
+// device may be NULL.
+pcn_progress *pcn_progress_init(FILE *out, const char *device);
+void pcn_progress_free(pcn_progress *progress);
+// Forces terminal (1) or plain (0) mode; -1 detects with isatty.
+void pcn_progress_set_mode(pcn_progress *progress, int live);
+pcn_callbacks pcn_progress_callbacks(pcn_progress *progress);
+
+#ifdef __cplusplus
+}
+#endif
+#endif // PCN_H

@@ -1,0 +1,130 @@
+/*
+ * pcn_impl.h — library-private definitions shared by the files of libpcn: the model and
+ * state structs, error reporting, aligned allocation and the Philox helpers.
+ *
+ * Invariants: a model's weights W[0..L-1], Wout live in one buffer w (offsets woff[l]);
+ * its gradient buffer g has the same layout. A state holds each tensor family (latents,
+ * preactivations, errors, gains) in one allocation with rows of the maximal batch; the
+ * first `batch` rows are in use.
+ */
+#ifndef PCN_IMPL_H
+#define PCN_IMPL_H
+
+#include <stdarg.h>
+
+#include "backend.h"
+#include "pcn.h"
+
+#define PCN_MAX_LAYERS 64
+
+struct pcn_model {
+    int L;                        // layers
+    int dims[PCN_MAX_LAYERS + 1]; // d0..dL
+    int K;                        // outputs
+    pcn_task mode;
+    pcn_activation act[PCN_MAX_LAYERS];
+    size_t woff[PCN_MAX_LAYERS + 2]; // offset of W[l]; woff[L] readout; woff[L+1] total
+    float *w;                     // all weights
+    float *g;                     // gradient, same layout
+    const pcn_backend_ops *ops;   // arithmetic backend
+};
+
+struct pcn_state {
+    const pcn_model *model;
+    int max_batch;
+    int batch;
+    float *mem;                       // the one allocation behind every pointer below
+    float *x[PCN_MAX_LAYERS + 1];     // x[l], l = 1..L: latents (B, d_l); x[0] unused
+    float *a[PCN_MAX_LAYERS];         // preactivations (B, d_l), l = 0..L-1
+    float *e[PCN_MAX_LAYERS + 1];     // errors (B, d_l), l = 0..L; e[L] = top error
+    float *h[PCN_MAX_LAYERS];         // gains (B, d_l)
+    float *yhat;                      // (B, K)
+    float *esup;                      // (B, K)
+    bool latents_ready;
+    bool has_target;                  // whether e[L], esup hold a supervised snapshot
+};
+
+// ----------------------------------------------------------------------------------------
+// Errors
+// ----------------------------------------------------------------------------------------
+
+// Records a message for pcn_last_error() and returns status.
+pcn_status pcn_set_error(pcn_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+pcn_status pcn_set_errorv(pcn_status status, const char *fmt, va_list ap);
+
+// ----------------------------------------------------------------------------------------
+// Memory
+// ----------------------------------------------------------------------------------------
+
+// 64-byte aligned, zeroed; NULL when count is 0 or on failure.
+void *pcn_alloc(size_t bytes);
+void pcn_free(void *p);
+
+// ----------------------------------------------------------------------------------------
+// Counter-based randomness (Philox4x32-10)
+// ----------------------------------------------------------------------------------------
+
+// Fills out[0..n) with N(0,1) draws; unit j's value depends on (seed, c0, c1, c2, j) only.
+void pcn_rng_normal(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2, float *out, size_t n);
+// Fills out[0..n) with U(lo, hi) draws; value j depends on (seed, c0, c1, c2, j) only.
+void pcn_rng_uniform(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2, float lo, float hi,
+                     float *out, size_t n);
+// A uniform 64-bit integer, the draw of (seed, c0, c1, c2, j).
+uint64_t pcn_rng_u64(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2, uint64_t j);
+
+// Stream ids in the counters (latent streams are pcn_stream values).
+#define PCN_RNG_WEIGHTS 0x100u
+#define PCN_RNG_SHUFFLE 0x101u
+
+// ----------------------------------------------------------------------------------------
+// Internals the tests reach
+// ----------------------------------------------------------------------------------------
+
+void pcn_model_set_backend(pcn_model *model, const pcn_backend_ops *ops);
+void pcn_history_set_running_accuracy(pcn_history *h, double acc);
+
+// ----------------------------------------------------------------------------------------
+// Step kernels (state.c). Sums are local to this process's rows and not yet halved or
+// divided by the batch: the trainer makes them global before turning them into energies.
+// ----------------------------------------------------------------------------------------
+
+// Errors of the current snapshot; with lr != 0 also the whole latent update of an inference
+// step. need_top: compute the top error E[L] = Esup Wout (inference needs it, learning not).
+// Returns sum_l ||E[l]||^2 + ||Esup||^2 over the state's rows.
+double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
+                       float lr, bool need_top);
+// After pcn_step_errors: the model's gradient buffer g = [H[l]^T X[l+1] ..., -Esup^T X[L]]
+// (zero readout part without a target), so that the update is w += (lr/B) g.
+void pcn_step_gradient(pcn_model *m, const pcn_state *s, bool has_target);
+// w += alpha g over the whole buffer.
+void pcn_step_apply(pcn_model *m, float alpha);
+// Yhat of the state's rows into s->yhat.
+void pcn_step_predict(const pcn_model *m, pcn_state *s);
+
+// ----------------------------------------------------------------------------------------
+// Collectives seen by the trainer (src/dist fills them; NULL means one process)
+// ----------------------------------------------------------------------------------------
+
+typedef struct pcn_collectives {
+    void *ctx;
+    int rank, size;
+    // In-place global sums. Collective.
+    pcn_status (*sum_f64)(void *ctx, double *v, int n);
+    pcn_status (*sum_f32)(void *ctx, float *v, size_t n);
+    // Agreement on a local status: every rank returns the worst status, and the message of
+    // the lowest failing rank in pcn_last_error(). Collective.
+    pcn_status (*agree)(void *ctx, pcn_status local);
+} pcn_collectives;
+
+// Rows [*lo, *lo + *count) of a global batch of `global` rows taken by `rank` of `size`:
+// contiguous, balanced, the first global % size ranks take one more.
+void pcn_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count);
+
+pcn_status pcn_train_dist(pcn_model *model, const pcn_data *data, const pcn_train_params *params,
+                          pcn_history *history, const pcn_collectives *coll);
+pcn_status pcn_test_dist(const pcn_model *model, const pcn_data *data,
+                         const pcn_train_params *params, pcn_test_result *result, float *yhat,
+                         const pcn_collectives *coll);
+
+#endif // PCN_IMPL_H

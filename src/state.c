@@ -1,0 +1,233 @@
+/*
+ * state.c — latents and error signals of one batch, and the inference and learning steps
+ * built on the backend interface (pcn-torch init_latents, compute_errors, predict, and
+ * the step bodies of train_pcn).
+ *
+ * Order inside an inference step (all errors come from one snapshot, as in pcn-torch):
+ *   1. A[l] = X[l+1] W[l]^T for every l, Yhat = X[L] Wout^T        (matrix products)
+ *   2. Esup = Yhat - Y, E[L] = Esup Wout                             (with a target)
+ *   3. per layer, one fused pass: E[l], H[l], sum E^2 and X[l] -= lr E[l]
+ *   4. X[L] -= lr E[L]; X[l] += lr H[l-1] W[l-1] for l = 1..L        (matrix products)
+ * Step 3 may write X[l] because every product that reads X[l] ran in step 1.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "pcn_impl.h"
+
+pcn_state *pcn_state_init(const pcn_model *m, int max_batch) {
+    if (!m) {
+        pcn_set_error(PCN_EINVAL, "state: model is NULL");
+        return NULL;
+    }
+    if (max_batch < 1) {
+        pcn_set_error(PCN_EINVAL, "state: max_batch must be >= 1, got %d", max_batch);
+        return NULL;
+    }
+    pcn_state *s = pcn_alloc(sizeof *s);
+    if (!s) {
+        pcn_set_error(PCN_ENOMEM, "out of memory allocating a batch state");
+        return NULL;
+    }
+    s->model = m;
+    s->max_batch = max_batch;
+    size_t rows = (size_t)max_batch, total = 0;
+    size_t sz_x[PCN_MAX_LAYERS + 1];
+    for (int l = 0; l <= m->L; l++) {
+        sz_x[l] = (rows * m->dims[l] + 15) / 16 * 16; // 64-byte aligned starts
+        total += (l > 0 ? sz_x[l] : 0) + 2 * sz_x[l] + (l < m->L ? sz_x[l] : 0);
+    }
+    size_t sz_k = (rows * m->K + 15) / 16 * 16;
+    total += 2 * sz_k;
+    s->mem = pcn_alloc(total * sizeof(float));
+    if (!s->mem) {
+        pcn_free(s);
+        pcn_set_error(PCN_ENOMEM, "out of memory allocating a batch state of %zu floats", total);
+        return NULL;
+    }
+    float *p = s->mem;
+    for (int l = 0; l <= m->L; l++) {
+        if (l > 0) s->x[l] = p, p += sz_x[l];
+        s->e[l] = p, p += sz_x[l];
+        if (l < m->L) s->a[l] = p, p += sz_x[l], s->h[l] = p, p += sz_x[l];
+        else p += sz_x[l]; // keeps the count above simple: one spare block at the top
+    }
+    s->yhat = p, p += sz_k;
+    s->esup = p;
+    s->batch = max_batch;
+    return s;
+}
+
+void pcn_state_free(pcn_state *s) {
+    if (!s) return;
+    pcn_free(s->mem);
+    pcn_free(s);
+}
+
+pcn_status pcn_state_set_batch(pcn_state *s, int batch) {
+    if (batch < 0 || batch > s->max_batch)
+        return pcn_set_error(PCN_EINVAL, "state: batch %d outside [0, %d]", batch, s->max_batch);
+    s->batch = batch;
+    s->latents_ready = false;
+    return PCN_OK;
+}
+
+int pcn_state_batch(const pcn_state *s) { return s->batch; }
+
+float *pcn_state_latent(pcn_state *s, int l) {
+    if (l < 1 || l > s->model->L) return NULL;
+    s->latents_ready = true; // the caller sets them by hand
+    return s->x[l];
+}
+
+void pcn_init_latents(pcn_state *s, const pcn_latent_key *key) {
+    const pcn_model *m = s->model;
+    for (int l = 1; l <= m->L; l++) {
+        uint32_t c1 = ((uint32_t)l << 8) | (uint32_t)key->stream;
+        for (int r = 0; r < s->batch; r++)
+            pcn_rng_normal(key->seed, (uint32_t)(key->first_row + r), c1, key->epoch,
+                           s->x[l] + (size_t)r * m->dims[l], (size_t)m->dims[l]);
+    }
+    s->latents_ready = true;
+}
+
+// ----------------------------------------------------------------------------------------
+// Step kernels
+// ----------------------------------------------------------------------------------------
+
+double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
+                       float lr, bool need_top) {
+    const pcn_backend_ops *ops = m->ops;
+    const int B = s->batch, L = m->L, K = m->K, dL = m->dims[L];
+    const float *wout = m->w + m->woff[L];
+    double sq = 0.0;
+    for (int l = 0; l < L; l++) // (B, d_l) = (B, d_{l+1}) (d_l, d_{l+1})^T
+        ops->gemm(false, true, B, m->dims[l], m->dims[l + 1], 1.0f, s->x[l + 1], m->dims[l + 1],
+                  m->w + m->woff[l], m->dims[l + 1], 0.0f, s->a[l], m->dims[l]);
+    if (y) {
+        ops->gemm(false, true, B, K, dL, 1.0f, s->x[L], dL, wout, dL, 0.0f, s->yhat, K);
+        sq += ops->sup_error((size_t)B * K, s->yhat, y, s->esup);
+        if (need_top) // (B, dL) = (B, K) (K, dL)
+            ops->gemm(false, false, B, dL, K, 1.0f, s->esup, K, wout, dL, 0.0f, s->e[L], dL);
+    }
+    s->has_target = y != NULL;
+    // The input X[0] is never written: its pass runs with lr = 0.
+    sq += ops->error_pass(m->act[0], (size_t)B * m->dims[0], (float *)x, s->a[0], s->e[0],
+                          s->h[0], 0.0f);
+    for (int l = 1; l < L; l++)
+        sq += ops->error_pass(m->act[l], (size_t)B * m->dims[l], s->x[l], s->a[l], s->e[l],
+                              s->h[l], lr);
+    if (lr != 0.0f) {
+        if (y) ops->axpy((size_t)B * dL, -lr, s->e[L], s->x[L]);
+        for (int l = 1; l <= L; l++) // (B, d_l) += lr (B, d_{l-1}) (d_{l-1}, d_l)
+            ops->gemm(false, false, B, m->dims[l], m->dims[l - 1], lr, s->h[l - 1],
+                      m->dims[l - 1], m->w + m->woff[l - 1], m->dims[l], 1.0f, s->x[l],
+                      m->dims[l]);
+    }
+    return sq;
+}
+
+void pcn_step_gradient(pcn_model *m, const pcn_state *s, bool has_target) {
+    const pcn_backend_ops *ops = m->ops;
+    const int B = s->batch, L = m->L, K = m->K, dL = m->dims[L];
+    for (int l = 0; l < L; l++) // (d_l, d_{l+1}) = (B, d_l)^T (B, d_{l+1})
+        ops->gemm(true, false, m->dims[l], m->dims[l + 1], B, 1.0f, s->h[l], m->dims[l],
+                  s->x[l + 1], m->dims[l + 1], 0.0f, m->g + m->woff[l], m->dims[l + 1]);
+    if (has_target) // (K, dL) = -(B, K)^T (B, dL)
+        ops->gemm(true, false, K, dL, B, -1.0f, s->esup, K, s->x[L], dL, 0.0f,
+                  m->g + m->woff[L], dL);
+    else
+        memset(m->g + m->woff[L], 0, (size_t)K * dL * sizeof(float));
+}
+
+void pcn_step_apply(pcn_model *m, float alpha) {
+    m->ops->axpy(m->woff[m->L + 1], alpha, m->g, m->w);
+}
+
+void pcn_step_predict(const pcn_model *m, pcn_state *s) {
+    const int L = m->L, dL = m->dims[L];
+    m->ops->gemm(false, true, s->batch, m->K, dL, 1.0f, s->x[L], dL, m->w + m->woff[L], dL,
+                 0.0f, s->yhat, m->K);
+}
+
+// ----------------------------------------------------------------------------------------
+// Public single-process API
+// ----------------------------------------------------------------------------------------
+
+static pcn_status check_ready(const pcn_model *m, const pcn_state *s, const float *x) {
+    if (!m || !s) return pcn_set_error(PCN_EINVAL, "model and state must not be NULL");
+    if (s->model != m)
+        return pcn_set_error(PCN_EINVAL, "state was made for another model");
+    if (!s->latents_ready)
+        return pcn_set_error(PCN_ESTATE,
+                             "latents not initialised: call pcn_init_latents() first");
+    if (!x && s->batch > 0) return pcn_set_error(PCN_EINVAL, "input x must not be NULL");
+    return PCN_OK;
+}
+
+pcn_status pcn_compute_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
+                              pcn_errors *out) {
+    pcn_status st = check_ready(m, s, x);
+    if (st != PCN_OK) return st;
+    pcn_step_errors(m, s, x, y, 0.0f, true);
+    *out = (pcn_errors){
+        .n_layers = m->L,
+        .batch = s->batch,
+        .dims = m->dims,
+        .output_dim = m->K,
+        .errors = s->e,
+        .gm_errors = s->h,
+        .supervised_error = y ? s->esup : NULL,
+        .top_error = y ? s->e[m->L] : NULL,
+    };
+    return PCN_OK;
+}
+
+static double sumsq(const float *v, size_t n) {
+    double acc = 0.0;
+    for (size_t i = 0; i < n; i++) acc += (double)v[i] * v[i];
+    return acc;
+}
+
+int pcn_compute_energy_per_layer(const pcn_errors *e, double *out) {
+    int n = 0;
+    double inv = e->batch > 0 ? 0.5 / e->batch : 0.0;
+    for (int l = 0; l < e->n_layers; l++)
+        out[n++] = inv * sumsq(e->errors[l], (size_t)e->batch * e->dims[l]);
+    if (e->supervised_error)
+        out[n++] = inv * sumsq(e->supervised_error, (size_t)e->batch * e->output_dim);
+    return n;
+}
+
+double pcn_compute_energy(const pcn_errors *e) {
+    double terms[PCN_MAX_LAYERS + 1], total = 0.0;
+    int n = pcn_compute_energy_per_layer(e, terms);
+    for (int i = 0; i < n; i++) total += terms[i];
+    return total;
+}
+
+pcn_status pcn_predict(const pcn_model *m, const pcn_state *s, float *yhat) {
+    pcn_status st = check_ready(m, s, (const float *)1);
+    if (st != PCN_OK) return st;
+    const int L = m->L, dL = m->dims[L];
+    m->ops->gemm(false, true, s->batch, m->K, dL, 1.0f, s->x[L], dL, m->w + m->woff[L], dL,
+                 0.0f, yhat, m->K);
+    return PCN_OK;
+}
+
+double pcn_inference_step(const pcn_model *m, pcn_state *s, const float *x, const float *y,
+                          float lr_infer) {
+    if (check_ready(m, s, x) != PCN_OK) return NAN;
+    double sq = pcn_step_errors(m, s, x, y, lr_infer, true);
+    return s->batch > 0 ? 0.5 * sq / s->batch : 0.0;
+}
+
+double pcn_learning_step(pcn_model *m, pcn_state *s, const float *x, const float *y,
+                         float lr_learn) {
+    if (check_ready(m, s, x) != PCN_OK) return NAN;
+    double sq = pcn_step_errors(m, s, x, y, 0.0f, false);
+    if (s->batch == 0) return 0.0;
+    pcn_step_gradient(m, s, y != NULL);
+    pcn_step_apply(m, lr_learn / (float)s->batch);
+    return 0.5 * sq / s->batch;
+}

@@ -1,0 +1,579 @@
+/*
+ * train.c — training and test loops (pcn-torch train_pcn, test_pcn), their configuration
+ * and its validation.
+ *
+ * The global batch is the unit of the algorithm: with collectives, this process takes a
+ * contiguous, balanced slice of every global batch (pcn_shard), and every sum over the
+ * batch (energies, gradients, correct counts) is made global before it is used, so all
+ * processes take the same decisions (early stop, schedule, divergence). Every buffer is
+ * allocated once before the epoch loop; nothing is allocated inside the step loops.
+ *
+ * Order inside a training batch, as pcn-torch 1.1.0:
+ *   on_batch_start; T_infer supervised inference steps (early stop on |E_t - E_{t-1}|);
+ *   manual lr step (on_lr_reduced); pre-learn energy; T_learn learning steps; batch energy;
+ *   reduce-on-plateau (earlier pcn-torch revisions); train-accuracy free inference with
+ *   fresh latents (T_infer_test steps, no early stop); on_batch_end.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pcn_impl.h"
+
+pcn_train_params pcn_train_default_params(void) {
+    return (pcn_train_params){
+        .task = PCN_TASK_CLASSIFICATION,
+        .t_infer = 50,
+        .t_infer_test = 0,
+        .t_learn = 0,
+        .lr_infer = 0.05,
+        .lr_learn = 0.005,
+        .num_epochs = 4,
+        .early_stop_threshold = 0.0,
+        .energy_window_size = 10,
+        .use_mixed_precision = true,
+        .lr_schedule = PCN_LR_NONE,
+        .lr_decay_factor = 0.5,
+        .lr_patience = 1,
+        .lr_steps = NULL,
+        .n_lr_steps = 0,
+        .batch_size = 500,
+        .test_batch_size = 0,
+        .shuffle = true,
+        .seed = 0,
+        .train_accuracy_every = 1,
+        .top_k = 3,
+        .keep_step_energies = false,
+        .callbacks = {0},
+        .latent_init = NULL,
+        .latent_user = NULL,
+    };
+}
+
+#define BAD(...) return pcn_set_error(PCN_EINVAL, __VA_ARGS__)
+
+static bool pos_finite(double v) { return isfinite(v) && v > 0.0; }
+
+pcn_status pcn_train_params_validate(const pcn_train_params *p) {
+    if (!p) BAD("train params: NULL");
+    if (p->task != PCN_TASK_CLASSIFICATION && p->task != PCN_TASK_REGRESSION)
+        BAD("task must be classification or regression, got %d", (int)p->task);
+    if (p->t_infer < 1) BAD("t_infer must be >= 1, got %d", p->t_infer);
+    if (p->t_infer_test < 0) BAD("t_infer_test must be >= 1 (or 0 for 10 * t_infer), got %d",
+                                 p->t_infer_test);
+    if (p->t_learn < 0) BAD("t_learn must be >= 1 (or 0 for the batch size), got %d", p->t_learn);
+    if (!pos_finite(p->lr_infer)) BAD("lr_infer must be finite and > 0, got %g", p->lr_infer);
+    if (!pos_finite(p->lr_learn)) BAD("lr_learn must be finite and > 0, got %g", p->lr_learn);
+    if (p->num_epochs < 0) BAD("num_epochs must be >= 0, got %d", p->num_epochs);
+    if (!isfinite(p->early_stop_threshold) || p->early_stop_threshold < 0.0)
+        BAD("early_stop_threshold must be finite and >= 0 (0 disables), got %g",
+            p->early_stop_threshold);
+    if (p->energy_window_size < 1)
+        BAD("energy_window_size must be >= 1, got %d", p->energy_window_size);
+    if (p->lr_schedule != PCN_LR_NONE && p->lr_schedule != PCN_LR_PLATEAU &&
+        p->lr_schedule != PCN_LR_STEPS)
+        BAD("lr_schedule must be none, plateau or steps, got %d", (int)p->lr_schedule);
+    if (!(p->lr_decay_factor > 0.0 && p->lr_decay_factor < 1.0))
+        BAD("lr_decay_factor must be in (0, 1) exclusive, got %g", p->lr_decay_factor);
+    if (p->lr_patience < 1) BAD("lr_patience must be >= 1, got %d", p->lr_patience);
+    if (p->lr_schedule == PCN_LR_STEPS && (p->n_lr_steps < 1 || !p->lr_steps))
+        BAD("lr_steps must be a non-empty list with lr_schedule steps (n_lr_steps = %d)",
+            p->n_lr_steps);
+    if (p->n_lr_steps < 0) BAD("n_lr_steps must be >= 0, got %d", p->n_lr_steps);
+    for (int i = 0; p->lr_steps && i < p->n_lr_steps; i++) {
+        const pcn_lr_step *s = &p->lr_steps[i];
+        if (s->epoch < 0) BAD("lr_steps[%d] epoch must be >= 0, got %d", i, s->epoch);
+        if (s->batch < 0) BAD("lr_steps[%d] batch must be >= 0, got %d", i, s->batch);
+        if (!pos_finite(s->lr)) BAD("lr_steps[%d] lr must be finite and > 0, got %g", i, s->lr);
+    }
+    if (p->batch_size < 1) BAD("batch_size must be >= 1, got %d", p->batch_size);
+    if (p->test_batch_size < 0)
+        BAD("test_batch_size must be >= 1 (or 0 for batch_size), got %d", p->test_batch_size);
+    if (p->train_accuracy_every < 0)
+        BAD("train_accuracy_every must be >= 0 (0 disables), got %d", p->train_accuracy_every);
+    if (p->top_k < 1) BAD("top_k must be >= 1, got %d", p->top_k);
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// Collectives (a single process when coll is NULL)
+// ----------------------------------------------------------------------------------------
+
+void pcn_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count) {
+    int64_t base = global / size, extra = global % size;
+    *count = base + (rank < extra ? 1 : 0);
+    *lo = rank * base + (rank < extra ? rank : extra);
+}
+
+static pcn_status gsum64(const pcn_collectives *c, double *v, int n) {
+    return c ? c->sum_f64(c->ctx, v, n) : PCN_OK;
+}
+
+static pcn_status agree(const pcn_collectives *c, pcn_status st) {
+    return c ? c->agree(c->ctx, st) : st;
+}
+
+// ----------------------------------------------------------------------------------------
+// The trainer's workspace
+// ----------------------------------------------------------------------------------------
+
+typedef struct {
+    pcn_model *m;            // writable for training; tests use it read-only
+    const pcn_data *data;
+    const pcn_train_params *p;
+    const pcn_collectives *coll;
+    pcn_history *h;
+    const pcn_callbacks *cb;
+    pcn_state *s;
+    int K;
+    int64_t *perm;           // (n) the epoch's order
+    int64_t *rows;           // (local max batch) data rows of this process's slice
+    float *x;                // (local max batch, d0)
+    float *y;                // (local max batch, K) one-hot or targets
+    int32_t *labels;         // (local max batch)
+    float *targets;          // (local max batch, y_dim)
+    double *window;          // (energy_window_size) ring of step energies
+    int64_t gbatch;          // current global batch
+    int64_t lo, count;       // this process's slice of it
+} trainer;
+
+static pcn_status check_shapes(const pcn_model *m, const pcn_data *d, pcn_task task,
+                               const char *what) {
+    if (!d || !d->read) return pcn_set_error(PCN_EINVAL, "%s data: no data source", what);
+    if (d->n < 1) return pcn_set_error(PCN_EDATA, "%s data has no samples", what);
+    if (d->x_dim != m->dims[0])
+        return pcn_set_error(PCN_EDATA,
+                             "%s data has %d features per sample but dims[0] is %d", what,
+                             d->x_dim, m->dims[0]);
+    if (task == PCN_TASK_REGRESSION && d->y_dim != m->K)
+        return pcn_set_error(PCN_EDATA,
+                             "%s data: regression needs targets of width output_dim = %d, the "
+                             "data has %s%d",
+                             what, m->K, d->y_dim ? "width " : "integer labels, y_dim ",
+                             d->y_dim);
+    if (task == PCN_TASK_CLASSIFICATION && d->y_dim != 0 && d->y_dim != m->K)
+        return pcn_set_error(PCN_EDATA,
+                             "%s data: classification needs integer labels or one-hot targets "
+                             "of width output_dim = %d, the data has width %d",
+                             what, m->K, d->y_dim);
+    return PCN_OK;
+}
+
+static void trainer_free(trainer *t) {
+    pcn_state_free(t->s);
+    free(t->perm);
+    free(t->rows);
+    pcn_free(t->x);
+    pcn_free(t->y);
+    free(t->labels);
+    pcn_free(t->targets);
+    free(t->window);
+}
+
+static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
+                               const pcn_train_params *p, int batch,
+                               const pcn_collectives *coll) {
+    memset(t, 0, sizeof *t);
+    t->m = m, t->data = d, t->p = p, t->coll = coll, t->cb = &p->callbacks, t->K = m->K;
+    int64_t gmax = batch < d->n ? batch : d->n, lo, local;
+    pcn_shard(gmax, coll ? coll->rank : 0, coll ? coll->size : 1, &lo, &local);
+    int64_t cap = local > 0 ? local : 1;
+    t->s = pcn_state_init(m, (int)cap);
+    t->perm = malloc((size_t)d->n * sizeof *t->perm);
+    t->rows = malloc((size_t)cap * sizeof *t->rows);
+    t->x = pcn_alloc((size_t)cap * m->dims[0] * sizeof(float));
+    t->y = pcn_alloc((size_t)cap * m->K * sizeof(float));
+    t->labels = malloc((size_t)cap * sizeof *t->labels);
+    t->targets = pcn_alloc((size_t)cap * (d->y_dim > 0 ? d->y_dim : 1) * sizeof(float));
+    t->window = malloc((size_t)p->energy_window_size * sizeof *t->window);
+    if (!t->s || !t->perm || !t->rows || !t->x || !t->y || !t->labels || !t->targets ||
+        !t->window) {
+        trainer_free(t);
+        return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
+    }
+    for (int64_t i = 0; i < d->n; i++) t->perm[i] = i;
+    return PCN_OK;
+}
+
+// Fisher-Yates on Philox draws of (seed, epoch): the same order on every process.
+static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint64_t r = pcn_rng_u64(seed, (uint32_t)epoch, PCN_RNG_SHUFFLE, 0, (uint64_t)i);
+        int64_t j = (int64_t)(r % (uint64_t)(i + 1));
+        int64_t tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+}
+
+// Reads this process's slice of the global batch at epoch position pos, validates it and
+// builds Y. Collective: every process returns the same status.
+static pcn_status read_batch(trainer *t, int64_t pos, int64_t gbatch, pcn_task task,
+                             const char *what) {
+    const pcn_data *d = t->data;
+    const int D = t->m->dims[0], K = t->K;
+    t->gbatch = gbatch;
+    pcn_shard(gbatch, t->coll ? t->coll->rank : 0, t->coll ? t->coll->size : 1, &t->lo,
+              &t->count);
+    for (int64_t i = 0; i < t->count; i++) t->rows[i] = t->perm[pos + t->lo + i];
+    pcn_status st = PCN_OK;
+    if (t->count > 0)
+        st = d->read(d->ctx, t->rows, (int)t->count, t->x, t->labels, t->targets);
+    for (int64_t i = 0; st == PCN_OK && i < t->count; i++) {
+        const float *xi = t->x + (size_t)i * D;
+        float *yi = t->y + (size_t)i * K;
+        for (int j = 0; j < D; j++)
+            if (!isfinite(xi[j])) {
+                st = pcn_set_error(PCN_EDATA, "%s data: non-finite value (%g) at row %lld, "
+                                   "feature %d", what, xi[j], (long long)t->rows[i], j);
+                break;
+            }
+        if (st != PCN_OK) break;
+        if (d->y_dim == 0) {
+            int32_t c = t->labels[i];
+            if (c < 0 || c >= K) {
+                st = pcn_set_error(PCN_EDATA, "%s data: label %d at row %lld is outside "
+                                   "[0, %d)", what, (int)c, (long long)t->rows[i], K);
+                break;
+            }
+            memset(yi, 0, (size_t)K * sizeof(float));
+            yi[c] = 1.0f;
+        } else {
+            const float *ti = t->targets + (size_t)i * d->y_dim;
+            for (int j = 0; j < K; j++) {
+                if (!isfinite(ti[j])) {
+                    st = pcn_set_error(PCN_EDATA, "%s data: non-finite target (%g) at row "
+                                       "%lld, output %d", what, ti[j], (long long)t->rows[i], j);
+                    break;
+                }
+                yi[j] = ti[j];
+            }
+            if (st != PCN_OK) break;
+            if (task == PCN_TASK_CLASSIFICATION) { // pre-encoded one-hot: label = argmax
+                int best = 0;
+                for (int j = 1; j < K; j++)
+                    if (ti[j] > ti[best]) best = j;
+                t->labels[i] = best;
+            }
+        }
+    }
+    if (st == PCN_OK) pcn_state_set_batch(t->s, (int)t->count);
+    return agree(t->coll, st);
+}
+
+static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, int64_t pos) {
+    const pcn_train_params *p = t->p;
+    int64_t first = pos + t->lo;
+    if (p->latent_init) {
+        pcn_latent_request req = {stream, epoch, batch, first};
+        p->latent_init(p->latent_user, t->s, &req);
+        t->s->latents_ready = true;
+    } else {
+        pcn_latent_key key = {p->seed, stream, (uint32_t)epoch, first};
+        pcn_init_latents(t->s, &key);
+    }
+}
+
+// Turns a local sum of squares into the global batch-mean energy. Collective.
+static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
+    double v = local_sq;
+    pcn_status st = gsum64(t->coll, &v, 1);
+    *energy = 0.5 * v / (double)t->gbatch;
+    if (st == PCN_OK && !isfinite(*energy))
+        st = pcn_set_error(PCN_EDIVERGED, "energy became %g: training diverged; lower "
+                           "lr_infer or lr_learn", *energy);
+    return st;
+}
+
+// ----------------------------------------------------------------------------------------
+// Phases
+// ----------------------------------------------------------------------------------------
+
+// Up to t_steps inference steps, with the target (y) or without (NULL). Early stopping as
+// pcn-torch: after a step's update, stop when the window holds >= 2 energies and the last
+// two differ by less than the threshold. Reports each step's energy when report is set.
+static pcn_status infer(trainer *t, const float *y, int t_steps, bool early_stop, bool report,
+                        int *steps_taken) {
+    const pcn_train_params *p = t->p;
+    const int W = p->energy_window_size;
+    const bool stop_on = early_stop && p->early_stop_threshold > 0.0 && W >= 2;
+    double prev = 0.0;
+    int filled = 0, step = 0;
+    while (step < t_steps) {
+        double sq = pcn_step_errors(t->m, t->s, t->x, y, (float)p->lr_infer, true);
+        step++;
+        if (!report && !stop_on) continue; // no one needs this step's energy
+        double energy;
+        pcn_status st = energy_of(t, sq, &energy);
+        if (st != PCN_OK) return st;
+        if (report) {
+            if (t->cb->on_inference_step)
+                t->cb->on_inference_step(t->cb->user, step - 1, energy);
+            if (p->keep_step_energies && t->h)
+                pcn_history_append(t->h, PCN_HIST_STEP_INFER, energy);
+        }
+        bool converged = filled >= 1 && fabs(energy - prev) < p->early_stop_threshold;
+        prev = energy;
+        filled = filled < W ? filled + 1 : W;
+        if (stop_on && converged) break;
+    }
+    *steps_taken = step;
+    return PCN_OK;
+}
+
+// The energy of the current snapshot with the target (no update). Collective.
+static pcn_status snapshot_energy(trainer *t, double *energy) {
+    return energy_of(t, pcn_step_errors(t->m, t->s, t->x, t->y, 0.0f, false), energy);
+}
+
+static pcn_status learn(trainer *t, int t_steps, double lr) {
+    const pcn_train_params *p = t->p;
+    const float alpha = (float)(lr / (double)t->gbatch);
+    for (int step = 0; step < t_steps; step++) {
+        double energy;
+        pcn_status st = snapshot_energy(t, &energy);
+        if (st != PCN_OK) return st;
+        if (t->cb->on_learning_step) t->cb->on_learning_step(t->cb->user, step, energy);
+        if (p->keep_step_energies && t->h) pcn_history_append(t->h, PCN_HIST_STEP_LEARN, energy);
+        pcn_step_gradient(t->m, t->s, true);
+        if (t->coll) {
+            st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1]);
+            if (st != PCN_OK) return st;
+        }
+        pcn_step_apply(t->m, alpha);
+    }
+    return PCN_OK;
+}
+
+static int argmax(const float *v, int n) {
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (v[j] > v[best]) best = j;
+    return best;
+}
+
+// Whether label is among the k largest outputs (ties broken towards the lower index).
+static bool in_top_k(const float *v, int n, int label, int k) {
+    int better = 0;
+    for (int j = 0; j < n; j++)
+        if (v[j] > v[label] || (v[j] == v[label] && j < label)) better++;
+    return better < k;
+}
+
+// ----------------------------------------------------------------------------------------
+// Training
+// ----------------------------------------------------------------------------------------
+
+typedef struct {
+    double lr;           // current lr_learn
+    double best;         // plateau: best batch energy so far
+    int patience;        // plateau: batches without improvement
+} schedule;
+
+static void lr_change(trainer *t, schedule *sc, double lr) {
+    double old = sc->lr;
+    sc->lr = lr;
+    if (t->cb->on_lr_reduced) t->cb->on_lr_reduced(t->cb->user, old, lr);
+}
+
+// Manual steps, looked up before the learning phase; the last entry for a position wins.
+static void schedule_steps(trainer *t, schedule *sc, int epoch, int batch) {
+    const pcn_train_params *p = t->p;
+    if (p->lr_schedule != PCN_LR_STEPS) return;
+    const pcn_lr_step *hit = NULL;
+    for (int i = 0; i < p->n_lr_steps; i++)
+        if (p->lr_steps[i].epoch == epoch && p->lr_steps[i].batch == batch) hit = &p->lr_steps[i];
+    if (hit && hit->lr != sc->lr) lr_change(t, sc, hit->lr);
+}
+
+static void schedule_plateau(trainer *t, schedule *sc, double batch_energy) {
+    const pcn_train_params *p = t->p;
+    if (p->lr_schedule != PCN_LR_PLATEAU) return;
+    if (batch_energy < sc->best) {
+        sc->best = batch_energy;
+        sc->patience = 0;
+    } else if (++sc->patience >= p->lr_patience) {
+        sc->patience = 0;
+        lr_change(t, sc, sc->lr * p->lr_decay_factor);
+    }
+}
+
+// Free inference from fresh latents, then argmax vs label; adds global counts to acc[0..1].
+static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos, double acc[2]) {
+    const pcn_train_params *p = t->p;
+    int steps;
+    init_latents(t, PCN_STREAM_ACCURACY, epoch, batch, pos);
+    pcn_status st = infer(t, NULL, p->t_infer_test ? p->t_infer_test : 10 * p->t_infer, false,
+                          false, &steps);
+    if (st != PCN_OK) return st;
+    pcn_step_predict(t->m, t->s);
+    double counts[2] = {0.0, (double)t->count};
+    for (int64_t i = 0; i < t->count; i++)
+        counts[0] += argmax(t->s->yhat + (size_t)i * t->K, t->K) == t->labels[i];
+    st = gsum64(t->coll, counts, 2);
+    acc[0] += counts[0];
+    acc[1] += counts[1];
+    return st;
+}
+
+static pcn_status train_batch(trainer *t, schedule *sc, int epoch, int batch, int nbatches,
+                              int64_t pos, double sums[4]) {
+    const pcn_train_params *p = t->p;
+    const pcn_callbacks *cb = t->cb;
+    int64_t gb = t->gbatch;
+    if (cb->on_batch_start) cb->on_batch_start(cb->user, batch, nbatches);
+    init_latents(t, PCN_STREAM_TRAIN, epoch, batch, pos);
+    int steps;
+    pcn_status st = infer(t, t->y, p->t_infer, true, true, &steps);
+    if (st != PCN_OK) return st;
+    if (t->h) pcn_history_append(t->h, PCN_HIST_INFER_STEPS, steps);
+    schedule_steps(t, sc, epoch, batch);
+    double pre, post;
+    if ((st = snapshot_energy(t, &pre)) != PCN_OK) return st;
+    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, sc->lr)) != PCN_OK) return st;
+    if ((st = snapshot_energy(t, &post)) != PCN_OK) return st;
+    if (t->h) {
+        pcn_history_append(t->h, PCN_HIST_PER_BATCH_PRE_LEARN, pre);
+        pcn_history_append(t->h, PCN_HIST_PER_BATCH, post);
+    }
+    sums[0] += post * gb;
+    sums[1] += pre * gb;
+    schedule_plateau(t, sc, post);
+    if (p->task == PCN_TASK_CLASSIFICATION && p->train_accuracy_every > 0 &&
+        batch % p->train_accuracy_every == 0) {
+        if ((st = train_accuracy(t, epoch, batch, pos, &sums[2])) != PCN_OK) return st;
+        if (t->h) pcn_history_set_running_accuracy(t->h, sums[2] / sums[3]);
+    }
+    if (cb->on_batch_end) cb->on_batch_end(cb->user, batch, post, pre);
+    return PCN_OK;
+}
+
+static pcn_status train_epochs(trainer *t) {
+    const pcn_train_params *p = t->p;
+    const pcn_callbacks *cb = t->cb;
+    const int64_t n = t->data->n, B = p->batch_size;
+    const int nbatches = (int)((n + B - 1) / B);
+    schedule sc = {p->lr_learn, INFINITY, 0};
+    if (cb->on_train_start) cb->on_train_start(cb->user, p, t->h);
+    for (int epoch = 0; epoch < p->num_epochs; epoch++) {
+        if (cb->on_epoch_start) cb->on_epoch_start(cb->user, epoch, p->num_epochs);
+        if (p->shuffle) shuffle(t->perm, n, p->seed, epoch);
+        if (t->h) pcn_history_set_running_accuracy(t->h, 0.0);
+        double sums[4] = {0}; // post * B, pre * B, correct, scored
+        for (int batch = 0; batch < nbatches; batch++) {
+            int64_t pos = (int64_t)batch * B, gb = n - pos < B ? n - pos : B;
+            pcn_status st = read_batch(t, pos, gb, p->task, "training");
+            if (st == PCN_OK) st = train_batch(t, &sc, epoch, batch, nbatches, pos, sums);
+            if (st != PCN_OK) return st;
+        }
+        if (t->h) {
+            pcn_history_append(t->h, PCN_HIST_PER_EPOCH, sums[0] / n);
+            pcn_history_append(t->h, PCN_HIST_PER_EPOCH_PRE_LEARN, sums[1] / n);
+            pcn_history_append(t->h, PCN_HIST_TRAIN_LOSS, sums[0] / n);
+            if (sums[3] > 0) pcn_history_append(t->h, PCN_HIST_TRAIN_ACCURACY, sums[2] / sums[3]);
+            pcn_history_append(t->h, PCN_HIST_LR_PER_EPOCH, sc.lr);
+        }
+        if (cb->on_epoch_end) cb->on_epoch_end(cb->user, epoch, t->h);
+    }
+    if (cb->on_train_end) cb->on_train_end(cb->user, t->h);
+    return PCN_OK;
+}
+
+static pcn_status check_run(const pcn_model *m, const pcn_data *d, const pcn_train_params *p,
+                            const char *what) {
+    if (!m) return pcn_set_error(PCN_EINVAL, "model is NULL");
+    pcn_status st = pcn_train_params_validate(p);
+    if (st != PCN_OK) return st;
+    if (p->task != m->mode)
+        return pcn_set_error(PCN_EINVAL, "task %s differs from the model's mode %s",
+                             pcn_task_name(p->task), pcn_task_name(m->mode));
+    return check_shapes(m, d, p->task, what);
+}
+
+pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
+                          pcn_history *h, const pcn_collectives *coll) {
+    pcn_status st = agree(coll, check_run(m, d, p, "training"));
+    if (st != PCN_OK) return st;
+    trainer t;
+    // A history of our own keeps the running accuracy when the caller passes none.
+    pcn_history *own = h ? NULL : pcn_history_init();
+    st = trainer_init(&t, m, d, p, p->batch_size, coll);
+    st = agree(coll, st);
+    if (st == PCN_OK) {
+        t.h = h ? h : own;
+        st = train_epochs(&t);
+        trainer_free(&t);
+    }
+    pcn_history_free(own);
+    return st;
+}
+
+pcn_status pcn_train(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
+                     pcn_history *h) {
+    return pcn_train_dist(m, d, p, h, NULL);
+}
+
+// ----------------------------------------------------------------------------------------
+// Testing
+// ----------------------------------------------------------------------------------------
+
+// Scores one test batch; adds global (energy * B, correct, top-k hits, squared error) to sums.
+static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4], float *yhat) {
+    const pcn_train_params *p = t->p;
+    const int K = t->K;
+    int steps;
+    init_latents(t, PCN_STREAM_TEST, 0, batch, pos);
+    pcn_status st = infer(t, NULL, p->t_infer_test ? p->t_infer_test : 10 * p->t_infer, true,
+                          false, &steps);
+    if (st != PCN_OK) return st;
+    double local[4] = {pcn_step_errors(t->m, t->s, t->x, NULL, 0.0f, false), 0, 0, 0};
+    pcn_step_predict(t->m, t->s);
+    for (int64_t i = 0; i < t->count; i++) {
+        const float *yh = t->s->yhat + (size_t)i * K, *yi = t->y + (size_t)i * K;
+        if (p->task == PCN_TASK_CLASSIFICATION) {
+            local[1] += argmax(yh, K) == t->labels[i];
+            local[2] += in_top_k(yh, K, t->labels[i], p->top_k);
+        } else {
+            for (int j = 0; j < K; j++) local[3] += ((double)yh[j] - yi[j]) * (yh[j] - yi[j]);
+        }
+        if (yhat) memcpy(yhat + (size_t)t->rows[i] * K, yh, (size_t)K * sizeof(float));
+    }
+    st = gsum64(t->coll, local, 4);
+    sums[0] += 0.5 * local[0]; // already a sum over the batch: energy * B
+    for (int k = 1; k < 4; k++) sums[k] += local[k];
+    return st;
+}
+
+pcn_status pcn_test_dist(const pcn_model *m, const pcn_data *d, const pcn_train_params *p,
+                         pcn_test_result *r, float *yhat, const pcn_collectives *coll) {
+    pcn_status st = agree(coll, check_run(m, d, p, "test"));
+    if (st != PCN_OK) return st;
+    const int64_t n = d->n, B = p->test_batch_size ? p->test_batch_size : p->batch_size;
+    trainer t;
+    // The model is only read: trainer keeps a writable pointer for the training path.
+    st = agree(coll, trainer_init(&t, (pcn_model *)m, d, p, (int)B, coll));
+    if (st != PCN_OK) return st;
+    double sums[4] = {0};
+    for (int64_t pos = 0, batch = 0; st == PCN_OK && pos < n; pos += B, batch++) {
+        st = read_batch(&t, pos, n - pos < B ? n - pos : B, p->task, "test");
+        if (st == PCN_OK) st = test_batch(&t, (int)batch, pos, sums, yhat);
+    }
+    trainer_free(&t);
+    if (st != PCN_OK) return st;
+    bool cls = p->task == PCN_TASK_CLASSIFICATION;
+    *r = (pcn_test_result){
+        .accuracy = cls ? sums[1] / n : 0.0,
+        .top_k = cls ? sums[2] / n : 0.0,
+        .k = p->top_k,
+        .energy = sums[0] / n,
+        .mse = cls ? 0.0 : sums[3] / ((double)n * m->K),
+        .samples = n,
+    };
+    return PCN_OK;
+}
+
+pcn_status pcn_test(const pcn_model *m, const pcn_data *d, const pcn_train_params *p,
+                    pcn_test_result *r, float *yhat) {
+    return pcn_test_dist(m, d, p, r, yhat, NULL);
+}

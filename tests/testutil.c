@@ -1,0 +1,124 @@
+/*
+ * testutil.c — see testutil.h.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tu_failures = 0;
+
+#define CLOSE_BODY                                                                          \
+    int bad = 0;                                                                            \
+    for (size_t i = 0; i < n; i++) {                                                        \
+        double g = got[i], r = ref[i];                                                      \
+        bool ok = fabs(g - r) <= atol + rtol * fabs(r);                                     \
+        if (!(ok && isfinite(g) == isfinite(r))) {                                          \
+            if (bad < 5)                                                                    \
+                fprintf(stderr, "  mismatch %s[%zu]: got %.9g want %.9g (|diff| %.3g)\n",   \
+                        label, i, g, r, fabs(g - r));                                       \
+            bad++;                                                                          \
+        }                                                                                   \
+    }                                                                                       \
+    if (bad) fprintf(stderr, "FAIL %s: %d of %zu values differ\n", label, bad, n);         \
+    tu_failures += bad;                                                                     \
+    return bad;
+
+int tu_close_f(const char *label, const float *got, const float *ref, size_t n, double atol,
+               double rtol) {
+    CLOSE_BODY
+}
+
+int tu_close_d(const char *label, const double *got, const double *ref, size_t n, double atol,
+               double rtol) {
+    CLOSE_BODY
+}
+
+int tu_finish(const char *name) {
+    if (tu_failures) {
+        printf("%s: FAILED (%d failures)\n", name, tu_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}
+
+// ---- fixture ------------------------------------------------------------------------------
+
+typedef struct {
+    char name[64];
+    double *v;
+    size_t n;
+} entry;
+
+struct tu_fixture {
+    entry *e;
+    size_t n, cap;
+};
+
+tu_fixture *tu_fixture_load(const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        fprintf(stderr, "FAIL cannot open fixture %s\n", path);
+        tu_failures++;
+        return NULL;
+    }
+    tu_fixture *f = calloc(1, sizeof *f);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        char *p = line, *end;
+        size_t len = strcspn(p, " ");
+        if (f->n == f->cap) {
+            f->cap = f->cap ? 2 * f->cap : 64;
+            f->e = realloc(f->e, f->cap * sizeof *f->e);
+        }
+        entry *e = &f->e[f->n++];
+        snprintf(e->name, sizeof e->name, "%.*s", (int)len, p);
+        p += len;
+        e->n = strtoull(p, &end, 10);
+        p = end;
+        e->v = malloc((e->n ? e->n : 1) * sizeof(double));
+        for (size_t i = 0; i < e->n; i++) {
+            e->v[i] = strtod(p, &end);
+            if (end == p) {
+                fprintf(stderr, "FAIL fixture %s: %s has fewer than %zu values\n", path,
+                        e->name, e->n);
+                tu_failures++;
+                break;
+            }
+            p = end;
+        }
+    }
+    free(line);
+    fclose(fp);
+    return f;
+}
+
+void tu_fixture_free(tu_fixture *f) {
+    if (!f) return;
+    for (size_t i = 0; i < f->n; i++) free(f->e[i].v);
+    free(f->e);
+    free(f);
+}
+
+const double *tu_fixture_get(tu_fixture *f, const char *name, size_t *n) {
+    for (size_t i = 0; f && i < f->n; i++)
+        if (strcmp(f->e[i].name, name) == 0) {
+            if (n) *n = f->e[i].n;
+            return f->e[i].v;
+        }
+    fprintf(stderr, "FAIL fixture has no array '%s'\n", name);
+    tu_failures++;
+    if (n) *n = 0;
+    return NULL;
+}
+
+double tu_fixture_scalar(tu_fixture *f, const char *name) {
+    size_t n;
+    const double *v = tu_fixture_get(f, name, &n);
+    return (v && n == 1) ? v[0] : NAN;
+}
