@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing (Debian packages), configures, builds and runs
+# the CTest suite twice — a Release build, then a build under AddressSanitizer and
+# UndefinedBehaviorSanitizer that must run without a report.
+#   tests/run.sh            # from the repository root (or anywhere)
+# Environment: BUILD_DIR (default build), JOBS (default nproc), SKIP_SANITIZE=1 skips the
+# second build.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+packages=(build-essential cmake pkg-config libopenblas-dev librandom123-dev
+          openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+jobs=${JOBS:-$(nproc)}
+build=${BUILD_DIR:-build}
+
+echo "== Release build in $build"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build" -j "$jobs"
+(cd "$build" && ctest --output-on-failure -j "$jobs")
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer build in $build-asan"
+  cmake -S . -B "$build-asan" -DCMAKE_BUILD_TYPE=Debug -DPCN_SANITIZE=ON
+  cmake --build "$build-asan" -j "$jobs"
+  # OpenBLAS and OpenMP runtimes hold allocations for the process lifetime: not ours.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  (cd "$build-asan" && ctest --output-on-failure -j "$jobs")
+fi
