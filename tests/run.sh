@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-packages=(build-essential cmake pkg-config libopenblas-dev librandom123-dev
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev librandom123-dev
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools)
 missing=()
 for p in "${packages[@]}"; do

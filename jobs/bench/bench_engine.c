@@ -194,9 +194,13 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-// Runs fn warmup times untimed, then repeats times, each timed alone; returns the median.
-// times must hold repeats values.
-static double median_seconds(work_fn fn, void *ctx, int warmup, int repeats, double *times) {
+typedef struct {
+    double median, min, max; // seconds
+} timing;
+
+// Runs fn warmup times untimed, then repeats times, each timed alone. times must hold
+// repeats values.
+static timing time_repeats(work_fn fn, void *ctx, int warmup, int repeats, double *times) {
     for (int i = 0; i < warmup; i++) fn(ctx);
     for (int i = 0; i < repeats; i++) {
         double t0 = now();
@@ -204,8 +208,9 @@ static double median_seconds(work_fn fn, void *ctx, int warmup, int repeats, dou
         times[i] = now() - t0;
     }
     qsort(times, (size_t)repeats, sizeof *times, cmp_double);
-    return repeats % 2 ? times[repeats / 2]
-                       : 0.5 * (times[repeats / 2 - 1] + times[repeats / 2]);
+    double median = repeats % 2 ? times[repeats / 2]
+                                : 0.5 * (times[repeats / 2 - 1] + times[repeats / 2]);
+    return (timing){median, times[0], times[repeats - 1]};
 }
 
 // ----------------------------------------------------------------------------------------
@@ -314,7 +319,7 @@ static void time_floor(product *prods[STEP_COUNT], const int *counts, const opti
     for (int s = 0; s < STEP_COUNT; s++)
         for (int i = 0; i < counts[s]; i++) {
             g.p = &prods[s][i];
-            prods[s][i].seconds = median_seconds(run_gemm, &g, o->warmup, o->repeats, times);
+            prods[s][i].seconds = time_repeats(run_gemm, &g, o->warmup, o->repeats, times).median;
         }
     free(g.a), free(g.b), free(g.c);
 }
@@ -324,7 +329,8 @@ static void time_floor(product *prods[STEP_COUNT], const int *counts, const opti
 // ----------------------------------------------------------------------------------------
 
 typedef struct {
-    double seconds, floor_seconds, flops, energy;
+    double seconds, min_seconds, max_seconds; // median, fastest and slowest repeat
+    double floor_seconds, flops, energy;      // energy returned by the last repeat
 } step_result;
 
 typedef struct {
@@ -354,6 +360,14 @@ static void cpu_model(char *out, size_t size) {
     fclose(f);
 }
 
+// The environment variables that change how the two thread pools share the cores.
+static void print_thread_env(void) {
+    static const char *names[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY",
+                                  "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (getenv(names[i])) printf("  %s=%s", names[i], getenv(names[i]));
+}
+
 static void print_products(const product *p, int n) {
     printf("  %-8s %-3s %7s %7s %7s %6s %4s %10s %9s\n", "product", "op", "m", "n", "k",
            "alpha", "beta", "ms", "GFLOP/s");
@@ -367,21 +381,23 @@ static void print_table(const options *o, const report *r, product *prods[STEP_C
                         const int *counts) {
     printf("pcn_bench (libpcn %s)\n", pcn_version());
     printf("cpu      %s\n", r->cpu);
-    printf("threads  OpenMP %d, OpenBLAS %d\n", r->omp_threads, r->blas_threads);
+    printf("threads  OpenMP %d, OpenBLAS %d", r->omp_threads, r->blas_threads);
+    print_thread_env();
+    printf("\n");
     printf("config   dims");
     for (int i = 0; i < o->n_dims; i++) printf("%c%d", i ? ',' : ' ', o->dims[i]);
     printf("  K %d  B %d  %s  P %.0f weights\n", o->output_dim, o->batch,
            pcn_activation_name(o->act), r->weights);
     printf("timing   median of %d after %d warm-up, lr_infer %g, lr_learn %g\n\n", o->repeats,
            o->warmup, LR_INFER, LR_LEARN);
-    printf("%-17s %10s %8s %8s %10s %8s %10s %12s\n", "step", "ms", "GFLOP", "GFLOP/s",
-           "floor ms", "GFLOP/s", "step/floor", "energy");
+    printf("%-17s %9s %9s %9s %8s %8s %9s %8s %10s %10s\n", "step", "ms", "min ms",
+           "max ms", "GFLOP", "GFLOP/s", "floor ms", "GFLOP/s", "step/floor", "energy");
     for (int s = 0; s < STEP_COUNT; s++) {
         const step_result *x = &r->step[s];
-        printf("%-17s %10.3f %8.4f %8.2f %10.3f %8.2f %10.3f %12.5g\n", STEP_NAMES[s],
-               1e3 * x->seconds, 1e-9 * x->flops, 1e-9 * x->flops / x->seconds,
-               1e3 * x->floor_seconds, 1e-9 * x->flops / x->floor_seconds,
-               x->seconds / x->floor_seconds, x->energy);
+        printf("%-17s %9.3f %9.3f %9.3f %8.4f %8.2f %9.3f %8.2f %10.3f %10.5g\n",
+               STEP_NAMES[s], 1e3 * x->seconds, 1e3 * x->min_seconds, 1e3 * x->max_seconds,
+               1e-9 * x->flops, 1e-9 * x->flops / x->seconds, 1e3 * x->floor_seconds,
+               1e-9 * x->flops / x->floor_seconds, x->seconds / x->floor_seconds, x->energy);
     }
     printf("cost model 4*B*P = %.4f GFLOP per step\n\n", 1e-9 * r->design_flops);
     for (int s = 0; s < STEP_COUNT; s++) {
@@ -390,7 +406,7 @@ static void print_table(const options *o, const report *r, product *prods[STEP_C
     }
     printf("\ntraining batch: T_infer %d + T_learn %d (= B) + T_acc %d (= 10 T_infer) steps\n",
            r->t_infer, r->t_learn, r->t_acc);
-    printf("  predicted %.3f s per batch (floor %.3f s), %.2f GFLOP at 4*B*P per step\n",
+    printf("  predicted %.3f s per batch (floor %.3f s); cost model %.2f GFLOP per batch\n",
            r->batch_seconds, r->batch_floor_seconds,
            1e-9 * r->design_flops * (r->t_infer + r->t_learn + r->t_acc));
 }
@@ -405,9 +421,11 @@ static void print_json(const options *o, const report *r) {
            r->weights, r->design_flops);
     for (int s = 0; s < STEP_COUNT; s++) {
         const step_result *x = &r->step[s];
-        printf(",\"%s\":{\"seconds\":%.6e,\"flops\":%.0f,\"gflops\":%.3f,\"floor_seconds\":"
-               "%.6e,\"floor_gflops\":%.3f,\"ratio\":%.4f,\"energy\":%.6g}",
-               STEP_KEYS[s], x->seconds, x->flops, 1e-9 * x->flops / x->seconds,
+        printf(",\"%s\":{\"seconds\":%.6e,\"min_seconds\":%.6e,\"max_seconds\":%.6e,"
+               "\"flops\":%.0f,\"gflops\":%.3f,\"floor_seconds\":%.6e,\"floor_gflops\":%.3f,"
+               "\"ratio\":%.4f,\"energy\":%.6g}",
+               STEP_KEYS[s], x->seconds, x->min_seconds, x->max_seconds, x->flops,
+               1e-9 * x->flops / x->seconds,
                x->floor_seconds, 1e-9 * x->flops / x->floor_seconds,
                x->seconds / x->floor_seconds, x->energy);
     }
@@ -458,12 +476,15 @@ int main(int argc, char **argv) {
         lists[s] = prods[s];
         counts[s] = step_products(o.dims, o.n_dims - 1, o.output_dim, o.batch, s, prods[s]);
         r.step[s].flops = products_flops(prods[s], counts[s]);
-        r.step[s].seconds = median_seconds(STEP_FNS[s], &e, o.warmup, o.repeats, times);
+    }
+    // The floor first, before the steps start OpenMP teams: sgemm alone, nothing else.
+    time_floor(lists, counts, &o, times);
+    for (int s = 0; s < STEP_COUNT; s++) {
+        for (int i = 0; i < counts[s]; i++) r.step[s].floor_seconds += prods[s][i].seconds;
+        timing t = time_repeats(STEP_FNS[s], &e, o.warmup, o.repeats, times);
+        r.step[s].seconds = t.median, r.step[s].min_seconds = t.min, r.step[s].max_seconds = t.max;
         r.step[s].energy = e.energy;
     }
-    time_floor(lists, counts, &o, times);
-    for (int s = 0; s < STEP_COUNT; s++)
-        for (int i = 0; i < counts[s]; i++) r.step[s].floor_seconds += prods[s][i].seconds;
     predict_batch(&r, &o);
     if (o.json) print_json(&o, &r);
     else print_table(&o, &r, lists, counts);
