@@ -20,6 +20,12 @@ static void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alph
                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
                      int ldc) {
     if (m == 0 || n == 0) return;
+    if (k == 0) { // an empty product (a process holding no rows): C = beta C
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
                 ldc);

@@ -112,8 +112,8 @@ typedef struct pcn_collectives {
     // In-place global sums. Collective.
     pcn_status (*sum_f64)(void *ctx, double *v, int n);
     pcn_status (*sum_f32)(void *ctx, float *v, size_t n);
-    // Agreement on a local status: every rank returns the worst status, and the message of
-    // the lowest failing rank in pcn_last_error(). Collective.
+    // Agreement on a local status: every rank returns the status and message (in
+    // pcn_last_error()) of the lowest failing rank. Collective.
     pcn_status (*agree)(void *ctx, pcn_status local);
 } pcn_collectives;
 

@@ -1,0 +1,128 @@
+/*
+ * dist.c — the MPI layer: the library's communicator (a duplicate of the caller's, plus the
+ * node-local split), shard arithmetic, global sums on host buffers, collective error
+ * agreement, fatal errors, and the distributed train/test entry points that hand these
+ * collectives to the engine's loops.
+ *
+ * Invariant: every function marked Collective is called by every rank in the same order;
+ * the library never uses MPI_COMM_WORLD.
+ */
+#include "pcn_dist.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pcn_impl.h"
+
+struct pcn_comm {
+    MPI_Comm comm;         // duplicate of the caller's communicator
+    MPI_Comm node;         // processes sharing this node's memory
+    int rank, size, local_rank, local_size;
+    pcn_collectives coll;  // what the engine's loops call
+};
+
+// ----------------------------------------------------------------------------------------
+// Fatal errors
+// ----------------------------------------------------------------------------------------
+
+_Noreturn void pcn_fatal_at(const char *file, int line, const char *fmt, ...) {
+    int rank = -1, up = 0;
+    MPI_Initialized(&up);
+    if (up) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[rank %d] %s:%d: %s\n", rank, file, line, msg);
+    fflush(stderr);
+    if (up) MPI_Abort(MPI_COMM_WORLD, 1); // the one place WORLD is right: end every rank
+    abort();
+}
+
+// ----------------------------------------------------------------------------------------
+// Collectives
+// ----------------------------------------------------------------------------------------
+
+void pcn_dist_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count) {
+    pcn_shard(global, rank, size, lo, count);
+}
+
+pcn_status pcn_dist_sum_f64(pcn_comm *c, double *v, int n) {
+    if (c->size > 1) PCN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, c->comm));
+    return PCN_OK;
+}
+
+pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n) {
+    // MPI counts are int: large buffers go in pieces (the order of sums is unchanged).
+    const size_t piece = (size_t)1 << 30;
+    for (size_t off = 0; c->size > 1 && off < n; off += piece) {
+        int cnt = (int)(n - off < piece ? n - off : piece);
+        PCN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v + off, cnt, MPI_FLOAT, MPI_SUM, c->comm));
+    }
+    return PCN_OK;
+}
+
+pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local) {
+    if (c->size == 1) return local;
+    int failing[2] = {local != PCN_OK ? c->rank : c->size, (int)local}, first[2];
+    PCN_MPI_CHECK(MPI_Allreduce(failing, first, 1, MPI_2INT, MPI_MINLOC, c->comm));
+    if (first[0] == c->size) return PCN_OK;
+    // first[1] is the status of the lowest failing rank; its message goes to everyone.
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", c->rank == first[0] ? pcn_last_error() : "");
+    PCN_MPI_CHECK(MPI_Bcast(msg, sizeof msg, MPI_CHAR, first[0], c->comm));
+    return pcn_set_error((pcn_status)first[1], "%s", msg);
+}
+
+static pcn_status coll_sum_f64(void *ctx, double *v, int n) { return pcn_dist_sum_f64(ctx, v, n); }
+static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) { return pcn_dist_sum_f32(ctx, v, n); }
+static pcn_status coll_agree(void *ctx, pcn_status st) { return pcn_dist_agree(ctx, st); }
+
+// ----------------------------------------------------------------------------------------
+// The communicator
+// ----------------------------------------------------------------------------------------
+
+pcn_comm *pcn_dist_init(MPI_Comm comm) {
+    pcn_comm *c = calloc(1, sizeof *c);
+    if (!c) pcn_fatal("out of memory allocating the communicator");
+    PCN_MPI_CHECK(MPI_Comm_dup(comm, &c->comm));
+    PCN_MPI_CHECK(MPI_Comm_rank(c->comm, &c->rank));
+    PCN_MPI_CHECK(MPI_Comm_size(c->comm, &c->size));
+    PCN_MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
+                                      &c->node));
+    PCN_MPI_CHECK(MPI_Comm_rank(c->node, &c->local_rank));
+    PCN_MPI_CHECK(MPI_Comm_size(c->node, &c->local_size));
+    c->coll = (pcn_collectives){c, c->rank, c->size, coll_sum_f64, coll_sum_f32, coll_agree};
+    return c;
+}
+
+void pcn_dist_free(pcn_comm *c) {
+    if (!c) return;
+    MPI_Comm_free(&c->node);
+    MPI_Comm_free(&c->comm);
+    free(c);
+}
+
+int pcn_dist_rank(const pcn_comm *c) { return c->rank; }
+int pcn_dist_size(const pcn_comm *c) { return c->size; }
+int pcn_dist_local_rank(const pcn_comm *c) { return c->local_rank; }
+int pcn_dist_local_size(const pcn_comm *c) { return c->local_size; }
+MPI_Comm pcn_dist_mpi(const pcn_comm *c) { return c->comm; }
+MPI_Comm pcn_dist_node_mpi(const pcn_comm *c) { return c->node; }
+
+// ----------------------------------------------------------------------------------------
+// Distributed training and test
+// ----------------------------------------------------------------------------------------
+
+pcn_status pcn_dist_train(pcn_model *model, const pcn_data *data, const pcn_train_params *params,
+                          pcn_history *history, pcn_comm *c) {
+    return pcn_train_dist(model, data, params, history, &c->coll);
+}
+
+pcn_status pcn_dist_test(const pcn_model *model, const pcn_data *data,
+                         const pcn_train_params *params, pcn_test_result *result, float *yhat,
+                         pcn_comm *c) {
+    return pcn_test_dist(model, data, params, result, yhat, &c->coll);
+}

@@ -1,0 +1,79 @@
+/*
+ * pcn_dist.h — MPI data parallelism for libpcn: the library's own communicator, node-local
+ * rank, shard arithmetic, global sums, collective error agreement and the distributed
+ * training and test entry points.
+ *
+ * The library duplicates the caller's communicator and never uses MPI_COMM_WORLD inside.
+ * Every rank of the communicator must make the same Collective calls in the same order.
+ */
+#ifndef PCN_DIST_H
+#define PCN_DIST_H
+
+#include <mpi.h>
+
+#include "pcn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pcn_comm pcn_comm;
+
+// Duplicates comm and splits off the node-local communicator. Collective. NULL on error.
+pcn_comm *pcn_dist_init(MPI_Comm comm);
+// Frees the duplicates. Collective.
+void pcn_dist_free(pcn_comm *c);
+
+int pcn_dist_rank(const pcn_comm *c);
+int pcn_dist_size(const pcn_comm *c);
+int pcn_dist_local_rank(const pcn_comm *c);  // rank among the processes of this node
+int pcn_dist_local_size(const pcn_comm *c);
+MPI_Comm pcn_dist_mpi(const pcn_comm *c);      // the library's duplicate
+MPI_Comm pcn_dist_node_mpi(const pcn_comm *c); // the node-local communicator
+
+// Rows [*lo, *lo + *count) of a global batch of `global` rows taken by `rank` of `size`:
+// contiguous and balanced; the first global % size ranks take one row more. Local.
+void pcn_dist_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count);
+
+// In-place global sums. Collective.
+pcn_status pcn_dist_sum_f64(pcn_comm *c, double *v, int n);
+pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n);
+
+// Collective error agreement: every rank passes its local status; all return the status of
+// the lowest failing rank (PCN_OK when none failed), and pcn_last_error() on every rank
+// holds that rank's message. Collective.
+pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local);
+
+// pcn_train / pcn_test over the ranks of c: each rank takes its shard of every global batch,
+// gradients, energies and counts are summed globally, so every rank ends with the same
+// weights and history, equal (to float summation order) to a single-process run. The data
+// source is read by each rank for its own rows only. yhat (if given) receives this rank's
+// rows only. Collective.
+pcn_status pcn_dist_train(pcn_model *model, const pcn_data *data, const pcn_train_params *params,
+                          pcn_history *history, pcn_comm *c);
+pcn_status pcn_dist_test(const pcn_model *model, const pcn_data *data,
+                         const pcn_train_params *params, pcn_test_result *result, float *yhat,
+                         pcn_comm *c);
+
+// Prints "[rank r] file:line: message" to stderr and aborts every rank (MPI_Abort).
+_Noreturn void pcn_fatal_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define pcn_fatal(...) pcn_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
+
+// Checks an MPI call; on failure reports the statement, file:line, function and MPI's own
+// error string, and aborts every rank.
+#define PCN_MPI_CHECK(call)                                                                 \
+    do {                                                                                    \
+        int pcn_mpi_rc_ = (call);                                                           \
+        if (pcn_mpi_rc_ != MPI_SUCCESS) {                                                   \
+            char pcn_mpi_msg_[MPI_MAX_ERROR_STRING];                                        \
+            int pcn_mpi_len_ = 0;                                                           \
+            MPI_Error_string(pcn_mpi_rc_, pcn_mpi_msg_, &pcn_mpi_len_);                     \
+            pcn_fatal_at(__FILE__, __LINE__, "%s in %s: %s", #call, __func__, pcn_mpi_msg_); \
+        }                                                                                   \
+    } while (0)
+
+#ifdef __cplusplus
+}
+#endif
+#endif // PCN_DIST_H
