@@ -40,7 +40,8 @@ typedef enum {
     PCN_EDATA = 3,    // bad data: non-finite values, labels out of range, wrong shapes
     PCN_EIO = 4,      // a data source or file failed
     PCN_ESTATE = 5,   // call out of order (e.g. latents not initialised)
-    PCN_EDIVERGED = 6 // energy became NaN or Inf during training
+    PCN_EDIVERGED = 6,// energy became NaN or Inf during training
+    PCN_STOPPED = 7   // training stopped on request at a batch boundary (not an error)
 } pcn_status;
 
 const char *pcn_status_name(pcn_status s);
@@ -306,6 +307,28 @@ typedef struct {
     int64_t first_row;    // position of the state's first row in the epoch's order
 } pcn_latent_request;
 
+// Where a training run stands between two batches: enough, with the weights and the
+// history, to resume it bitwise identically (randomness is counter-based).
+typedef struct {
+    int epoch;              // epoch of the next batch
+    int batch;              // index of the next batch within that epoch
+    double lr;              // current lr_learn
+    double plateau_best;    // reduce-on-plateau: best batch energy so far (+inf at start)
+    int plateau_patience;   // reduce-on-plateau: batches without improvement
+    double epoch_sums[4];   // this epoch so far: sum energy*B, sum pre-learn energy*B,
+                            //   train-accuracy correct, train-accuracy scored
+    double seconds[4];      // cumulative seconds in inference, learning, collectives, data
+                            //   reads (this process)
+    int64_t samples;        // training samples processed since the run (or resume) began
+} pcn_train_position;
+
+// Called after every batch (after on_batch_end) on every process, with the position of the
+// next batch. Setting *stop ends pcn_train with PCN_STOPPED; a non-OK return ends it with
+// that status. The hook may be Collective (checkpoint writing) since every process calls it
+// at the same point.
+typedef pcn_status (*pcn_batch_hook)(void *user, pcn_model *model, const pcn_history *history,
+                                     const pcn_train_position *next, bool *stop);
+
 struct pcn_train_params {
     pcn_task task;               // classification or regression; default classification
     int t_infer;                 // supervised inference steps per batch, >= 1; default 50
@@ -341,6 +364,11 @@ struct pcn_train_params {
     // Tests use it to replay a fixed state.
     void (*latent_init)(void *user, pcn_state *state, const pcn_latent_request *req);
     void *latent_user;           // passed to latent_init; default NULL
+    pcn_batch_hook batch_hook;   // after every batch (checkpoints, stop requests); default NULL
+    void *batch_hook_user;       // passed to batch_hook; default NULL
+    // Resume from this position (with the weights and history it was saved with); NULL
+    // starts at epoch 0, batch 0. Default NULL.
+    const pcn_train_position *resume;
 };
 
 pcn_train_params pcn_train_default_params(void);
@@ -352,6 +380,7 @@ pcn_status pcn_train_params_validate(const pcn_train_params *params);
 // ----------------------------------------------------------------------------------------
 
 // Trains model on data (Algorithm 3). history may be NULL; otherwise it is appended to.
+// Returns PCN_STOPPED when params->batch_hook asked to stop.
 pcn_status pcn_train(pcn_model *model, const pcn_data *data, const pcn_train_params *params,
                      pcn_history *history);
 

@@ -17,8 +17,15 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pcn_impl.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 
 pcn_train_params pcn_train_default_params(void) {
     return (pcn_train_params){
@@ -47,6 +54,9 @@ pcn_train_params pcn_train_default_params(void) {
         .callbacks = {0},
         .latent_init = NULL,
         .latent_user = NULL,
+        .batch_hook = NULL,
+        .batch_hook_user = NULL,
+        .resume = NULL,
     };
 }
 
@@ -135,7 +145,10 @@ typedef struct {
     double *window;          // (energy_window_size) ring of step energies
     int64_t gbatch;          // current global batch
     int64_t lo, count;       // this process's slice of it
+    pcn_train_position pos;  // where training stands; also the schedule's state
 } trainer;
+
+enum { T_INFER, T_LEARN, T_COMM, T_DATA };
 
 static pcn_status check_shapes(const pcn_model *m, const pcn_data *d, pcn_task task,
                                const char *what) {
@@ -217,9 +230,10 @@ static pcn_status read_batch(trainer *t, int64_t pos, int64_t gbatch, pcn_task t
     pcn_shard(gbatch, t->coll ? t->coll->rank : 0, t->coll ? t->coll->size : 1, &t->lo,
               &t->count);
     for (int64_t i = 0; i < t->count; i++) t->rows[i] = t->perm[pos + t->lo + i];
-    pcn_status st = PCN_OK;
-    if (t->count > 0)
-        st = d->read(d->ctx, t->rows, (int)t->count, t->x, t->labels, t->targets);
+    // Every process calls read, even with no rows: a source may read collectively.
+    double t0 = now();
+    pcn_status st = d->read(d->ctx, t->rows, (int)t->count, t->x, t->labels, t->targets);
+    t->pos.seconds[T_DATA] += now() - t0;
     for (int64_t i = 0; st == PCN_OK && i < t->count; i++) {
         const float *xi = t->x + (size_t)i * D;
         float *yi = t->y + (size_t)i * K;
@@ -277,8 +291,9 @@ static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, in
 
 // Turns a local sum of squares into the global batch-mean energy. Collective.
 static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
-    double v = local_sq;
+    double v = local_sq, t0 = now();
     pcn_status st = gsum64(t->coll, &v, 1);
+    t->pos.seconds[T_COMM] += now() - t0;
     *energy = 0.5 * v / (double)t->gbatch;
     if (st == PCN_OK && !isfinite(*energy))
         st = pcn_set_error(PCN_EDIVERGED, "energy became %g: training diverged; lower "
@@ -338,7 +353,9 @@ static pcn_status learn(trainer *t, int t_steps, double lr) {
         if (p->keep_step_energies && t->h) pcn_history_append(t->h, PCN_HIST_STEP_LEARN, energy);
         pcn_step_gradient(t->m, t->s, true);
         if (t->coll) {
+            double t0 = now();
             st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1]);
+            t->pos.seconds[T_COMM] += now() - t0;
             if (st != PCN_OK) return st;
         }
         pcn_step_apply(t->m, alpha);
@@ -365,37 +382,31 @@ static bool in_top_k(const float *v, int n, int label, int k) {
 // Training
 // ----------------------------------------------------------------------------------------
 
-typedef struct {
-    double lr;           // current lr_learn
-    double best;         // plateau: best batch energy so far
-    int patience;        // plateau: batches without improvement
-} schedule;
-
-static void lr_change(trainer *t, schedule *sc, double lr) {
-    double old = sc->lr;
-    sc->lr = lr;
+static void lr_change(trainer *t, double lr) {
+    double old = t->pos.lr;
+    t->pos.lr = lr;
     if (t->cb->on_lr_reduced) t->cb->on_lr_reduced(t->cb->user, old, lr);
 }
 
 // Manual steps, looked up before the learning phase; the last entry for a position wins.
-static void schedule_steps(trainer *t, schedule *sc, int epoch, int batch) {
+static void schedule_steps(trainer *t, int epoch, int batch) {
     const pcn_train_params *p = t->p;
     if (p->lr_schedule != PCN_LR_STEPS) return;
     const pcn_lr_step *hit = NULL;
     for (int i = 0; i < p->n_lr_steps; i++)
         if (p->lr_steps[i].epoch == epoch && p->lr_steps[i].batch == batch) hit = &p->lr_steps[i];
-    if (hit && hit->lr != sc->lr) lr_change(t, sc, hit->lr);
+    if (hit && hit->lr != t->pos.lr) lr_change(t, hit->lr);
 }
 
-static void schedule_plateau(trainer *t, schedule *sc, double batch_energy) {
+static void schedule_plateau(trainer *t, double batch_energy) {
     const pcn_train_params *p = t->p;
     if (p->lr_schedule != PCN_LR_PLATEAU) return;
-    if (batch_energy < sc->best) {
-        sc->best = batch_energy;
-        sc->patience = 0;
-    } else if (++sc->patience >= p->lr_patience) {
-        sc->patience = 0;
-        lr_change(t, sc, sc->lr * p->lr_decay_factor);
+    if (batch_energy < t->pos.plateau_best) {
+        t->pos.plateau_best = batch_energy;
+        t->pos.plateau_patience = 0;
+    } else if (++t->pos.plateau_patience >= p->lr_patience) {
+        t->pos.plateau_patience = 0;
+        lr_change(t, t->pos.lr * p->lr_decay_factor);
     }
 }
 
@@ -417,36 +428,62 @@ static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos, 
     return st;
 }
 
-static pcn_status train_batch(trainer *t, schedule *sc, int epoch, int batch, int nbatches,
-                              int64_t pos, double sums[4]) {
+static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, int64_t pos) {
     const pcn_train_params *p = t->p;
     const pcn_callbacks *cb = t->cb;
+    double *sums = t->pos.epoch_sums, *sec = t->pos.seconds;
     int64_t gb = t->gbatch;
     if (cb->on_batch_start) cb->on_batch_start(cb->user, batch, nbatches);
+    double t0 = now();
     init_latents(t, PCN_STREAM_TRAIN, epoch, batch, pos);
     int steps;
     pcn_status st = infer(t, t->y, p->t_infer, true, true, &steps);
     if (st != PCN_OK) return st;
     if (t->h) pcn_history_append(t->h, PCN_HIST_INFER_STEPS, steps);
-    schedule_steps(t, sc, epoch, batch);
-    double pre, post;
+    schedule_steps(t, epoch, batch);
+    double pre, post, t1 = now();
     if ((st = snapshot_energy(t, &pre)) != PCN_OK) return st;
-    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, sc->lr)) != PCN_OK) return st;
+    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, t->pos.lr)) != PCN_OK) return st;
     if ((st = snapshot_energy(t, &post)) != PCN_OK) return st;
+    double t2 = now();
     if (t->h) {
         pcn_history_append(t->h, PCN_HIST_PER_BATCH_PRE_LEARN, pre);
         pcn_history_append(t->h, PCN_HIST_PER_BATCH, post);
     }
     sums[0] += post * gb;
     sums[1] += pre * gb;
-    schedule_plateau(t, sc, post);
+    schedule_plateau(t, post);
     if (p->task == PCN_TASK_CLASSIFICATION && p->train_accuracy_every > 0 &&
         batch % p->train_accuracy_every == 0) {
         if ((st = train_accuracy(t, epoch, batch, pos, &sums[2])) != PCN_OK) return st;
         if (t->h) pcn_history_set_running_accuracy(t->h, sums[2] / sums[3]);
     }
+    sec[T_INFER] += (t1 - t0) + (now() - t2); // supervised and train-accuracy inference
+    sec[T_LEARN] += t2 - t1;
+    t->pos.samples += gb;
     if (cb->on_batch_end) cb->on_batch_end(cb->user, batch, post, pre);
     return PCN_OK;
+}
+
+static void end_epoch(trainer *t, int epoch) {
+    const double *sums = t->pos.epoch_sums;
+    const double n = (double)t->data->n;
+    if (t->h) {
+        pcn_history_append(t->h, PCN_HIST_PER_EPOCH, sums[0] / n);
+        pcn_history_append(t->h, PCN_HIST_PER_EPOCH_PRE_LEARN, sums[1] / n);
+        pcn_history_append(t->h, PCN_HIST_TRAIN_LOSS, sums[0] / n);
+        if (sums[3] > 0) pcn_history_append(t->h, PCN_HIST_TRAIN_ACCURACY, sums[2] / sums[3]);
+        pcn_history_append(t->h, PCN_HIST_LR_PER_EPOCH, t->pos.lr);
+    }
+    if (t->cb->on_epoch_end) t->cb->on_epoch_end(t->cb->user, epoch, t->h);
+}
+
+// After a batch (and, after an epoch's last batch, the epoch's end): the hook sees the
+// position of the next batch.
+static pcn_status after_batch(trainer *t, bool *stop) {
+    const pcn_train_params *p = t->p;
+    if (!p->batch_hook) return PCN_OK;
+    return p->batch_hook(p->batch_hook_user, t->m, t->h, &t->pos, stop);
 }
 
 static pcn_status train_epochs(trainer *t) {
@@ -454,29 +491,40 @@ static pcn_status train_epochs(trainer *t) {
     const pcn_callbacks *cb = t->cb;
     const int64_t n = t->data->n, B = p->batch_size;
     const int nbatches = (int)((n + B - 1) / B);
-    schedule sc = {p->lr_learn, INFINITY, 0};
     if (cb->on_train_start) cb->on_train_start(cb->user, p, t->h);
-    for (int epoch = 0; epoch < p->num_epochs; epoch++) {
+    for (int epoch = t->pos.epoch; epoch < p->num_epochs; epoch++) {
         if (cb->on_epoch_start) cb->on_epoch_start(cb->user, epoch, p->num_epochs);
         if (p->shuffle) shuffle(t->perm, n, p->seed, epoch);
-        if (t->h) pcn_history_set_running_accuracy(t->h, 0.0);
-        double sums[4] = {0}; // post * B, pre * B, correct, scored
-        for (int batch = 0; batch < nbatches; batch++) {
+        double *sums = t->pos.epoch_sums;
+        if (t->h) pcn_history_set_running_accuracy(t->h, sums[3] > 0 ? sums[2] / sums[3] : 0.0);
+        for (int batch = t->pos.batch; batch < nbatches; batch++) {
             int64_t pos = (int64_t)batch * B, gb = n - pos < B ? n - pos : B;
             pcn_status st = read_batch(t, pos, gb, p->task, "training");
-            if (st == PCN_OK) st = train_batch(t, &sc, epoch, batch, nbatches, pos, sums);
+            if (st == PCN_OK) st = train_batch(t, epoch, batch, nbatches, pos);
             if (st != PCN_OK) return st;
+            t->pos.batch = batch + 1;
+            if (batch + 1 == nbatches) {
+                end_epoch(t, epoch);
+                t->pos.epoch = epoch + 1, t->pos.batch = 0;
+                memset(t->pos.epoch_sums, 0, sizeof t->pos.epoch_sums);
+            }
+            bool stop = false;
+            if ((st = after_batch(t, &stop)) != PCN_OK) return st;
+            if (stop) return PCN_STOPPED;
         }
-        if (t->h) {
-            pcn_history_append(t->h, PCN_HIST_PER_EPOCH, sums[0] / n);
-            pcn_history_append(t->h, PCN_HIST_PER_EPOCH_PRE_LEARN, sums[1] / n);
-            pcn_history_append(t->h, PCN_HIST_TRAIN_LOSS, sums[0] / n);
-            if (sums[3] > 0) pcn_history_append(t->h, PCN_HIST_TRAIN_ACCURACY, sums[2] / sums[3]);
-            pcn_history_append(t->h, PCN_HIST_LR_PER_EPOCH, sc.lr);
-        }
-        if (cb->on_epoch_end) cb->on_epoch_end(cb->user, epoch, t->h);
     }
     if (cb->on_train_end) cb->on_train_end(cb->user, t->h);
+    return PCN_OK;
+}
+
+static pcn_status check_resume(const pcn_train_params *p, int64_t n) {
+    const pcn_train_position *r = p->resume;
+    if (!r) return PCN_OK;
+    int nbatches = (int)((n + p->batch_size - 1) / p->batch_size);
+    if (r->epoch < 0 || r->batch < 0 || r->batch >= nbatches)
+        return pcn_set_error(PCN_EINVAL, "resume position epoch %d batch %d is outside the run "
+                             "(%d batches per epoch)", r->epoch, r->batch, nbatches);
+    if (!pos_finite(r->lr)) return pcn_set_error(PCN_EINVAL, "resume lr %g is not > 0", r->lr);
     return PCN_OK;
 }
 
@@ -493,7 +541,9 @@ static pcn_status check_run(const pcn_model *m, const pcn_data *d, const pcn_tra
 
 pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
                           pcn_history *h, const pcn_collectives *coll) {
-    pcn_status st = agree(coll, check_run(m, d, p, "training"));
+    pcn_status st = check_run(m, d, p, "training");
+    if (st == PCN_OK) st = check_resume(p, d->n);
+    st = agree(coll, st);
     if (st != PCN_OK) return st;
     trainer t;
     // A history of our own keeps the running accuracy when the caller passes none.
@@ -502,6 +552,13 @@ pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_param
     st = agree(coll, st);
     if (st == PCN_OK) {
         t.h = h ? h : own;
+        if (p->resume) {
+            t.pos = *p->resume;
+            t.pos.samples = 0;
+            memset(t.pos.seconds, 0, sizeof t.pos.seconds);
+        } else {
+            t.pos = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
+        }
         st = train_epochs(&t);
         trainer_free(&t);
     }

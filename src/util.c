@@ -41,6 +41,7 @@ const char *pcn_status_name(pcn_status s) {
     case PCN_EIO: return "I/O error";
     case PCN_ESTATE: return "bad state";
     case PCN_EDIVERGED: return "diverged";
+    case PCN_STOPPED: return "stopped";
     }
     return "unknown status";
 }

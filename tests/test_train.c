@@ -8,7 +8,8 @@
  * row (so a slice of a batch draws what the whole batch draws for those rows) and are
  * N(0,1); runs are deterministic per seed; the progress display prints one plain line per
  * epoch off a terminal and a live bar on one; and training learns: a separable synthetic
- * problem reaches high test accuracy, top-k >= top-1, and regression MSE drops.
+ * problem reaches high test accuracy, top-k >= top-1, and regression MSE drops; a run
+ * stopped by the batch hook and resumed from its position is bitwise identical.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -255,7 +256,66 @@ static void test_progress(void) {
     free(live);
 }
 
+// ---- stop and resume ----------------------------------------------------------------------
+
+typedef struct {
+    int stop_after, seen;
+    pcn_train_position at;
+} stopper;
+
+static pcn_status stop_hook(void *u, pcn_model *m, const pcn_history *h,
+                            const pcn_train_position *next, bool *stop) {
+    (void)m, (void)h;
+    stopper *s = u;
+    if (++s->seen == s->stop_after) {
+        s->at = *next;
+        *stop = true;
+    }
+    return PCN_OK;
+}
+
+// A run stopped after k batches and resumed from (weights, history, position) ends bitwise
+// identical to an unbroken run, for a stop mid-epoch and one at an epoch's end.
+static void test_resume(int stop_after) {
+    blobs b = make_blobs(37, 4);
+    pcn_arrays a = {b.x, b.lab, NULL, b.n, D, 0};
+    pcn_data data = pcn_data_from_arrays(&a);
+    pcn_train_params p = pcn_train_default_params();
+    p.t_infer = 6, p.t_infer_test = 8, p.num_epochs = 3, p.batch_size = 10, p.seed = 3;
+    p.lr_schedule = PCN_LR_PLATEAU, p.lr_learn = 0.2, p.keep_step_energies = true;
+    pcn_model *whole = make_model(PCN_TASK_CLASSIFICATION, 8), *part = make_model(PCN_TASK_CLASSIFICATION, 8);
+    pcn_history *hw = pcn_history_init(), *hp = pcn_history_init();
+    TU_CHECK(pcn_train(whole, &data, &p, hw) == PCN_OK, "unbroken: %s", pcn_last_error());
+    stopper s = {stop_after, 0, {0}};
+    p.batch_hook = stop_hook, p.batch_hook_user = &s;
+    TU_CHECK(pcn_train(part, &data, &p, hp) == PCN_STOPPED, "stop: %s", pcn_last_error());
+    p.batch_hook = NULL, p.resume = &s.at;
+    TU_CHECK(pcn_train(part, &data, &p, hp) == PCN_OK, "resume: %s", pcn_last_error());
+    TU_CHECK(memcmp(pcn_model_weights(whole), pcn_model_weights(part),
+                    pcn_model_num_weights(whole) * sizeof(float)) == 0,
+             "resumed after %d batches: weights differ from the unbroken run", stop_after);
+    for (int k = 0; k < PCN_HIST_COUNT; k++) {
+        size_t n = pcn_history_len(hw, (pcn_history_series)k);
+        TU_CHECK(n == pcn_history_len(hp, (pcn_history_series)k) &&
+                     (n == 0 || memcmp(pcn_history_data(hw, (pcn_history_series)k),
+                                       pcn_history_data(hp, (pcn_history_series)k), n * sizeof(double)) == 0),
+                 "resumed after %d batches: history %s differs", stop_after,
+                 pcn_history_series_name((pcn_history_series)k));
+    }
+    pcn_train_position bad = s.at;
+    bad.batch = 99;
+    p.resume = &bad;
+    TU_CHECK(pcn_train(part, &data, &p, hp) == PCN_EINVAL && strstr(pcn_last_error(), "batch 99"),
+             "bad resume position accepted: %s", pcn_last_error());
+    pcn_history_free(hw), pcn_history_free(hp);
+    pcn_model_free(whole), pcn_model_free(part);
+    free_blobs(&b);
+}
+
 int main(void) {
+    test_resume(2);   // mid-epoch (4 batches per epoch)
+    test_resume(4);   // right after an epoch's end
+    test_resume(6);   // mid-epoch of the second epoch
     test_counts();
     test_latents();
     test_learns();
