@@ -1,0 +1,86 @@
+/*
+ * h5util.c — see h5util.h.
+ */
+#include "h5util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static herr_t first_message(unsigned n, const H5E_error2_t *err, void *data) {
+    if (n == 0) snprintf(data, 256, "%s", err->desc ? err->desc : "");
+    return 0;
+}
+
+void pcn_h5_fail(const char *call, const char *file, int line, const char *func) {
+    char msg[256] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_message, msg);
+    pcn_set_error(PCN_EIO, "%s at %s:%d in %s: %s", call, file, line, func,
+                  msg[0] ? msg : "HDF5 error");
+}
+
+herr_t pcn_h5_attr_write(hid_t obj, const char *name, hid_t type, int n, const void *v) {
+    hsize_t dim = (hsize_t)n;
+    hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = a < 0 ? -1 : H5Awrite(a, type, v);
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return st;
+}
+
+herr_t pcn_h5_attr_write_str(hid_t obj, const char *name, const char *s) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(s) + 1);
+    herr_t st = pcn_h5_attr_write(obj, name, t, 1, s);
+    H5Tclose(t);
+    return st;
+}
+
+herr_t pcn_h5_attr_read(hid_t obj, const char *name, hid_t type, int n, void *v) {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t sp = H5Aget_space(a);
+    hssize_t count = H5Sget_simple_extent_npoints(sp);
+    herr_t st = count == n ? H5Aread(a, type, v) : -1;
+    H5Sclose(sp);
+    H5Aclose(a);
+    return st;
+}
+
+herr_t pcn_h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t size) {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t ft = H5Aget_type(a);
+    herr_t st = -1;
+    if (H5Tget_class(ft) == H5T_STRING) {
+        if (H5Tis_variable_str(ft) > 0) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            char *s = NULL;
+            st = H5Aread(a, mt, &s);
+            if (st >= 0) snprintf(buf, size, "%s", s ? s : "");
+            if (s) H5free_memory(s);
+            H5Tclose(mt);
+        } else {
+            size_t n = H5Tget_size(ft);
+            char *tmp = calloc(n + 1, 1);
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, n);
+            st = H5Aread(a, mt, tmp);
+            if (st >= 0) snprintf(buf, size, "%s", tmp);
+            H5Tclose(mt);
+            free(tmp);
+        }
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+    return st;
+}
+
+htri_t pcn_h5_is_hdf5(const char *path) {
+#if H5_VERSION_GE(1, 12, 0)
+    return H5Fis_accessible(path, H5P_DEFAULT);
+#else
+    return H5Fis_hdf5(path);
+#endif
+}

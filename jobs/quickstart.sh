@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The "run it" command: on a fresh Debian machine, installs what is missing, builds,
+# converts Fashion-MNIST (Debian's dataset-fashion-mnist) to the HDF5 data set schema,
+# trains with MPI ranks and prints the test accuracy on the full 10,000-image test set.
+#   jobs/quickstart.sh                 # 2 ranks; NP=4 jobs/quickstart.sh for 4
+# Environment: NP (ranks, default 2), BUILD_DIR (default build), OUT (default quickstart-out),
+# EPOCHS (default 1).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+np=${NP:-2}
+build=${BUILD_DIR:-build}
+out=${OUT:-quickstart-out}
+epochs=${EPOCHS:-1}
+
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev librandom123-dev
+          openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
+          dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+echo "== building in $build"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPCN_BUILD_TESTS=OFF > /dev/null
+cmake --build "$build" -j "$(nproc)" --target pcn_dist pcn_convert
+
+mkdir -p "$out"
+data="$out/fashion-mnist.h5"
+if [ ! -f "$data" ]; then
+  echo "== converting Fashion-MNIST to $data"
+  "$build/pcn_convert" idx --dir /usr/share/datasets/fashion-mnist -o "$data"
+fi
+
+mpi=(mpirun -np "$np")
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+[ "$np" -gt "$(nproc)" ] && mpi+=(--oversubscribe)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+echo "== training: ${mpi[*]} pcn_dist train (metrics in $out/metrics.jsonl)"
+start=$(date +%s)
+"${mpi[@]}" "$build/pcn_dist" train --data "$data" --dims 784,256,10 --activation tanh \
+  --epochs "$epochs" --batch-size 500 --t-infer 20 --t-learn 50 --t-infer-test 100 \
+  --lr-infer 0.1 --lr-learn 0.05 --train-accuracy-every 0 --seed 1 \
+  --checkpoint "$out/checkpoint.h5" --metrics "$out/metrics.jsonl"
+echo "== trained and tested in $(( $(date +%s) - start )) s with $np ranks"
+"${mpi[@]}" "$build/pcn_dist" test --data "$data" --checkpoint "$out/checkpoint.h5" --json

@@ -1,0 +1,270 @@
+/*
+ * cli.c — the option table behind pcn_dist's command line, config file and --help.
+ *
+ * Every option has one row: its name (the same on the command line and in the file), its
+ * kind and place in pcn_cli, whether a checkpoint stores it (the run's settings), and its
+ * help line. Values are checked for form here (numbers are numbers); ranges are checked
+ * where they are used (pcn_train_params_validate names the field).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_STR, K_INT, K_LL, K_DBL, K_FLAG } kind;
+
+typedef struct {
+    const char *name;
+    kind k;
+    size_t off, size;
+    bool stored;        // part of the run's settings kept in checkpoints
+    const char *help;
+} option;
+
+#define OPT(name, k, field, stored, help) \
+    {name, k, offsetof(pcn_cli, field), sizeof(((pcn_cli *)0)->field), stored, help}
+
+static const option options[] = {
+    OPT("data", K_STR, data, true, "data set file (HDF5, see pcn_convert)"),
+    OPT("dims", K_STR, dims, true, "layer widths, input first: 784,256,64,10"),
+    OPT("output-dim", K_INT, output_dim, true, "readout outputs K (default: last of --dims)"),
+    OPT("activation", K_STR, activation, true, "relu | tanh | sigmoid | identity (relu)"),
+    OPT("task", K_STR, task, true, "classification | regression (classification)"),
+    OPT("epochs", K_INT, epochs, true, "epochs (4)"),
+    OPT("batch-size", K_INT, batch_size, true, "global batch, split over the ranks (500)"),
+    OPT("test-batch-size", K_INT, test_batch_size, true, "global test batch (batch size)"),
+    OPT("t-infer", K_INT, t_infer, true, "supervised inference steps per batch (50)"),
+    OPT("t-infer-test", K_INT, t_infer_test, true, "free inference steps (10 x t-infer)"),
+    OPT("t-learn", K_INT, t_learn, true, "learning steps per batch (the batch size)"),
+    OPT("lr-infer", K_DBL, lr_infer, true, "latent step size (0.05)"),
+    OPT("lr-learn", K_DBL, lr_learn, true, "weight step size (0.005)"),
+    OPT("early-stop", K_DBL, early_stop, true, "stop inference when |dE| < X (0: off)"),
+    OPT("energy-window", K_INT, energy_window, true, "energy window of early stopping (10)"),
+    OPT("lr-schedule", K_STR, lr_schedule, true, "none | plateau | steps (none)"),
+    OPT("lr-decay", K_DBL, lr_decay, true, "plateau: lr *= X (0.5)"),
+    OPT("lr-patience", K_INT, lr_patience, true, "plateau: batches without improvement (1)"),
+    OPT("lr-steps", K_STR, lr_steps, true, "steps: epoch:batch:lr,... (0-based)"),
+    OPT("seed", K_LL, seed, true, "seed of weights, latents and shuffles (0)"),
+    OPT("shuffle", K_INT, shuffle, true, "reshuffle training rows every epoch, 0 or 1 (1)"),
+    OPT("train-accuracy-every", K_INT, train_accuracy_every, true,
+        "free-inference train accuracy every N batches, 0 off (1)"),
+    OPT("top-k", K_INT, top_k, true, "test: also report top-k accuracy (3)"),
+    OPT("checkpoint", K_STR, checkpoint, false, "checkpoint file (written atomically)"),
+    OPT("checkpoint-every", K_INT, checkpoint_every, false,
+        "write the checkpoint every N batches (0: at the end and on a stop signal)"),
+    OPT("keep-checkpoints", K_INT, keep_checkpoints, false, "keep the last K files (1)"),
+    OPT("resume", K_STR, resume, false, "resume from this checkpoint"),
+    OPT("metrics", K_STR, metrics, false, "metrics file (JSON Lines, rank 0)"),
+    OPT("config", K_STR, config, false, "INI file of these options; flags override it"),
+    OPT("device", K_STR, device, false, "auto | cpu | cuda (auto)"),
+    OPT("precision", K_STR, precision, false, "fp32 | tf32 | bf16 | fp16 (GPU inference)"),
+    OPT("data-mode", K_STR, data_mode, false, "memory (once per node) | stream (memory)"),
+    OPT("output", K_STR, output, false, "predict: output file (HDF5)"),
+    OPT("split", K_STR, split, false, "test/predict: test | train (test)"),
+    OPT("json", K_FLAG, json, false, "test: print one JSON object"),
+    OPT("progress", K_INT, progress, false, "progress display on rank 0, 0 or 1 (1)"),
+    OPT("stop-after-batches", K_INT, stop_after_batches, false, NULL),
+    OPT("inject-fault", K_STR, inject_fault, false, NULL),
+    OPT("help", K_FLAG, help, false, "this text"),
+    OPT("version", K_FLAG, version, false, "print the version"),
+};
+#define N_OPTIONS (sizeof options / sizeof *options)
+
+void pcn_cli_defaults(pcn_cli *c) {
+    memset(c, 0, sizeof *c);
+    strcpy(c->activation, "relu");
+    strcpy(c->task, "classification");
+    c->epochs = 4;
+    c->batch_size = 500;
+    c->t_infer = 50;
+    c->lr_infer = 0.05;
+    c->lr_learn = 0.005;
+    c->energy_window = 10;
+    strcpy(c->lr_schedule, "none");
+    c->lr_decay = 0.5;
+    c->lr_patience = 1;
+    c->shuffle = 1;
+    c->train_accuracy_every = 1;
+    c->top_k = 3;
+    c->keep_checkpoints = 1;
+    strcpy(c->device, "auto");
+    strcpy(c->precision, "auto");
+    strcpy(c->data_mode, "memory");
+    strcpy(c->split, "test");
+    c->progress = 1;
+}
+
+// ----------------------------------------------------------------------------------------
+
+static const option *find(const char *name, size_t len) {
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static int set_value(pcn_cli *c, const option *o, const char *v, char *err, size_t n) {
+    char *field = (char *)c + o->off, *end;
+    errno = 0;
+    switch (o->k) {
+    case K_STR:
+        if (strlen(v) >= o->size) {
+            snprintf(err, n, "--%s: value longer than %zu characters", o->name, o->size - 1);
+            return -1;
+        }
+        strcpy(field, v);
+        return 0;
+    case K_INT: case K_LL: case K_FLAG: {
+        long long x = strtoll(v, &end, 10);
+        if (!*v || *end || errno || (o->k != K_LL && (x < -2147483647LL || x > 2147483647LL))) {
+            snprintf(err, n, "--%s: '%s' is not an integer", o->name, v);
+            return -1;
+        }
+        if (o->k == K_LL) *(long long *)field = x;
+        else *(int *)field = (int)x;
+        return 0;
+    }
+    case K_DBL: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno) {
+            snprintf(err, n, "--%s: '%s' is not a number", o->name, v);
+            return -1;
+        }
+        *(double *)field = x;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) *--e = '\0';
+    return s;
+}
+
+int pcn_cli_apply_ini(pcn_cli *c, const char *text, const char *origin, char *err, size_t n) {
+    char *copy = strdup(text), *save = NULL;
+    int lineno = 0, rc = 0;
+    for (char *line = strtok_r(copy, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == ';' || *s == '[') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, n, "%s:%d: expected 'name = value', got '%s'", origin, lineno, s);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        for (char *p = key; *p; p++)
+            if (*p == '_') *p = '-'; // t_infer and t-infer both work in files
+        const option *o = find(key, strlen(key));
+        if (!o || (o->k == K_FLAG && strcmp(key, "json") != 0)) {
+            snprintf(err, n, "%s:%d: unknown option '%s'", origin, lineno, key);
+            rc = -1;
+        } else if (set_value(c, o, val, err, n) != 0) {
+            char inner[512];
+            snprintf(inner, sizeof inner, "%s", err);
+            snprintf(err, n, "%s:%d: %s", origin, lineno, inner);
+            rc = -1;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+int pcn_cli_apply_args(pcn_cli *c, int argc, char **argv, int first, const char **positional,
+                       int max_positional, int *n_positional, char *err, size_t n) {
+    *n_positional = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            if (*n_positional >= max_positional) {
+                snprintf(err, n, "unexpected argument '%s'", a);
+                return -1;
+            }
+            positional[(*n_positional)++] = a;
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const option *o = find(name, len);
+        if (!o) {
+            snprintf(err, n, "unknown option '%.*s' (see --help)", (int)(len + 2), a);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (o->k == K_FLAG && !v) v = "1";
+        if (!v) {
+            if (i + 1 >= argc) {
+                snprintf(err, n, "--%s needs a value", o->name);
+                return -1;
+            }
+            v = argv[++i];
+        }
+        if (set_value(c, o, v, err, n) != 0) return -1;
+    }
+    return 0;
+}
+
+const char *pcn_cli_find_config(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0) return argv[i] + 9;
+    }
+    return NULL;
+}
+
+bool pcn_cli_given(int argc, char **argv, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, len) == 0 &&
+            (argv[i][2 + len] == '\0' || argv[i][2 + len] == '='))
+            return true;
+    return false;
+}
+
+char *pcn_cli_to_ini(const pcn_cli *c) {
+    size_t cap = 8192, len = 0;
+    char *out = malloc(cap);
+    len += (size_t)snprintf(out, cap, "# pcn_dist run settings\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const option *o = &options[i];
+        if (!o->stored) continue;
+        const char *field = (const char *)c + o->off;
+        char val[1100];
+        switch (o->k) {
+        case K_STR: snprintf(val, sizeof val, "%s", field); break;
+        case K_INT: case K_FLAG: snprintf(val, sizeof val, "%d", *(const int *)field); break;
+        case K_LL: snprintf(val, sizeof val, "%lld", *(const long long *)field); break;
+        case K_DBL: snprintf(val, sizeof val, "%.17g", *(const double *)field); break;
+        }
+        if (len + strlen(o->name) + strlen(val) + 8 > cap) out = realloc(out, cap *= 2);
+        len += (size_t)snprintf(out + len, cap - len, "%s = %s\n", o->name, val);
+    }
+    return out;
+}
+
+void pcn_cli_usage(FILE *out) {
+    fprintf(out,
+            "usage:\n"
+            "  pcn_dist train   --data D.h5 --dims 784,256,64,10 [options]\n"
+            "  pcn_dist test    --data D.h5 --checkpoint C.h5 [--t-infer-test N] [--json]\n"
+            "  pcn_dist predict --data D.h5 --checkpoint C.h5 --output P.h5\n"
+            "  pcn_dist info    FILE.h5\n"
+            "Run under MPI: mpirun -np N pcn_dist ... (each rank takes its share of every\n"
+            "global batch). Options (also 'name = value' lines in --config files):\n");
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].help)
+            fprintf(out, "  --%-22s %s\n", options[i].name, options[i].help);
+    fprintf(out,
+            "Exit status: 0 done; 1 error (one message, every rank exits); 2 usage error;\n"
+            "3 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (requeue and --resume).\n"
+            "Through mpirun send SIGUSR1 (Open MPI forwards it; it kills ranks on SIGTERM).\n");
+}

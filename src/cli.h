@@ -1,0 +1,70 @@
+/*
+ * cli.h — pcn_dist's settings: one table of options that serves the command line
+ * (--name value or --name=value), the INI config file (name = value; flags override it),
+ * --help, and the copy of the settings stored in every checkpoint.
+ */
+#ifndef PCN_CLI_H
+#define PCN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define PCN_CLI_PATH 4096
+
+typedef struct {
+    char data[PCN_CLI_PATH];        // data set (HDF5)
+    char dims[512];                 // "784,256,64,10"
+    int output_dim;                 // 0: dL
+    char activation[16];
+    char task[16];
+    int epochs;
+    int batch_size;
+    int test_batch_size;            // 0: batch_size
+    int t_infer, t_infer_test, t_learn;
+    double lr_infer, lr_learn;
+    double early_stop;
+    int energy_window;
+    char lr_schedule[16];           // none | plateau | steps
+    double lr_decay;
+    int lr_patience;
+    char lr_steps[1024];            // "epoch:batch:lr,..."
+    long long seed;
+    int shuffle;
+    int train_accuracy_every;
+    int top_k;
+    char checkpoint[PCN_CLI_PATH];
+    int checkpoint_every;           // batches; 0: at the end and on stop only
+    int keep_checkpoints;
+    char resume[PCN_CLI_PATH];
+    char metrics[PCN_CLI_PATH];
+    char config[PCN_CLI_PATH];
+    char device[8];                 // auto | cpu | cuda
+    char precision[8];              // auto | fp32 | tf32 | bf16 | fp16
+    char data_mode[8];              // memory | stream
+    char output[PCN_CLI_PATH];      // predict: output file
+    char split[8];                  // test/predict: train | test
+    int json;                       // test: one JSON object
+    int progress;                   // progress display on rank 0
+    int stop_after_batches;         // testing: send ourselves SIGTERM after N batches
+    char inject_fault[32];          // testing: ckpt-write
+    int help, version;
+} pcn_cli;
+
+// Defaults (pcn-torch 1.1.0's where it has one).
+void pcn_cli_defaults(pcn_cli *c);
+// Applies INI text (name = value lines; '#' and ';' comments; [sections] ignored). Returns 0,
+// or -1 with a message naming the line in err.
+int pcn_cli_apply_ini(pcn_cli *c, const char *text, const char *origin, char *err, size_t n);
+// Applies argv[first..argc). Positional arguments go to *positional (at most max).
+int pcn_cli_apply_args(pcn_cli *c, int argc, char **argv, int first, const char **positional,
+                       int max_positional, int *n_positional, char *err, size_t n);
+// Finds --config in argv without applying anything (so the file can be applied first).
+const char *pcn_cli_find_config(int argc, char **argv);
+// Whether the option was given on the command line.
+bool pcn_cli_given(int argc, char **argv, const char *name);
+// The training settings as INI text (malloc'd), for checkpoints.
+char *pcn_cli_to_ini(const pcn_cli *c);
+void pcn_cli_usage(FILE *out);
+
+#endif // PCN_CLI_H

@@ -1,0 +1,665 @@
+/*
+ * main.c — the pcn_dist program: train, test, predict and info over MPI ranks.
+ *
+ * Every rank runs the same sequence of collective steps; every failure goes through
+ * pcn_dist_agree, so all ranks stop together and rank 0 prints the one message. Progress
+ * and metrics come from rank 0. SIGTERM and SIGUSR1 set a flag; at the next batch boundary
+ * the ranks agree on it, write the checkpoint and exit with status 3 (requeue).
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+#include <hdf5_hl.h>
+
+#include "cli.h"
+#include "pcn.h"
+#include "pcn_ckpt.h"
+#include "pcn_dataset.h"
+#include "pcn_dist.h"
+#include "pcn_impl.h" // pcn_set_error: the program shares the library's error channel
+
+enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+typedef struct {
+    pcn_comm *comm;
+    pcn_cli cli;
+    int argc;
+    char **argv;
+} app;
+
+// Rank 0 prints the agreed message; every rank returns the exit status.
+static int fail(app *a, int status, const char *what) {
+    if (pcn_dist_rank(a->comm) == 0)
+        fprintf(stderr, "pcn_dist: %s%s%s\n", what ? what : "", what ? ": " : "", pcn_last_error());
+    return status;
+}
+
+// ----------------------------------------------------------------------------------------
+// Settings
+// ----------------------------------------------------------------------------------------
+
+static int parse_dims(const char *s, int *dims, int max) {
+    int n = 0;
+    const char *p = s;
+    while (*p && n < max) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1 << 30) return -1;
+        dims[n++] = (int)v;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    return *p ? -1 : n;
+}
+
+static pcn_status parse_steps(const char *s, pcn_lr_step *steps, int max, int *n) {
+    *n = 0;
+    for (const char *p = s; *p && *n < max;) {
+        pcn_lr_step st;
+        int used = 0;
+        if (sscanf(p, "%d:%d:%lf%n", &st.epoch, &st.batch, &st.lr, &used) != 3)
+            return pcn_set_error(PCN_EINVAL, "--lr-steps: expected epoch:batch:lr,... at '%s'", p);
+        steps[(*n)++] = st;
+        p += used;
+        if (*p == ',') p++;
+    }
+    return PCN_OK;
+}
+
+static pcn_status to_params(const pcn_cli *c, pcn_train_params *p, pcn_lr_step *steps,
+                            int max_steps) {
+    *p = pcn_train_default_params();
+    if (pcn_task_from_name(c->task, &p->task) != PCN_OK) return PCN_EINVAL;
+    p->t_infer = c->t_infer, p->t_infer_test = c->t_infer_test, p->t_learn = c->t_learn;
+    p->lr_infer = c->lr_infer, p->lr_learn = c->lr_learn, p->num_epochs = c->epochs;
+    p->early_stop_threshold = c->early_stop, p->energy_window_size = c->energy_window;
+    p->lr_decay_factor = c->lr_decay, p->lr_patience = c->lr_patience;
+    p->batch_size = c->batch_size, p->test_batch_size = c->test_batch_size;
+    p->shuffle = c->shuffle != 0, p->seed = (uint64_t)c->seed;
+    p->train_accuracy_every = c->train_accuracy_every, p->top_k = c->top_k;
+    if (strcmp(c->lr_schedule, "none") == 0) p->lr_schedule = PCN_LR_NONE;
+    else if (strcmp(c->lr_schedule, "plateau") == 0) p->lr_schedule = PCN_LR_PLATEAU;
+    else if (strcmp(c->lr_schedule, "steps") == 0) p->lr_schedule = PCN_LR_STEPS;
+    else return pcn_set_error(PCN_EINVAL, "--lr-schedule must be none, plateau or steps, got '%s'",
+                              c->lr_schedule);
+    if (c->lr_steps[0]) {
+        pcn_status st = parse_steps(c->lr_steps, steps, max_steps, &p->n_lr_steps);
+        if (st != PCN_OK) return st;
+        p->lr_steps = steps;
+    }
+    return pcn_train_params_validate(p);
+}
+
+static pcn_status check_device(const pcn_cli *c) {
+    if (strcmp(c->device, "auto") && strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
+        return pcn_set_error(PCN_EINVAL, "--device must be auto, cpu or cuda, got '%s'", c->device);
+    if (strcmp(c->device, "cuda") == 0)
+        return pcn_set_error(PCN_EINVAL, "--device cuda: this pcn_dist has no CUDA backend yet; "
+                             "use --device cpu");
+    if (strcmp(c->precision, "auto") && strcmp(c->precision, "fp32")) {
+        if (strcmp(c->precision, "tf32") && strcmp(c->precision, "bf16") && strcmp(c->precision, "fp16"))
+            return pcn_set_error(PCN_EINVAL, "--precision must be fp32, tf32, bf16 or fp16, got '%s'",
+                                 c->precision);
+        return pcn_set_error(PCN_EINVAL, "--precision %s applies to GPU inference; the CPU "
+                             "computes in fp32", c->precision);
+    }
+    if (strcmp(c->data_mode, "memory") && strcmp(c->data_mode, "stream"))
+        return pcn_set_error(PCN_EINVAL, "--data-mode must be memory or stream, got '%s'", c->data_mode);
+    if (strcmp(c->split, "train") && strcmp(c->split, "test"))
+        return pcn_set_error(PCN_EINVAL, "--split must be train or test, got '%s'", c->split);
+    if (c->checkpoint_every < 0 || c->keep_checkpoints < 1)
+        return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0 and --keep-checkpoints >= 1");
+    return PCN_OK;
+}
+
+// Reads a whole text file (the --config file).
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc((size_t)(n > 0 ? n : 0) + 1, 1);
+    if (s && n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = '\0';
+    fclose(f);
+    return s;
+}
+
+// Defaults, then base (a checkpoint's settings), then --config, then the flags.
+static int load_settings(app *a, const char *base, const char **pos, int max_pos, int *npos) {
+    char err[1024] = "";
+    pcn_status st = PCN_OK;
+    if (base && pcn_cli_apply_ini(&a->cli, base, "checkpoint settings", err, sizeof err) != 0)
+        st = pcn_set_error(PCN_EINVAL, "%s", err);
+    const char *cfg = pcn_cli_find_config(a->argc, a->argv);
+    if (st == PCN_OK && cfg) {
+        char *text = slurp(cfg);
+        if (!text) st = pcn_set_error(PCN_EINVAL, "--config %s: cannot read the file", cfg);
+        else if (pcn_cli_apply_ini(&a->cli, text, cfg, err, sizeof err) != 0)
+            st = pcn_set_error(PCN_EINVAL, "%s", err);
+        free(text);
+    }
+    if (st == PCN_OK &&
+        pcn_cli_apply_args(&a->cli, a->argc, a->argv, 2, pos, max_pos, npos, err, sizeof err) != 0)
+        st = pcn_set_error(PCN_EINVAL, "%s", err);
+    return pcn_dist_agree(a->comm, st) == PCN_OK ? 0 : -1;
+}
+
+static const char *arg_value(int argc, char **argv, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) || strncmp(argv[i] + 2, name, len)) continue;
+        if (argv[i][2 + len] == '=') return argv[i] + 3 + len;
+        if (argv[i][2 + len] == '\0' && i + 1 < argc) return argv[i + 1];
+    }
+    return NULL;
+}
+
+static pcn_model *model_from_settings(const pcn_cli *c) {
+    int dims[65];
+    int n = parse_dims(c->dims, dims, 65);
+    if (n < 2) {
+        pcn_set_error(PCN_EINVAL, "--dims must be at least two positive integers separated by "
+                      "commas (input first), got '%s'", c->dims);
+        return NULL;
+    }
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = n, mp.output_dim = c->output_dim, mp.seed = (uint64_t)c->seed;
+    if (c->output_dim < 0) {
+        pcn_set_error(PCN_EINVAL, "--output-dim must be >= 1, got %d", c->output_dim);
+        return NULL;
+    }
+    if (pcn_activation_from_name(c->activation, &mp.activation) != PCN_OK ||
+        pcn_task_from_name(c->task, &mp.mode) != PCN_OK)
+        return NULL;
+    return pcn_model_init(&mp);
+}
+
+// A checkpoint's shape against --dims/--output-dim/--activation given on the command line.
+static pcn_status check_shape(const app *a, const pcn_ckpt_info *info, const char *path) {
+    const pcn_cli *c = &a->cli;
+    char have[512] = "";
+    for (int l = 0; l < info->n_dims; l++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), l ? ",%d" : "%d", info->dims[l]);
+    int dims[65], n = parse_dims(c->dims, dims, 65);
+    bool same = n == info->n_dims;
+    for (int l = 0; same && l < n; l++) same = dims[l] == info->dims[l];
+    if (pcn_cli_given(a->argc, a->argv, "dims") && !same)
+        return pcn_set_error(PCN_EINVAL, "%s holds a model of dims %s, but --dims is %s", path,
+                             have, c->dims);
+    if (pcn_cli_given(a->argc, a->argv, "output-dim") && c->output_dim != info->output_dim)
+        return pcn_set_error(PCN_EINVAL, "%s holds a readout of %d outputs, but --output-dim is %d",
+                             path, info->output_dim, c->output_dim);
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// Training: the batch hook (metrics, stop signals, checkpoints)
+// ----------------------------------------------------------------------------------------
+
+typedef struct {
+    app *a;
+    FILE *metrics;
+    pcn_ckpt_meta meta;
+    pcn_train_position last;   // position after the previous batch
+    double t_last;             // wall clock then
+    int batches;               // batches done in this process's run
+    int64_t batch_size, n;
+} run_ctx;
+
+static double wall(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double last_of(const pcn_history *h, pcn_history_series s) {
+    size_t n = pcn_history_len(h, s);
+    return n ? pcn_history_data(h, s)[n - 1] : NAN;
+}
+
+static void json_num(FILE *f, const char *key, double v, bool comma) {
+    if (isfinite(v)) fprintf(f, "\"%s\":%.10g%s", key, v, comma ? "," : "");
+    else fprintf(f, "\"%s\":null%s", key, comma ? "," : "");
+}
+
+static void metrics_batch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
+                          double dt) {
+    const double *s0 = r->last.seconds, *s1 = next->seconds;
+    int epoch = next->batch == 0 ? next->epoch - 1 : next->epoch;
+    int batch = next->batch == 0 ? (int)((r->n + r->batch_size - 1) / r->batch_size) - 1 : next->batch - 1;
+    int64_t gb = next->samples - r->last.samples;
+    FILE *f = r->metrics;
+    fprintf(f, "{\"event\":\"batch\",\"epoch\":%d,\"batch\":%d,\"samples\":%lld,", epoch, batch,
+            (long long)gb);
+    json_num(f, "energy", last_of(h, PCN_HIST_PER_BATCH), true);
+    json_num(f, "pre_learn_energy", last_of(h, PCN_HIST_PER_BATCH_PRE_LEARN), true);
+    json_num(f, "lr", r->last.lr, true);
+    json_num(f, "running_accuracy", pcn_history_running_accuracy(h), true);
+    json_num(f, "samples_per_s", gb / dt, true);
+    json_num(f, "seconds", dt, true);
+    fprintf(f, "\"rank0_seconds\":{");
+    json_num(f, "inference", s1[0] - s0[0], true);
+    json_num(f, "learning", s1[1] - s0[1], true);
+    json_num(f, "collectives", s1[2] - s0[2], true);
+    json_num(f, "io", s1[3] - s0[3], false);
+    fprintf(f, "}}\n");
+}
+
+// At an epoch's end: per-phase seconds of the epoch, max and mean over ranks. Collective.
+static void metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
+                          const double epoch_sec[4], double epoch_wall) {
+    double mx[4], sum[4];
+    MPI_Comm comm = pcn_dist_mpi(r->a->comm);
+    PCN_MPI_CHECK(MPI_Reduce(epoch_sec, mx, 4, MPI_DOUBLE, MPI_MAX, 0, comm));
+    PCN_MPI_CHECK(MPI_Reduce(epoch_sec, sum, 4, MPI_DOUBLE, MPI_SUM, 0, comm));
+    if (!r->metrics) return;
+    int P = pcn_dist_size(r->a->comm);
+    const char *names[4] = {"inference", "learning", "collectives", "io"};
+    FILE *f = r->metrics;
+    fprintf(f, "{\"event\":\"epoch\",\"epoch\":%d,\"ranks\":%d,", next->epoch - 1, P);
+    json_num(f, "energy", last_of(h, PCN_HIST_PER_EPOCH), true);
+    json_num(f, "pre_learn_energy", last_of(h, PCN_HIST_PER_EPOCH_PRE_LEARN), true);
+    json_num(f, "train_accuracy", pcn_history_len(h, PCN_HIST_TRAIN_ACCURACY)
+                                      ? last_of(h, PCN_HIST_TRAIN_ACCURACY) : NAN, true);
+    json_num(f, "lr", last_of(h, PCN_HIST_LR_PER_EPOCH), true);
+    json_num(f, "seconds", epoch_wall, true);
+    json_num(f, "samples_per_s", r->n / epoch_wall, true);
+    fprintf(f, "\"seconds_max\":{");
+    for (int k = 0; k < 4; k++) json_num(f, names[k], mx[k], k < 3);
+    fprintf(f, "},\"seconds_mean\":{");
+    for (int k = 0; k < 4; k++) json_num(f, names[k], sum[k] / P, k < 3);
+    fprintf(f, "}}\n");
+    fflush(f);
+}
+
+static const char *ckpt_path(const pcn_cli *c) {
+    return c->checkpoint[0] ? c->checkpoint : "pcn_dist_checkpoint.h5";
+}
+
+typedef struct {
+    double epoch_start_sec[4];
+    double epoch_start_wall;
+} epoch_mark;
+
+static epoch_mark mark;
+
+static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
+                             const pcn_train_position *next, bool *stop) {
+    run_ctx *r = u;
+    app *a = r->a;
+    const pcn_cli *c = &a->cli;
+    double t = wall();
+    r->batches++;
+    if (c->stop_after_batches && r->batches == c->stop_after_batches && pcn_dist_rank(a->comm) == 0)
+        raise(SIGTERM); // the real signal path, at a known batch (tests)
+    if (r->metrics) metrics_batch(r, h, next, t - r->t_last);
+    if (next->batch == 0) {
+        double sec[4];
+        for (int k = 0; k < 4; k++) sec[k] = next->seconds[k] - mark.epoch_start_sec[k];
+        metrics_epoch(r, h, next, sec, t - mark.epoch_start_wall);
+        memcpy(mark.epoch_start_sec, next->seconds, sizeof mark.epoch_start_sec);
+        mark.epoch_start_wall = t;
+    }
+    r->last = *next;
+    r->t_last = t;
+    int mine = stop_signal != 0, any = 0;
+    PCN_MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, pcn_dist_mpi(a->comm)));
+    bool periodic = c->checkpoint_every > 0 && r->batches % c->checkpoint_every == 0;
+    if (any || periodic) {
+        pcn_status st = pcn_io_ckpt_write(a->comm, ckpt_path(c), m, next, h, &r->meta,
+                                          c->keep_checkpoints);
+        if (st != PCN_OK) return st;
+    }
+    if (any) {
+        *stop = true;
+        if (pcn_dist_rank(a->comm) == 0)
+            fprintf(stderr, "pcn_dist: stop signal: checkpoint written to %s (epoch %d, batch %d); "
+                    "resume with --resume %s\n", ckpt_path(c), next->epoch, next->batch, ckpt_path(c));
+    }
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// Commands
+// ----------------------------------------------------------------------------------------
+
+static pcn_io_mode data_mode(const pcn_cli *c) {
+    return strcmp(c->data_mode, "stream") == 0 ? PCN_IO_STREAM : PCN_IO_MEMORY;
+}
+
+static void print_test(app *a, const pcn_test_result *r, const char *split) {
+    if (pcn_dist_rank(a->comm) != 0) return;
+    if (a->cli.json) {
+        printf("{\"split\":\"%s\",\"accuracy\":%.6f,\"top%d\":%.6f,\"energy\":%.8g,\"mse\":%.8g,"
+               "\"samples\":%lld,\"ranks\":%d}\n", split, r->accuracy, r->k, r->top_k, r->energy,
+               r->mse, (long long)r->samples, pcn_dist_size(a->comm));
+    } else if (strcmp(a->cli.task, "regression") == 0) {
+        printf("%s: mse %.6f | energy %.6f | %lld samples\n", split, r->mse, r->energy,
+               (long long)r->samples);
+    } else {
+        printf("%s: accuracy %.4f | top-%d %.4f | energy %.6f | %lld samples\n", split,
+               r->accuracy, r->k, r->top_k, r->energy, (long long)r->samples);
+    }
+    fflush(stdout);
+}
+
+// Evaluates split of the data set with model. Collective.
+static pcn_status evaluate(app *a, const pcn_model *m, const pcn_train_params *p,
+                           const char *split, float *yhat, pcn_test_result *r) {
+    pcn_dataset *ds = pcn_io_dataset_open(a->comm, a->cli.data, split, data_mode(&a->cli));
+    if (!ds) return PCN_EDATA;
+    pcn_data d = pcn_io_dataset_source(ds);
+    pcn_status st = pcn_dist_test(m, &d, p, r, yhat, a->comm);
+    pcn_io_dataset_close(ds);
+    return st;
+}
+
+static pcn_status open_model(app *a, pcn_model **m, pcn_history *h, pcn_ckpt_info *info,
+                             const char *resume) {
+    if (resume) {
+        *m = pcn_io_ckpt_read(a->comm, resume, info, h);
+        if (!*m) return PCN_EDATA;
+        return pcn_dist_agree(a->comm, check_shape(a, info, resume));
+    }
+    pcn_status st = PCN_OK;
+    if (!a->cli.dims[0]) st = pcn_set_error(PCN_EINVAL, "--dims is required (e.g. --dims 784,256,64,10)");
+    if (st == PCN_OK && !(*m = model_from_settings(&a->cli))) st = PCN_EINVAL;
+    return pcn_dist_agree(a->comm, st);
+}
+
+// Trains (or resumes), writes the final checkpoint, then scores the test split. Collective.
+static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *p,
+                        const pcn_train_position *resume) {
+    const pcn_cli *c = &a->cli;
+    bool root = pcn_dist_rank(a->comm) == 0;
+    pcn_dataset *ds = pcn_io_dataset_open(a->comm, c->data, "train", data_mode(c));
+    if (!ds) return EXIT_ERROR;
+    pcn_data train = pcn_io_dataset_source(ds);
+    char *ini = pcn_cli_to_ini(c);
+    run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini}, .t_last = wall(),
+                 .batch_size = p->batch_size, .n = train.n};
+    pcn_status st = PCN_OK;
+    if (root && c->metrics[0] && !(r.metrics = fopen(c->metrics, resume ? "a" : "w")))
+        st = pcn_set_error(PCN_EIO, "--metrics %s: cannot open for writing", c->metrics);
+    st = pcn_dist_agree(a->comm, st);
+    pcn_progress *progress = NULL;
+    if (st == PCN_OK) {
+        if (resume) r.last = *resume, r.last.samples = 0, memset(r.last.seconds, 0, sizeof r.last.seconds);
+        else r.last.lr = p->lr_learn;
+        mark = (epoch_mark){{0}, wall()};
+        if (root && c->progress) {
+            progress = pcn_progress_init(stdout, "cpu");
+            p->callbacks = pcn_progress_callbacks(progress);
+        }
+        p->batch_hook = batch_hook, p->batch_hook_user = &r, p->resume = resume;
+        st = pcn_dist_train(m, &train, p, h, a->comm);
+    }
+    pcn_io_dataset_close(ds);
+    pcn_progress_free(progress);
+    if (r.metrics) fclose(r.metrics);
+    int rc = st == PCN_OK ? EXIT_OK : st == PCN_STOPPED ? EXIT_STOPPED : EXIT_ERROR;
+    if (st == PCN_OK && c->checkpoint[0]) {
+        pcn_train_position end = {.epoch = p->num_epochs, .lr = last_of(h, PCN_HIST_LR_PER_EPOCH),
+                                  .plateau_best = INFINITY};
+        if (!isfinite(end.lr)) end.lr = resume ? resume->lr : p->lr_learn;
+        st = pcn_io_ckpt_write(a->comm, c->checkpoint, m, &end, h, &r.meta, c->keep_checkpoints);
+        if (st != PCN_OK) rc = EXIT_ERROR;
+        else if (root) printf("checkpoint: %s\n", c->checkpoint);
+    }
+    if (rc == EXIT_OK) {
+        pcn_test_result tr;
+        st = evaluate(a, m, p, "test", NULL, &tr);
+        if (st == PCN_OK) print_test(a, &tr, "test");
+        else rc = EXIT_ERROR;
+    }
+    free(ini);
+    return rc;
+}
+
+static int cmd_train(app *a) {
+    pcn_cli *c = &a->cli;
+    const char *resume = arg_value(a->argc, a->argv, "resume"), *pos[1];
+    pcn_history *h = pcn_history_init();
+    pcn_ckpt_info info = {0};
+    pcn_model *m = NULL;
+    pcn_lr_step steps[256];
+    pcn_train_params p;
+    int npos, rc = EXIT_ERROR;
+    pcn_status st = PCN_OK;
+    if (resume) {
+        if (!(m = pcn_io_ckpt_read(a->comm, resume, &info, h))) goto done;
+    }
+    if (load_settings(a, resume ? info.config : NULL, pos, 0, &npos) != 0) {
+        rc = fail(a, EXIT_USAGE, NULL);
+        goto done;
+    }
+    if (!c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
+    if (st == PCN_OK) st = check_device(c);
+    if (st == PCN_OK) st = to_params(c, &p, steps, 256);
+    if (pcn_dist_agree(a->comm, st) != PCN_OK) {
+        rc = fail(a, EXIT_USAGE, NULL);
+        goto done;
+    }
+    if (resume ? pcn_dist_agree(a->comm, check_shape(a, &info, resume)) != PCN_OK
+               : open_model(a, &m, h, &info, NULL) != PCN_OK)
+        goto done;
+    rc = run_training(a, m, h, &p, resume ? &info.pos : NULL);
+done:
+    if (rc == EXIT_ERROR && pcn_last_error()[0]) fail(a, EXIT_ERROR, NULL);
+    pcn_io_ckpt_info_free(&info);
+    pcn_history_free(h);
+    pcn_model_free(m);
+    return rc;
+}
+
+// Gathers every rank's rows of yhat on rank 0 and writes /yhat (n, K) float32 and /pred (n)
+// int32 (argmax) to --output atomically. Collective.
+static pcn_status write_predictions(app *a, float *yhat, int64_t n, int K, const char *ck) {
+    const pcn_cli *c = &a->cli;
+    MPI_Comm comm = pcn_dist_mpi(a->comm);
+    bool root = pcn_dist_rank(a->comm) == 0;
+    size_t total = (size_t)n * K;
+    for (size_t off = 0; off < total; off += 1u << 28) { // rows are disjoint: a sum gathers
+        int cnt = (int)(total - off < (1u << 28) ? total - off : (1u << 28));
+        PCN_MPI_CHECK(MPI_Reduce(root ? MPI_IN_PLACE : yhat + off, yhat + off, cnt, MPI_FLOAT,
+                                 MPI_SUM, 0, comm));
+    }
+    pcn_status st = PCN_OK;
+    if (root) {
+        char tmp[PCN_CLI_PATH + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", c->output);
+        int32_t *pred = malloc((size_t)(n > 0 ? n : 1) * sizeof *pred);
+        for (int64_t i = 0; i < n; i++) {
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (yhat[i * K + k] > yhat[i * K + best]) best = k;
+            pred[i] = best;
+        }
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        hsize_t d2[2] = {(hsize_t)n, (hsize_t)K}, d1 = (hsize_t)n;
+        herr_t e = f < 0 ? -1 : 0;
+        if (e >= 0) e = H5LTmake_dataset_float(f, "yhat", 2, d2, yhat);
+        if (e >= 0) e = H5LTmake_dataset_int(f, "pred", 1, &d1, pred);
+        if (e >= 0) e = H5LTset_attribute_string(f, "/", "pcn_format", "pcn-predictions");
+        if (e >= 0) e = H5LTset_attribute_string(f, "/", "checkpoint", ck);
+        if (e >= 0) e = H5LTset_attribute_string(f, "/", "data", c->data);
+        if (e >= 0) e = H5LTset_attribute_string(f, "/", "split", c->split);
+        if (f >= 0 && H5Fclose(f) < 0) e = -1;
+        if (e < 0 || rename(tmp, c->output) != 0) {
+            unlink(tmp);
+            st = pcn_set_error(PCN_EIO, "--output %s: cannot write the predictions", c->output);
+        }
+        free(pred);
+    }
+    return pcn_dist_agree(a->comm, st);
+}
+
+// test and predict: a checkpoint's model on a split of a data set.
+static int cmd_eval(app *a, bool predict) {
+    pcn_cli *c = &a->cli;
+    const char *ck = arg_value(a->argc, a->argv, "checkpoint"), *pos[1];
+    pcn_ckpt_info info = {0};
+    pcn_model *m = NULL;
+    pcn_lr_step steps[256];
+    pcn_train_params p;
+    float *yhat = NULL;
+    int npos, rc = EXIT_USAGE;
+    pcn_status st = ck ? PCN_OK : pcn_set_error(PCN_EINVAL, "--checkpoint is required");
+    if (pcn_dist_agree(a->comm, st) != PCN_OK) return fail(a, EXIT_USAGE, NULL);
+    if (!(m = pcn_io_ckpt_read(a->comm, ck, &info, NULL))) return fail(a, EXIT_ERROR, NULL);
+    if (load_settings(a, info.config, pos, 0, &npos) != 0) goto done;
+    st = c->data[0] ? PCN_OK : pcn_set_error(PCN_EINVAL, "--data is required");
+    if (st == PCN_OK && predict && !c->output[0]) st = pcn_set_error(PCN_EINVAL, "--output is required");
+    if (st == PCN_OK) st = check_device(c);
+    if (st == PCN_OK) st = to_params(c, &p, steps, 256);
+    if (st == PCN_OK) st = check_shape(a, &info, ck);
+    if (pcn_dist_agree(a->comm, st) != PCN_OK) goto done;
+    rc = EXIT_ERROR;
+    pcn_dataset *ds = pcn_io_dataset_open(a->comm, c->data, c->split, data_mode(c));
+    if (!ds) goto done;
+    pcn_data d = pcn_io_dataset_source(ds);
+    size_t K = (size_t)pcn_model_output_dim(m);
+    if (predict && !(yhat = calloc((size_t)d.n * K, sizeof *yhat))) pcn_fatal("out of memory");
+    pcn_test_result r;
+    st = pcn_dist_test(m, &d, &p, &r, yhat, a->comm);
+    pcn_io_dataset_close(ds);
+    if (st != PCN_OK) goto done;
+    if (predict) st = write_predictions(a, yhat, d.n, (int)K, ck);
+    if (st != PCN_OK) goto done;
+    if (!predict) print_test(a, &r, c->split);
+    else if (pcn_dist_rank(a->comm) == 0) printf("predictions: %s (%lld rows)\n", c->output, (long long)d.n);
+    rc = EXIT_OK;
+done:
+    if (rc != EXIT_OK) fail(a, rc, NULL);
+    free(yhat);
+    pcn_io_ckpt_info_free(&info);
+    pcn_model_free(m);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------------------
+// info
+// ----------------------------------------------------------------------------------------
+
+static void describe_split(hid_t f, const char *split) {
+    char path[64];
+    snprintf(path, sizeof path, "/%s/x", split);
+    if (H5Lexists(f, split, H5P_DEFAULT) <= 0) return;
+    hsize_t dx[3] = {0}, dy[3] = {0};
+    H5T_class_t cls;
+    size_t size;
+    int rx = 0, ry = 0;
+    H5LTget_dataset_ndims(f, path, &rx);
+    if (rx > 0 && rx <= 3) H5LTget_dataset_info(f, path, dx, &cls, &size);
+    snprintf(path, sizeof path, "/%s/y", split);
+    H5LTget_dataset_ndims(f, path, &ry);
+    if (ry > 0 && ry <= 3) H5LTget_dataset_info(f, path, dy, &cls, &size);
+    printf("  %-5s x [%llu, %llu]  y [%llu%s]\n", split, (unsigned long long)dx[0],
+           (unsigned long long)dx[1], (unsigned long long)dy[0], ry == 2 ? ", K" : "");
+}
+
+static int info_file(const char *path) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, R_OK) != 0) {
+        pcn_set_error(PCN_EIO, "%s: no such file", path);
+        return EXIT_ERROR;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        pcn_set_error(PCN_EDATA, "%s: not an HDF5 file (or truncated)", path);
+        return EXIT_ERROR;
+    }
+    char fmt[64] = "";
+    H5LTget_attribute_string(f, "/", "pcn_format", fmt);
+    printf("%s: %s\n", path, fmt[0] ? fmt : "an HDF5 file without a pcn_format attribute");
+    if (strcmp(fmt, "pcn-dataset") == 0) {
+        int version = 0, classes = 0;
+        H5LTget_attribute_int(f, "/", "format_version", &version);
+        H5LTget_attribute_int(f, "/", "num_classes", &classes);
+        printf("  format_version %d, %d classes, normalisation %s\n", version, classes,
+               H5Lexists(f, "norm", H5P_DEFAULT) > 0 ? "yes" : "no");
+        describe_split(f, "train");
+        describe_split(f, "test");
+    } else if (strcmp(fmt, "pcn-checkpoint") == 0) {
+        int version = 0, ranks = 0, dims[65], K = 0, epoch = 0, batch = 0;
+        char act[32] = "", mode[32] = "", lib[32] = "";
+        double lr = 0;
+        hsize_t nd = 0;
+        H5T_class_t cls;
+        size_t size;
+        H5LTget_attribute_int(f, "/", "format_version", &version);
+        H5LTget_attribute_int(f, "/", "ranks", &ranks);
+        H5LTget_attribute_int(f, "/", "output_dim", &K);
+        H5LTget_attribute_string(f, "/", "activation", act);
+        H5LTget_attribute_string(f, "/", "mode", mode);
+        H5LTget_attribute_string(f, "/", "library_version", lib);
+        if (H5LTget_attribute_info(f, "/", "dims", &nd, &cls, &size) >= 0 && nd <= 65)
+            H5LTget_attribute_int(f, "/", "dims", dims);
+        H5LTget_attribute_int(f, "/state", "epoch", &epoch);
+        H5LTget_attribute_int(f, "/state", "batch", &batch);
+        H5LTget_attribute_double(f, "/state", "lr", &lr);
+        printf("  format_version %d, written by libpcn %s with %d ranks\n  dims ", version, lib, ranks);
+        for (hsize_t l = 0; l < nd; l++) printf(l ? ",%d" : "%d", dims[l]);
+        printf("  output_dim %d  activation %s  mode %s\n", K, act, mode);
+        printf("  next batch: epoch %d, batch %d; lr_learn %g\n", epoch, batch, lr);
+    }
+    H5Fclose(f);
+    return EXIT_OK;
+}
+
+static int cmd_info(app *a) {
+    const char *pos[2];
+    int npos = 0;
+    if (load_settings(a, NULL, pos, 2, &npos) != 0) return fail(a, EXIT_USAGE, NULL);
+    pcn_status st = npos == 1 ? PCN_OK : pcn_set_error(PCN_EINVAL, "usage: pcn_dist info FILE.h5");
+    if (pcn_dist_agree(a->comm, st) != PCN_OK) return fail(a, EXIT_USAGE, NULL);
+    int rc = pcn_dist_rank(a->comm) == 0 ? info_file(pos[0]) : EXIT_OK;
+    st = pcn_dist_agree(a->comm, rc == EXIT_OK ? PCN_OK : PCN_EDATA);
+    return st == PCN_OK ? EXIT_OK : fail(a, EXIT_ERROR, NULL);
+}
+
+// ----------------------------------------------------------------------------------------
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    app a = {.comm = pcn_dist_init(MPI_COMM_WORLD), .argc = argc, .argv = argv};
+    pcn_cli_defaults(&a.cli);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    const char *cmd = argc > 1 ? argv[1] : "";
+    int rc;
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        if (pcn_dist_rank(a.comm) == 0) printf("pcn_dist %s (libpcn %s)\n", PCN_VERSION_STRING, pcn_version());
+        rc = EXIT_OK;
+    } else if (!strcmp(cmd, "--help") || !strcmp(cmd, "help") || pcn_cli_given(argc, argv, "help")) {
+        if (pcn_dist_rank(a.comm) == 0) pcn_cli_usage(stdout);
+        rc = EXIT_OK;
+    } else if (!strcmp(cmd, "train")) rc = cmd_train(&a);
+    else if (!strcmp(cmd, "test")) rc = cmd_eval(&a, false);
+    else if (!strcmp(cmd, "predict")) rc = cmd_eval(&a, true);
+    else if (!strcmp(cmd, "info")) rc = cmd_info(&a);
+    else {
+        if (pcn_dist_rank(a.comm) == 0) {
+            fprintf(stderr, "pcn_dist: unknown command '%s'\n", cmd);
+            pcn_cli_usage(stderr);
+        }
+        rc = EXIT_USAGE;
+    }
+    pcn_dist_free(a.comm);
+    MPI_Finalize();
+    return rc;
+}
