@@ -26,4 +26,24 @@ static inline float act_identity_d(float a) {
     return 1.0f;
 }
 
+// f and f' together from one evaluation of the transcendental (the hot loops' form).
+static inline float act_tanh_both(float a, float *d) {
+    float t = tanhf(a);
+    *d = 1.0f - t * t;
+    return t;
+}
+static inline float act_sigmoid_both(float a, float *d) {
+    float s = act_sigmoid(a);
+    *d = s * (1.0f - s);
+    return s;
+}
+static inline float act_relu_both(float a, float *d) {
+    *d = act_relu_d(a);
+    return act_relu(a);
+}
+static inline float act_identity_both(float a, float *d) {
+    *d = 1.0f;
+    return a;
+}
+
 #endif // PCN_ACTIVATION_IMPL_H

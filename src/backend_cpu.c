@@ -31,14 +31,15 @@ static void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alph
                 ldc);
 }
 
-// One loop per activation so the compiler vectorises each with its own f and f'.
-#define ERROR_LOOP(F, DF)                                                                   \
+// One loop per activation so the compiler vectorises each with its own f and f'; the
+// transcendental is evaluated once per element for both.
+#define ERROR_LOOP(BOTH)                                                                    \
     _Pragma("omp parallel for simd reduction(+ : sum) if (n >= PAR_MIN) schedule(static)") \
     for (size_t i = 0; i < n; i++) {                                                        \
-        float ai = a[i];                                                                    \
-        float ei = x[i] - F(ai);                                                            \
+        float di, fi = BOTH(a[i], &di);                                                     \
+        float ei = x[i] - fi;                                                               \
         e[i] = ei;                                                                          \
-        h[i] = ei * DF(ai);                                                                 \
+        h[i] = ei * di;                                                                     \
         sum += (double)ei * (double)ei;                                                     \
         if (lr != 0.0f) x[i] -= lr * ei;                                                    \
     }
@@ -47,10 +48,10 @@ static double cpu_error_pass(pcn_activation act, size_t n, float *x, const float
                              float *e, float *h, float lr) {
     double sum = 0.0;
     switch (act) {
-    case PCN_ACT_RELU: ERROR_LOOP(act_relu, act_relu_d) break;
-    case PCN_ACT_TANH: ERROR_LOOP(act_tanh, act_tanh_d) break;
-    case PCN_ACT_SIGMOID: ERROR_LOOP(act_sigmoid, act_sigmoid_d) break;
-    default: ERROR_LOOP(act_identity, act_identity_d) break;
+    case PCN_ACT_RELU: ERROR_LOOP(act_relu_both) break;
+    case PCN_ACT_TANH: ERROR_LOOP(act_tanh_both) break;
+    case PCN_ACT_SIGMOID: ERROR_LOOP(act_sigmoid_both) break;
+    default: ERROR_LOOP(act_identity_both) break;
     }
     return sum;
 }

@@ -369,7 +369,8 @@ static void check_inference(net *n, const char *tag) {
 
     for (int l = 1; l <= n->L; l++) {
         const float *xl = pcn_state_latent(b.s, l);
-        double *got = malloc(xsize(n, l) * sizeof(double)), *ref = malloc(xsize(n, l) * sizeof(double));
+        double *got = malloc(xsize(n, l) * sizeof(double));
+        double *ref = malloc(xsize(n, l) * sizeof(double));
         for (size_t i = 0; i < xsize(n, l); i++) {
             got[i] = ((double)(float)n->x[l][i] - (double)xl[i]) / lr;
             ref[i] = fd(n, &n->x[l][i]);
@@ -643,7 +644,8 @@ static void check_activations(void) {
         tu_close_d(label, got, exact, cnt, 1e-6, 1e-6);
         for (int k = -512; k <= 512; k++) {
             double a = k / 64.0;
-            TU_CHECK(fabs(pcn_activation_apply(act, (float)a) - f_d(act, a)) <= 1e-6 * (1 + fabs(a)),
+            TU_CHECK(fabs(pcn_activation_apply(act, (float)a) - f_d(act, a)) <=
+                         1e-6 * (1 + fabs(a)),
                      "%s(%g) = %.9g, want %.9g", name, a, pcn_activation_apply(act, (float)a),
                      f_d(act, a));
         }
@@ -656,7 +658,8 @@ static void check_activations(void) {
                  "pcn_activation_from_name(\"%s\") gave %d", name, (int)back);
         for (int k = -300; fn && dfn && k <= 300; k++) {
             float a = k / 37.0f;
-            TU_CHECK(fn(a) == pcn_activation_apply(act, a) && dfn(a) == pcn_activation_deriv(act, a),
+            TU_CHECK(fn(a) == pcn_activation_apply(act, a) &&
+                         dfn(a) == pcn_activation_deriv(act, a),
                      "pcn_get_activation(\"%s\") differs from the enum at %g", name, a);
         }
     }
@@ -669,13 +672,15 @@ static void check_activations(void) {
         pcn_act_fn fn = NULL, dfn = NULL;
         pcn_status st = pcn_get_activation(bad[i], &fn, &dfn);
         const char *msg = pcn_last_error();
-        TU_CHECK(st == PCN_EINVAL, "pcn_get_activation(\"%s\") returned %s", bad[i] ? bad[i] : "NULL",
+        TU_CHECK(st == PCN_EINVAL, "pcn_get_activation(\"%s\") returned %s",
+                 bad[i] ? bad[i] : "NULL",
                  pcn_status_name(st));
         TU_CHECK(strstr(msg, "relu") && strstr(msg, "tanh") && strstr(msg, "sigmoid") &&
                      strstr(msg, "identity"),
                  "error message should name the available activations: \"%s\"", msg);
         if (bad[i] && bad[i][0])
-            TU_CHECK(strstr(msg, bad[i]) != NULL, "error message should name '%s': \"%s\"", bad[i], msg);
+            TU_CHECK(strstr(msg, bad[i]) != NULL, "error message should name '%s': \"%s\"",
+                     bad[i], msg);
     }
     pcn_activation out;
     TU_CHECK(pcn_activation_from_name("softmax", &out) == PCN_EINVAL,
@@ -697,9 +702,11 @@ static void check_uniform(const char *label, const float *v, size_t n, double a)
     }
     double mean = sum / n, var = sq / n - mean * mean, want = a * a / 3;
     TU_CHECK(outside == 0, "%s: %zu of %zu entries outside +-%.6g", label, outside, n, a);
-    TU_CHECK(fabs(var - want) <= 0.03 * want, "%s: variance %.6g, want a^2/3 = %.6g", label, var, want);
+    TU_CHECK(fabs(var - want) <= 0.03 * want, "%s: variance %.6g, want a^2/3 = %.6g", label, var,
+             want);
     TU_CHECK(fabs(mean) <= 5 * a / sqrt(3.0 * n), "%s: mean %.3g is not ~0", label, mean);
-    TU_CHECK(hi >= 0.99 * a && lo <= -0.99 * a, "%s: range [%.6g, %.6g], bound %.6g", label, lo, hi, a);
+    TU_CHECK(hi >= 0.99 * a && lo <= -0.99 * a, "%s: range [%.6g, %.6g], bound %.6g", label, lo,
+             hi, a);
     printf("init %-22s n %6zu bound %.5f var/(a^2/3) %.4f range [%.5f, %.5f]\n", label, n, a,
            var / want, lo, hi);
 }
