@@ -447,10 +447,13 @@ static int cmd_train(app *a) {
     if (!c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
     if (st == PCN_OK) st = check_device(c);
     if (st == PCN_OK) st = to_params(c, &p, steps, 256);
+    if (st == PCN_OK && c->inject_fault[0] && strcmp(c->inject_fault, "ckpt-write"))
+        st = pcn_set_error(PCN_EINVAL, "--inject-fault: only ckpt-write exists");
     if (pcn_dist_agree(a->comm, st) != PCN_OK) {
         rc = fail(a, EXIT_USAGE, NULL);
         goto done;
     }
+    pcn_io_ckpt_inject_fault(c->inject_fault[0] != 0);
     if (resume ? pcn_dist_agree(a->comm, check_shape(a, &info, resume)) != PCN_OK
                : open_model(a, &m, h, &info, NULL) != PCN_OK)
         goto done;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Program-level guarantees of pcn_dist, end to end through HDF5 files and mpirun:
+#   invariance  the same run with P = 1, 2, 3, 4 (a last partial batch, and a global batch
+#               smaller than P) ends with weights and history equal to 1e-5 relative;
+#   resume      a run stopped by SIGTERM mid-epoch (P = 1, no mpirun) and by SIGTERM on one
+#               rank under mpirun (P = 2), resumed from its checkpoint at the same P, ends
+#               bitwise identical to an unbroken run; resumed at P = 3 it matches to 1e-5;
+#   signal      SIGUSR1 sent to mpirun at an arbitrary moment: exit status 3, a checkpoint,
+#               and the resumed run ends bitwise identical to the unbroken one;
+#   stream      --data-mode stream trains bitwise like the default memory mode.
+# Usage: program_runs.sh CASE   (PCN_DIST, PCN_TESTTOOL, MPIEXEC, SCRATCH from CTest)
+set -u
+case_name=$1
+scratch=$SCRATCH/$case_name
+rm -rf "$scratch" && mkdir -p "$scratch" && cd "$scratch" || exit 1
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+fail() { echo "FAIL: $*"; exit 1; }
+mpi() { local np=$1; shift; timeout 120 "$MPIEXEC" -np "$np" --oversubscribe "$PCN_DIST" "$@"; }
+"$PCN_TESTTOOL" mkdata data.h5 103 37 20 4 7 || fail "mkdata"
+common=(--data data.h5 --dims 20,12,8 --output-dim 4 --activation tanh --epochs 2
+        --batch-size 25 --t-infer 6 --t-learn 5 --t-infer-test 10 --lr-infer 0.1
+        --lr-learn 0.05 --seed 3 --lr-schedule plateau --progress 0)
+
+case $case_name in
+invariance)
+  mpi 1 train "${common[@]}" --checkpoint p1.h5 > p1.log 2>&1 || fail "P=1: $(cat p1.log)"
+  for np in 2 3 4; do
+    mpi $np train "${common[@]}" --checkpoint p$np.h5 > p$np.log 2>&1 || fail "P=$np: $(cat p$np.log)"
+    "$PCN_TESTTOOL" compare p$np.h5 p1.h5 1e-5 || fail "P=$np differs from P=1"
+  done
+  # A global batch smaller than P: 3 rows over 4 ranks (one rank holds none).
+  mpi 1 train "${common[@]}" --batch-size 3 --epochs 1 --checkpoint s1.h5 > s1.log 2>&1 || fail "$(cat s1.log)"
+  mpi 4 train "${common[@]}" --batch-size 3 --epochs 1 --checkpoint s4.h5 > s4.log 2>&1 || fail "$(cat s4.log)"
+  "$PCN_TESTTOOL" compare s4.h5 s1.h5 1e-5 || fail "batch 3 at P=4 differs from P=1"
+  ;;
+resume)
+  # P = 1 without mpirun: the process signals itself with SIGTERM after 3 of 5 batches.
+  timeout 120 "$PCN_DIST" train "${common[@]}" --checkpoint full1.h5 > full1.log 2>&1 || fail "$(cat full1.log)"
+  timeout 120 "$PCN_DIST" train "${common[@]}" --checkpoint part1.h5 --stop-after-batches 3 > stop1.log 2>&1
+  rc=$?; [ $rc -eq 3 ] || fail "stopped run exited $rc, want 3: $(cat stop1.log)"
+  grep -q "resume with --resume" stop1.log || fail "no stop message: $(cat stop1.log)"
+  timeout 120 "$PCN_DIST" train --resume part1.h5 --checkpoint part1.h5 --progress 0 > res1.log 2>&1 || fail "resume: $(cat res1.log)"
+  "$PCN_TESTTOOL" compare part1.h5 full1.h5 exact || fail "P=1 resume is not bitwise identical"
+  # P = 2 under mpirun: rank 0 receives SIGTERM after 7 batches (mid-epoch 2).
+  mpi 2 train "${common[@]}" --checkpoint full2.h5 > full2.log 2>&1 || fail "$(cat full2.log)"
+  mpi 2 train "${common[@]}" --checkpoint part2.h5 --stop-after-batches 7 > stop2.log 2>&1
+  rc=$?; [ $rc -ne 0 ] || fail "stopped P=2 run exited 0"
+  cp part2.h5 part2-for-p3.h5
+  mpi 2 train --resume part2.h5 --checkpoint part2.h5 --progress 0 > res2.log 2>&1 || fail "resume: $(cat res2.log)"
+  "$PCN_TESTTOOL" compare part2.h5 full2.h5 exact || fail "P=2 resume is not bitwise identical"
+  mpi 3 train --resume part2-for-p3.h5 --checkpoint part3.h5 --progress 0 > res3.log 2>&1 || fail "resume at P=3: $(cat res3.log)"
+  "$PCN_TESTTOOL" compare part3.h5 full2.h5 1e-5 || fail "resume at P=3 differs"
+  ;;
+signal)
+  mpi 2 train "${common[@]}" --epochs 6 --checkpoint full.h5 > full.log 2>&1 || fail "$(cat full.log)"
+  "$MPIEXEC" -np 2 --oversubscribe "$PCN_DIST" train "${common[@]}" --epochs 6 \
+    --checkpoint part.h5 --metrics m.jsonl > stop.log 2>&1 &
+  pid=$!
+  (sleep 120; kill -9 $pid) > /dev/null 2>&1 & watchdog=$!
+  for _ in $(seq 600); do [ -s m.jsonl ] && break; sleep 0.05; done
+  kill -USR1 $pid   # mpirun forwards SIGUSR1 to every rank
+  wait $pid; rc=$?
+  kill $watchdog 2>/dev/null
+  if [ $rc -eq 0 ]; then echo "note: the run finished before the signal; nothing to resume"
+  else
+    [ $rc -eq 3 ] || fail "exit $rc after SIGUSR1, want 3: $(cat stop.log)"
+    mpi 2 train --resume part.h5 --checkpoint part.h5 --progress 0 > res.log 2>&1 || fail "resume: $(cat res.log)"
+  fi
+  "$PCN_TESTTOOL" compare part.h5 full.h5 exact || fail "SIGUSR1 stop and resume is not bitwise identical"
+  ;;
+stream)
+  mpi 2 train "${common[@]}" --checkpoint mem.h5 > mem.log 2>&1 || fail "$(cat mem.log)"
+  mpi 2 train "${common[@]}" --data-mode stream --checkpoint str.h5 > str.log 2>&1 || fail "$(cat str.log)"
+  "$PCN_TESTTOOL" compare str.h5 mem.h5 exact || fail "stream mode differs from memory mode"
+  ;;
+*) fail "unknown case $case_name" ;;
+esac
+echo "PASS: $case_name"
