@@ -24,6 +24,7 @@ struct pcn_progress {
     const pcn_history *h;
     double t_epoch;         // epoch start, seconds
     bool line_open;         // a live line is on screen
+    double t_drawn;         // when the live line was last drawn
 };
 
 static double now(void) {
@@ -99,6 +100,11 @@ static void on_batch_end(void *u, int batch, double energy, double pre_learn) {
     pcn_progress *p = u;
     p->done++;
     if (!is_live(p)) return;
+    // Redraw at most 4 times a second (and for the last batch): under mpirun a rank's
+    // "terminal" is often a pty whose output ends up in a log.
+    double t = now();
+    if (p->done < p->num_batches && p->line_open && t - p->t_drawn < 0.25) return;
+    p->t_drawn = t;
     const int width = 30;
     int filled = p->num_batches ? p->done * width / p->num_batches : 0;
     char bar[64], el[16], eta[16];
