@@ -214,6 +214,7 @@ typedef struct {
     pcn_train_position last;   // position after the previous batch
     double t_last;             // wall clock then
     int batches;               // batches done in this process's run
+    int ckpt_at;               // value of batches when the last checkpoint was written
     int64_t batch_size, n;
 } run_ctx;
 
@@ -320,6 +321,7 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
         pcn_status st = pcn_io_ckpt_write(a->comm, ckpt_path(c), m, next, h, &r->meta,
                                           c->keep_checkpoints);
         if (st != PCN_OK) return st;
+        r->ckpt_at = r->batches;
     }
     if (any) {
         *stop = true;
@@ -396,7 +398,7 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
     pcn_progress *progress = NULL;
     if (st == PCN_OK) {
         if (resume) r.last = *resume, r.last.samples = 0, memset(r.last.seconds, 0, sizeof r.last.seconds);
-        else r.last.lr = p->lr_learn;
+        else r.last = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
         mark = (epoch_mark){{0}, wall()};
         if (root && c->progress) {
             progress = pcn_progress_init(stdout, "cpu");
@@ -409,14 +411,14 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
     pcn_progress_free(progress);
     if (r.metrics) fclose(r.metrics);
     int rc = st == PCN_OK ? EXIT_OK : st == PCN_STOPPED ? EXIT_STOPPED : EXIT_ERROR;
-    if (st == PCN_OK && c->checkpoint[0]) {
-        pcn_train_position end = {.epoch = p->num_epochs, .lr = last_of(h, PCN_HIST_LR_PER_EPOCH),
-                                  .plateau_best = INFINITY};
-        if (!isfinite(end.lr)) end.lr = resume ? resume->lr : p->lr_learn;
-        st = pcn_io_ckpt_write(a->comm, c->checkpoint, m, &end, h, &r.meta, c->keep_checkpoints);
+    // The final checkpoint: where training ended (schedule state included, so a resume with
+    // more --epochs continues it), unless the last batch's hook just wrote exactly that.
+    if (st == PCN_OK && c->checkpoint[0] && (r.ckpt_at != r.batches || r.batches == 0)) {
+        st = pcn_io_ckpt_write(a->comm, c->checkpoint, m, &r.last, h, &r.meta,
+                               c->keep_checkpoints);
         if (st != PCN_OK) rc = EXIT_ERROR;
-        else if (root) printf("checkpoint: %s\n", c->checkpoint);
     }
+    if (st == PCN_OK && c->checkpoint[0] && root) printf("checkpoint: %s\n", c->checkpoint);
     if (rc == EXIT_OK) {
         pcn_test_result tr;
         st = evaluate(a, m, p, "test", NULL, &tr);

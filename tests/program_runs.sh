@@ -7,7 +7,8 @@
 #               bitwise identical to an unbroken run; resumed at P = 3 it matches to 1e-5;
 #   signal      SIGUSR1 sent to mpirun at an arbitrary moment: exit status 3, a checkpoint,
 #               and the resumed run ends bitwise identical to the unbroken one;
-#   stream      --data-mode stream trains bitwise like the default memory mode.
+#   stream      --data-mode stream trains bitwise like the default memory mode;
+#   keep        periodic checkpoints keep the last K files, each loadable.
 # Usage: program_runs.sh CASE   (PCN_DIST, PCN_TESTTOOL, MPIEXEC, SCRATCH from CTest)
 set -u
 case_name=$1
@@ -68,6 +69,20 @@ signal)
     mpi 2 train --resume part.h5 --checkpoint part.h5 --progress 0 > res.log 2>&1 || fail "resume: $(cat res.log)"
   fi
   "$PCN_TESTTOOL" compare part.h5 full.h5 exact || fail "SIGUSR1 stop and resume is not bitwise identical"
+  ;;
+keep)
+  # --checkpoint-every 2 --keep-checkpoints 3 over 10 batches: c.h5, c.h5.1, c.h5.2, each a
+  # loadable checkpoint of an earlier position, and no temporary file left.
+  mpi 2 train "${common[@]}" --checkpoint c.h5 --checkpoint-every 2 --keep-checkpoints 3 > k.log 2>&1 || fail "$(cat k.log)"
+  for f in c.h5 c.h5.1 c.h5.2; do
+    "$PCN_DIST" info $f > $f.info 2>&1 || fail "$f: $(cat $f.info)"
+    grep -q "pcn-checkpoint" $f.info || fail "$f is not a checkpoint"
+  done
+  [ ! -e c.h5.3 ] || fail "kept more than 3 checkpoints"
+  ls *.tmp* 2>/dev/null && fail "temporary files left"
+  grep -q "epoch 2, batch 0" c.h5.info || fail "c.h5 is not the final checkpoint: $(cat c.h5.info)"
+  grep -q "epoch 1, batch 3" c.h5.1.info || fail "c.h5.1 is not the previous periodic one: $(cat c.h5.1.info)"
+  grep -q "epoch 1, batch 1" c.h5.2.info || fail "c.h5.2 is not the one before: $(cat c.h5.2.info)"
   ;;
 stream)
   mpi 2 train "${common[@]}" --checkpoint mem.h5 > mem.log 2>&1 || fail "$(cat mem.log)"
