@@ -215,6 +215,7 @@ typedef struct {
     double t_last;             // wall clock then
     int batches;               // batches done in this process's run
     int ckpt_at;               // value of batches when the last checkpoint was written
+    bool append;               // resuming: append to the metrics file
     int64_t batch_size, n;
 } run_ctx;
 
@@ -302,6 +303,12 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
     const pcn_cli *c = &a->cli;
     double t = wall();
     r->batches++;
+    // The metrics file opens with the first batch, so a run refused before it leaves none.
+    pcn_status opened = PCN_OK;
+    if (r->batches == 1 && c->metrics[0] && pcn_dist_rank(a->comm) == 0 &&
+        !(r->metrics = fopen(c->metrics, r->append ? "a" : "w")))
+        opened = pcn_set_error(PCN_EIO, "--metrics %s: cannot open for writing", c->metrics);
+    if (r->batches == 1 && pcn_dist_agree(a->comm, opened) != PCN_OK) return PCN_EIO;
     if (c->stop_after_batches && r->batches == c->stop_after_batches && pcn_dist_rank(a->comm) == 0)
         raise(SIGTERM); // the real signal path, at a known batch (tests)
     if (r->metrics) metrics_batch(r, h, next, t - r->t_last);
@@ -380,6 +387,25 @@ static pcn_status open_model(app *a, pcn_model **m, pcn_history *h, pcn_ckpt_inf
     return pcn_dist_agree(a->comm, st);
 }
 
+// The folders of --checkpoint and --metrics must exist and be writable before hours of
+// training, not after. Rank 0 looks; the caller agrees.
+static pcn_status check_writable(const app *a) {
+    const char *paths[2] = {a->cli.checkpoint, a->cli.metrics}, *names[2] = {"checkpoint", "metrics"};
+    for (int i = 0; i < 2 && pcn_dist_rank(a->comm) == 0; i++) {
+        if (!paths[i][0]) continue;
+        char dir[PCN_CLI_PATH];
+        snprintf(dir, sizeof dir, "%s", paths[i]);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir) dir[1] = '\0';
+        else if (slash) *slash = '\0';
+        else strcpy(dir, ".");
+        if (access(dir, W_OK) != 0)
+            return pcn_set_error(PCN_EIO, "--%s %s: the folder %s does not exist or is not "
+                                 "writable", names[i], paths[i], dir);
+    }
+    return PCN_OK;
+}
+
 // Trains (or resumes), writes the final checkpoint, then scores the test split. Collective.
 static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *p,
                         const pcn_train_position *resume) {
@@ -391,10 +417,8 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
     char *ini = pcn_cli_to_ini(c);
     run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini}, .t_last = wall(),
                  .batch_size = p->batch_size, .n = train.n};
+    r.append = resume != NULL;
     pcn_status st = PCN_OK;
-    if (root && c->metrics[0] && !(r.metrics = fopen(c->metrics, resume ? "a" : "w")))
-        st = pcn_set_error(PCN_EIO, "--metrics %s: cannot open for writing", c->metrics);
-    st = pcn_dist_agree(a->comm, st);
     pcn_progress *progress = NULL;
     if (st == PCN_OK) {
         if (resume) r.last = *resume, r.last.samples = 0, memset(r.last.seconds, 0, sizeof r.last.seconds);
@@ -456,9 +480,13 @@ static int cmd_train(app *a) {
         goto done;
     }
     pcn_io_ckpt_inject_fault(c->inject_fault[0] != 0);
+    // The model's shape from the settings or against the checkpoint: usage errors.
     if (resume ? pcn_dist_agree(a->comm, check_shape(a, &info, resume)) != PCN_OK
-               : open_model(a, &m, h, &info, NULL) != PCN_OK)
+               : open_model(a, &m, h, &info, NULL) != PCN_OK) {
+        rc = fail(a, EXIT_USAGE, NULL);
         goto done;
+    }
+    if (pcn_dist_agree(a->comm, check_writable(a)) != PCN_OK) goto done;
     rc = run_training(a, m, h, &p, resume ? &info.pos : NULL);
 done:
     if (rc == EXIT_ERROR && pcn_last_error()[0]) fail(a, EXIT_ERROR, NULL);

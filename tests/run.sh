@@ -25,7 +25,7 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   cmake --build "$build-asan" -j "$jobs"
     # Leaks inside Open MPI, its plugins and HDF5's MPI-IO layer are theirs: suppressed by
   # library name in tests/lsan.supp; leaks in our code still fail.
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0}
   export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   (cd "$build-asan" && ctest --output-on-failure -j "$jobs")

@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# What this proves: pcn_dist refuses bad input cleanly under `mpirun -np 2`. For every run
+# of a bad-input case, ALL of these must hold, else the case fails:
+#   - every rank exits non-zero, all with the same status (each rank's status is recorded
+#     by a small wrapper; mpirun is told not to kill the others when one exits), and
+#     nothing hangs (timeout 60 s: a timeout is a failure, as is a rank killed by a signal
+#     or by MPI_Abort);
+#   - stderr holds exactly one line starting with `pcn_dist:` and it contains the case's
+#     key words; besides it only Open MPI's own "---"-framed banner may appear (no HDF5
+#     error stacks, no second message from another rank);
+#   - the working directory is left exactly as it was: no new file (no *.tmp, no --output,
+#     no rotated checkpoint), none removed, none changed; in particular the existing
+#     checkpoint C.h5 stays byte-identical (also cmp'd against a copy made at set-up).
+# The positive control `good_run` proves the harness can pass: a small training run exits
+# 0 on every rank, prints a test accuracy line and writes a checkpoint that `pcn_dist info`
+# describes and `pcn_dist test` loads.
+#
+# Data: synthetic IDX files written here with perl (no real data set needed), converted by
+# pcn_convert to a valid data set (64 train / 32 test rows of 4x4 = 16 features, 4 classes;
+# and a 3x3 one for a checkpoint of other dims); the malformed variants are made from a
+# copy by make_bad_h5 (tests/cli/make_bad_h5.c).
+#
+# Usage: bad_input.sh CASE
+#   CASE: good_run missing_file not_hdf5 truncated missing_train_x wrong_rank wrong_dtype
+#         x_y_length label_range nan_float dims_mismatch ckpt_shape ckpt_version
+#         nonsense_options ckpt_write_fault
+# Environment (set by CTest): PCN_DIST, PCN_CONVERT, MAKE_BAD_H5, MPIEXEC, SCRATCH.
+set -u
+case_name=${1:?usage: bad_input.sh CASE}
+for v in PCN_DIST PCN_CONVERT MAKE_BAD_H5 MPIEXEC SCRATCH; do
+  [ -n "${!v:-}" ] || { echo "FAIL: $v is not set (run through ctest)"; exit 1; }
+done
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Let every rank finish by itself, so its own exit status can be seen (and a rank stuck in
+# a collective shows up as a hang rather than being killed by mpirun).
+export OMPI_MCA_orte_abort_on_non_zero_status=0
+
+top=$SCRATCH/$case_name
+rm -rf "$top" && mkdir -p "$top/work" "$top/log" "$top/keep" || exit 1
+work=$top/work log=$top/log
+cd "$work" || exit 1
+
+failures=0
+runs=0
+restore=1
+say() { printf '%s\n' "$*"; }
+setup_fail() { say "FAIL (set-up): $*"; exit 1; }
+
+# ---- synthetic data -------------------------------------------------------------------
+
+# idx_images FILE N ROWS COLS SEED: IDX image file (magic 0x803), class i%4 lights every
+# 4th pixel from offset i%4, plus a little deterministic noise.
+idx_images() {
+  perl -e 'my ($f,$n,$r,$c,$s)=@ARGV; open(my $h,">:raw",$f) or die "$f: $!";
+    print $h pack("NNNN",0x803,$n,$r,$c);
+    for my $i (0..$n-1) { for my $j (0..$r*$c-1) {
+      print $h pack("C", (($j % 4) == ($i % 4) ? 200 : 20) + (($i*7 + $j*13 + $s) % 30)); } }
+    close $h or die;' "$@"
+}
+# idx_labels FILE N: IDX label file (magic 0x801), label i%4.
+idx_labels() {
+  perl -e 'my ($f,$n)=@ARGV; open(my $h,">:raw",$f) or die "$f: $!";
+    print $h pack("NN",0x801,$n); print $h pack("C",$_ % 4) for 0..$n-1; close $h or die;' "$@"
+}
+# make_data OUT.h5 ROWS COLS: a valid data set (64 train, 32 test rows, 4 classes).
+make_data() {
+  local out=$1 r=$2 c=$3 idx=$top/idx
+  mkdir -p "$idx"
+  idx_images "$idx/tri" 64 "$r" "$c" 1 && idx_labels "$idx/trl" 64 &&
+    idx_images "$idx/tei" 32 "$r" "$c" 5 && idx_labels "$idx/tel" 32 ||
+    setup_fail "cannot write IDX files"
+  "$PCN_CONVERT" idx --train-images "$idx/tri" --train-labels "$idx/trl" \
+    --test-images "$idx/tei" --test-labels "$idx/tel" --classes 4 -o "$out" \
+    > "$log/convert.out" 2>&1 || setup_fail "pcn_convert: $(cat "$log/convert.out")"
+}
+# bad_variant VARIANT OUT.h5 [FROM.h5]: a copy of FROM (default d.h5) broken by make_bad_h5.
+bad_variant() {
+  cp "${3:-d.h5}" "$2" && "$MAKE_BAD_H5" "$1" "$2" || setup_fail "make_bad_h5 $1 $2"
+}
+
+# ---- running pcn_dist on 2 ranks -------------------------------------------------------
+
+# mpi_run NAME ARGS...: runs pcn_dist on 2 ranks (timeout 60) with stdout, stderr and each
+# rank's exit status in $log/NAME.{out,err,rc0,rc1}; sets $mpi_status (mpirun's, 124 on
+# timeout).
+mpi_run() {
+  local name=$1; shift
+  rm -f "$log/$name".rc*
+  RCFILE=$log/$name.rc timeout 60 "$MPIEXEC" -np 2 --oversubscribe -x RCFILE \
+    bash -c '"$0" "$@"; s=$?; echo $s > "$RCFILE$OMPI_COMM_WORLD_RANK"; exit $s' \
+    "$PCN_DIST" "$@" > "$log/$name.out" 2> "$log/$name.err"
+  mpi_status=$?
+}
+
+# rank_codes NAME: "s0 s1" (a "-" where a rank left no status: killed or aborted).
+rank_codes() {
+  local r out=""
+  for r in 0 1; do
+    if [ -s "$log/$1.rc$r" ]; then out+="$(cat "$log/$1.rc$r") "; else out+="- "; fi
+  done
+  printf '%s' "${out% }"
+}
+
+# Lines of stderr that are neither `pcn_dist:` lines nor inside Open MPI's "-----" frames.
+stray_stderr() {
+  awk '/^-----+$/ { frame = !frame; next } !frame && NF && !/^pcn_dist:/' "$1"
+}
+
+# Snapshot of the working directory (a copy), to compare after a run.
+snapshot() { rm -rf "$top/snap" && cp -a "$work" "$top/snap"; }
+
+# expect_fail NAME 'kw1|kw2|...' ARGS...: one bad-input run and every check above.
+expect_fail() {
+  local name=$1 keys=$2; shift 2
+  local args=("$@") why=() kws=() msg codes lines k d
+  runs=$((runs + 1))
+  snapshot
+  mpi_run "$name" "$@"
+  codes=$(rank_codes "$name")
+  [ "$mpi_status" = 124 ] && why+=("hang: no exit within 60 s (mpirun killed by timeout)")
+  case " $codes " in
+  *" - "*) why+=("a rank left no exit status (killed, aborted or hung): ranks [$codes]") ;;
+  *" 0 "*) why+=("a rank exited 0: ranks [$codes]") ;;
+  esac
+  local r=0
+  for k in $codes; do
+    [ "$k" != - ] && [ "$k" -gt 125 ] && why+=("rank $r died of signal $((k - 128)) (status $k)")
+    r=$((r + 1))
+  done
+  [ "${codes% *}" != "${codes#* }" ] && why+=("ranks disagree on the exit status: [$codes]")
+  lines=$(grep -c '^pcn_dist:' "$log/$name.err")
+  msg=$(grep '^pcn_dist:' "$log/$name.err" | head -n 1)
+  [ "$lines" = 1 ] || why+=("$lines stderr lines start with 'pcn_dist:' (want exactly 1)")
+  IFS='|' read -r -a kws <<< "$keys"
+  for k in "${kws[@]}"; do
+    grep -q -i -F -- "$k" <<< "$msg" || why+=("message lacks the key word '$k'")
+  done
+  [ -z "$(stray_stderr "$log/$name.err")" ] ||
+    why+=("other stderr output: $(stray_stderr "$log/$name.err" | head -n 5 | tr '\n' '|')")
+  d=$(diff -rq "$top/snap" "$work" 2>&1 | sed "s|$top/snap|before|g; s|$work|after|g")
+  [ -z "$d" ] || why+=("working directory changed: $(tr '\n' '|' <<< "$d")")
+  if [ -f "$top/keep/C.h5" ] && [ -f C.h5 ] && ! cmp -s "$top/keep/C.h5" C.h5; then
+    why+=("C.h5 is not byte-identical to the copy made at set-up")
+  fi
+  if [ ${#why[@]} -eq 0 ]; then
+    say "PASS $name: exit [$codes]: $msg"
+  else
+    failures=$((failures + 1))
+    say "FAIL $name: exit [$codes], message: ${msg:-(none)}"
+    for k in "${why[@]}"; do say "     - $k"; done
+    say "     command: mpirun -np 2 pcn_dist $(printf '%q ' "${args[@]}")"
+    say "     stderr:"; sed 's/^/       | /' "$log/$name.err" | head -n 30
+  fi
+  # a hang costs 60 s: stop here rather than run into CTest's TIMEOUT with no report
+  if [ "$mpi_status" = 124 ]; then say "$case_name: stopped after a hang"; exit 1; fi
+  # restore the directory so one failing run does not spoil the next (ckpt_write_fault
+  # keeps what the run left, to load it afterwards)
+  if [ -n "$d" ] && [ "$restore" = 1 ]; then rm -rf "$work" && cp -a "$top/snap" "$work" && cd "$work"; fi
+}
+
+# expect_ok NAME ARGS...: a run that must succeed on every rank; returns 1 otherwise.
+expect_ok() {
+  local name=$1; shift
+  mpi_run "$name" "$@"
+  local codes; codes=$(rank_codes "$name")
+  if [ "$mpi_status" != 0 ] || [ "$codes" != "0 0" ]; then
+    say "FAIL $name: expected success, mpirun status $mpi_status, ranks [$codes]"
+    say "     command: mpirun -np 2 pcn_dist $(printf '%q ' "$@")"
+    sed 's/^/       out| /' "$log/$name.out" | head -n 20
+    sed 's/^/       err| /' "$log/$name.err" | head -n 20
+    return 1
+  fi
+  return 0
+}
+
+# ---- set-up: data set, checkpoint ------------------------------------------------------
+
+small=(--epochs 1 --batch-size 16 --t-infer 5 --t-infer-test 10 --progress 0)
+make_data d.h5 4 4   # D = 16
+setup_ckpt() {
+  expect_ok setup_train train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 ||
+    setup_fail "training the reference checkpoint failed"
+  cp C.h5 "$top/keep/C.h5"
+}
+
+# The three runs of a bad data set: train (memory mode: every value checked at open), train
+# (stream mode: values checked per batch), predict on the train split (--output must not
+# appear). Each must print the one message with the key words.
+bad_data_runs() {
+  local file=$1 keys=$2
+  expect_fail train "$keys" train --data "$file" --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+  expect_fail train_stream "$keys" train --data "$file" --dims 16,8,4 "${small[@]}" \
+    --data-mode stream --checkpoint C.h5
+  expect_fail predict "$keys" predict --data "$file" --checkpoint C.h5 --split train \
+    --output P.h5
+}
+
+# ---- cases -----------------------------------------------------------------------------
+
+case $case_name in
+good_run)
+  runs=1
+  expect_ok train train --data d.h5 --dims 16,8,4 --epochs 2 --batch-size 16 --t-infer 5 \
+    --t-infer-test 10 --progress 0 --checkpoint C.h5 || exit 1
+  grep -Eq '^test: accuracy [0-9]+\.[0-9]+ \| top-3 [0-9.]+ \| energy [0-9.e+-]+ \| 32 samples$' \
+    "$log/train.out" || { say "FAIL: no test accuracy line in: $(cat "$log/train.out")"; exit 1; }
+  [ -f C.h5 ] && ! ls ./*.tmp > /dev/null 2>&1 ||
+    { say "FAIL: no checkpoint C.h5, or a *.tmp left: $(ls)"; exit 1; }
+  if grep -q '^pcn_dist:' "$log/train.err"; then
+    say "FAIL: a successful run printed an error: $(cat "$log/train.err")"; exit 1
+  fi
+  expect_ok info info C.h5 || exit 1
+  grep -q '^C.h5: pcn-checkpoint$' "$log/info.out" &&
+    grep -q 'format_version 1, written by libpcn .* with 2 ranks' "$log/info.out" &&
+    grep -q 'dims 16,8,4  output_dim 4  activation relu  mode classification' "$log/info.out" &&
+    grep -q 'next batch: epoch 2, batch 0' "$log/info.out" ||
+    { say "FAIL: pcn_dist info does not describe the checkpoint: $(cat "$log/info.out")"; exit 1; }
+  expect_ok test test --data d.h5 --checkpoint C.h5 || exit 1
+  cmp -s <(grep '^test:' "$log/train.out") "$log/test.out" ||
+    { say "FAIL: pcn_dist test on the checkpoint differs from the training run's test line:";
+      cat "$log/train.out" "$log/test.out"; exit 1; }
+  say "PASS good_run: $(grep '^test:' "$log/train.out")"
+  say "     info: $(tr '\n' ' ' < "$log/info.out")"
+  exit 0
+  ;;
+missing_file)
+  setup_ckpt
+  bad_data_runs nope.h5 "nope.h5|no such file"
+  ;;
+not_hdf5)
+  setup_ckpt
+  printf 'train,x,y\n1,2,3\nthis is a text file, not HDF5\n' > text.h5
+  bad_data_runs text.h5 "text.h5|not an HDF5 file"
+  ;;
+truncated)
+  setup_ckpt
+  size=$(stat -c %s d.h5)
+  head -c $((size / 2)) d.h5 > half.h5
+  bad_data_runs half.h5 "half.h5|truncated"
+  ;;
+missing_train_x)
+  setup_ckpt
+  bad_variant drop-train-x nox.h5
+  bad_data_runs nox.h5 "nox.h5|/train/x|missing"
+  ;;
+wrong_rank)
+  setup_ckpt
+  bad_variant x-rank3 rank3.h5
+  bad_data_runs rank3.h5 "rank3.h5|/train/x|rank 3"
+  ;;
+wrong_dtype)
+  setup_ckpt
+  bad_variant x-int16 int16.h5
+  bad_data_runs int16.h5 "int16.h5|/train/x|int16"
+  ;;
+x_y_length)
+  setup_ckpt
+  bad_variant y-short short.h5
+  bad_data_runs short.h5 "short.h5|/train/y|64|63"
+  ;;
+label_range)
+  setup_ckpt
+  bad_variant label-range label.h5
+  bad_data_runs label.h5 "label.h5|label 4|row 5|[0, 4)"
+  ;;
+nan_float)
+  setup_ckpt
+  bad_variant x-nan nan.h5
+  # memory mode names the file; stream mode finds it in the trainer's own check
+  expect_fail train "nan.h5|nan|row 3|feature 2" \
+    train --data nan.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+  expect_fail train_stream "nan|row 3|feature 2" \
+    train --data nan.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5
+  expect_fail predict "nan.h5|nan|row 3|feature 2" \
+    predict --data nan.h5 --checkpoint C.h5 --split train --output P.h5
+  ;;
+dims_mismatch)
+  setup_ckpt
+  expect_fail train "16 features|100" \
+    train --data d.h5 --dims 100,10 "${small[@]}" --checkpoint C.h5
+  expect_fail train_stream "16 features|100" \
+    train --data d.h5 --dims 100,10 "${small[@]}" --data-mode stream --checkpoint C.h5
+  ;;
+ckpt_shape)
+  setup_ckpt
+  make_data d9.h5 3 3   # D = 9
+  expect_ok setup_train9 train --data d9.h5 --dims 9,8,4 "${small[@]}" --checkpoint C9.h5 ||
+    setup_fail "training the 9-feature checkpoint failed"
+  expect_fail test_other_dims "16 features|9" test --data d.h5 --checkpoint C9.h5
+  expect_fail predict_other_dims "16 features|9" \
+    predict --data d.h5 --checkpoint C9.h5 --output P.h5
+  expect_fail test_dims_flag "C.h5|16,8,4|16,6,4" \
+    test --data d.h5 --checkpoint C.h5 --dims 16,6,4
+  expect_fail resume_dims_flag "C.h5|16,8,4|16,6,4" \
+    train --data d.h5 --resume C.h5 --dims 16,6,4 --epochs 2 --progress 0 --checkpoint C.h5
+  expect_fail resume_other_data "9 features|16" \
+    train --data d9.h5 --resume C.h5 --epochs 2 --progress 0 --checkpoint C.h5
+  ;;
+ckpt_version)
+  setup_ckpt
+  bad_variant version=99 V.h5 C.h5
+  expect_fail test "V.h5|version 99|HINT" test --data d.h5 --checkpoint V.h5
+  expect_fail predict "V.h5|version 99|HINT" \
+    predict --data d.h5 --checkpoint V.h5 --output P.h5
+  expect_fail resume "V.h5|version 99|HINT" \
+    train --data d.h5 --resume V.h5 --epochs 2 --progress 0 --checkpoint V.h5
+  ;;
+nonsense_options)
+  setup_ckpt
+  base=(--data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5)
+  expect_fail epochs_abc "--epochs|abc" train "${base[@]}" --epochs abc
+  expect_fail lr_learn_negative "lr_learn|-1" train "${base[@]}" --lr-learn -1
+  expect_fail activation_gelu "activation|gelu" train "${base[@]}" --activation gelu
+  expect_fail unknown_flag "--unknown-flag" train "${base[@]}" --unknown-flag
+  expect_fail device_cuda "--device|cuda" train "${base[@]}" --device cuda
+  expect_fail precision_bf16 "--precision|bf16" train "${base[@]}" --precision bf16
+  expect_fail lr_schedule_bogus "--lr-schedule|bogus" train "${base[@]}" --lr-schedule bogus
+  expect_fail missing_data "--data|required" \
+    train --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+  expect_fail batch_size_zero "batch_size|0" train "${base[@]}" --batch-size 0
+  expect_fail dims_garbage "--dims|16,abc" train "${base[@]}" --dims 16,abc
+  expect_fail value_missing "--batch-size|needs a value" train "${base[@]}" --batch-size
+  expect_fail config_missing "--config|missing.ini" train "${base[@]}" --config missing.ini
+  expect_fail test_no_checkpoint "--checkpoint|required" test --data d.h5
+  expect_fail test_device_cuda "--device|cuda" \
+    test --data d.h5 --checkpoint C.h5 --device cuda
+  expect_fail predict_no_output "--output|required" predict --data d.h5 --checkpoint C.h5
+  ;;
+ckpt_write_fault)
+  setup_ckpt
+  restore=0
+  expect_fail final_write "checkpoint|injected" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --inject-fault ckpt-write
+  expect_fail periodic_write "checkpoint|injected" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --checkpoint-every 1 \
+    --keep-checkpoints 2 --inject-fault ckpt-write
+  expect_fail resume_write "checkpoint|injected" \
+    train --data d.h5 --resume C.h5 --epochs 2 --progress 0 --checkpoint C.h5 \
+    --inject-fault ckpt-write
+  expect_fail fault_name "--inject-fault|ckpt-write" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --inject-fault bogus
+  expect_fail missing_dir "nodir/C.h5|cannot create" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint nodir/C.h5
+  # the checkpoint that survived still loads
+  runs=$((runs + 1))
+  if expect_ok still_loads test --data d.h5 --checkpoint C.h5 &&
+     grep -q '^test: accuracy' "$log/still_loads.out"; then
+    say "PASS still_loads: $(cat "$log/still_loads.out")"
+  else
+    failures=$((failures + 1)); say "FAIL still_loads: C.h5 no longer loads with pcn_dist test"
+  fi
+  ;;
+*)
+  say "unknown case '$case_name'"; exit 2 ;;
+esac
+
+say "$case_name: $((runs - failures)) of $runs runs passed"
+[ "$failures" -eq 0 ]
