@@ -166,7 +166,7 @@ static pcn_status publish(const char *tmp, const char *path, int keep) {
     return PCN_OK;
 }
 
-pcn_status pcn_io_ckpt_write(pcn_comm *c, const char *path, const pcn_model *m,
+static pcn_status ckpt_write(pcn_comm *c, const char *path, const pcn_model *m,
                              const pcn_train_position *pos, const pcn_history *h,
                              const pcn_ckpt_meta *meta, int keep) {
     char tmp[4096];
@@ -193,6 +193,15 @@ pcn_status pcn_io_ckpt_write(pcn_comm *c, const char *path, const pcn_model *m,
         if (st == PCN_OK) st = pub;
     }
     return pcn_dist_agree(c, st);
+}
+
+pcn_status pcn_io_ckpt_write(pcn_comm *c, const char *path, const pcn_model *m,
+                             const pcn_train_position *pos, const pcn_history *h,
+                             const pcn_ckpt_meta *meta, int keep) {
+    pcn_h5_lock(); // a stream-mode prefetch may be reading
+    pcn_status st = ckpt_write(c, path, m, pos, h, meta, keep);
+    pcn_h5_unlock();
+    return st;
 }
 
 // ----------------------------------------------------------------------------------------
@@ -352,7 +361,9 @@ pcn_model *pcn_io_ckpt_read(pcn_comm *c, const char *path, pcn_ckpt_info *info,
     pcn_model *m = NULL;
     int rank = pcn_dist_rank(c);
     MPI_Comm comm = pcn_dist_mpi(c);
+    pcn_h5_lock();
     pcn_status st = rank == 0 ? read_all(path, info, h, &m) : PCN_OK;
+    pcn_h5_unlock();
     if (pcn_dist_agree(c, st) != PCN_OK) {
         pcn_model_free(m);
         pcn_io_ckpt_info_free(info);

@@ -17,12 +17,15 @@
  *   int32 labels or float32 targets, 64-byte aligned); after the fill and the closing fence
  *   nobody writes it again, so read() is a plain Local copy and convert.
  * - Stream mode: staging buffers are allocated at open and grow only when a request is
- *   larger than every earlier one.
+ *   larger than every earlier one. The prefetch thread touches only ds->pf*, calls no MPI,
+ *   and holds pcn_h5_lock for its HDF5 calls; the main thread joins it before reading,
+ *   and checkpoint I/O takes the same lock.
  */
 #include "pcn_dataset.h"
 
 #include <errno.h>
 #include <hdf5.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "h5util.h"
 #include "pcn_impl.h"
 #include "pcn_io.h"
 
@@ -42,6 +46,17 @@ typedef struct {
     int64_t row; // data set row
     int idx;     // position in the request
 } row_ref;
+
+// Staging of one stream read, all of cap rows.
+typedef struct {
+    int cap;
+    void *sx;                // (cap, D) file dtype, sorted unique rows
+    int32_t *slabels;        // (cap)
+    float *stargets;         // (cap, K)
+    row_ref *order;          // (cap) the request sorted by row
+    int *place;              // (cap) request position -> staged row
+    hsize_t *runs;           // (2 * cap) start, length of each run of consecutive rows
+} stage;
 
 struct pcn_dataset {
     pcn_comm *c;
@@ -63,14 +78,17 @@ struct pcn_dataset {
     const unsigned char *mx; // (N, D) in the file dtype
     const int32_t *mlabels;  // (N) or NULL
     const float *mtargets;   // (N, K) or NULL
-    // stream mode staging, all of cap rows
-    int cap;
-    void *sx;                // (cap, D) file dtype, sorted unique rows
-    int32_t *slabels;        // (cap)
-    float *stargets;         // (cap, K)
-    row_ref *order;          // (cap) the request sorted by row
-    int *place;              // (cap) request position -> staged row
-    hsize_t *runs;           // (2 * cap) start, length of each run of consecutive rows
+    stage main;              // stream mode: the collective reads' staging
+    // stream mode prefetch: a thread reads the next batch's rows through its own (POSIX
+    // driver) handle while the ranks compute; read() uses them when every rank has them.
+    stage pf;
+    pthread_t pf_thread;
+    bool pf_running;
+    int64_t *pf_rows;        // (pf_cap) the rows asked for, in request order
+    int pf_count, pf_cap, pf_staged;
+    pcn_status pf_status;
+    hid_t pf_file, pf_dx, pf_dy;
+    int64_t pf_hits;         // reads served by a prefetch
 };
 
 static const char *split_names[] = {"train", "test"};
@@ -647,25 +665,30 @@ static pcn_status memory_read(pcn_dataset *ds, const int64_t *rows, int count, f
 // Stream mode: collective reads of the requested rows
 // ----------------------------------------------------------------------------------------
 
-static pcn_status stage_grow(pcn_dataset *ds, int rows) {
-    if (rows <= ds->cap) return PCN_OK;
+static pcn_status stage_grow(pcn_dataset *ds, stage *sg, int rows) {
+    if (rows <= sg->cap) return PCN_OK;
     const size_t n = (size_t)rows;
-    void *sx = realloc(ds->sx, n * ds->D * x_size(ds));
-    if (sx) ds->sx = sx;
-    int32_t *sl = realloc(ds->slabels, n * sizeof *sl);
-    if (sl) ds->slabels = sl;
-    float *stg = ds->K ? realloc(ds->stargets, n * ds->K * sizeof *stg) : ds->stargets;
-    if (stg) ds->stargets = stg;
-    row_ref *o = realloc(ds->order, n * sizeof *o);
-    if (o) ds->order = o;
-    int *pl = realloc(ds->place, n * sizeof *pl);
-    if (pl) ds->place = pl;
-    hsize_t *runs = realloc(ds->runs, 2 * n * sizeof *runs);
-    if (runs) ds->runs = runs;
+    void *sx = realloc(sg->sx, n * ds->D * x_size(ds));
+    if (sx) sg->sx = sx;
+    int32_t *sl = realloc(sg->slabels, n * sizeof *sl);
+    if (sl) sg->slabels = sl;
+    float *stg = ds->K ? realloc(sg->stargets, n * ds->K * sizeof *stg) : sg->stargets;
+    if (stg) sg->stargets = stg;
+    row_ref *o = realloc(sg->order, n * sizeof *o);
+    if (o) sg->order = o;
+    int *pl = realloc(sg->place, n * sizeof *pl);
+    if (pl) sg->place = pl;
+    hsize_t *runs = realloc(sg->runs, 2 * n * sizeof *runs);
+    if (runs) sg->runs = runs;
     if (!sx || !sl || (ds->K && !stg) || !o || !pl || !runs)
         return fail(ds, PCN_ENOMEM, "out of memory staging %d rows of /%s", rows, ds->split);
-    ds->cap = rows;
+    sg->cap = rows;
     return PCN_OK;
+}
+
+static void stage_free(stage *sg) {
+    free(sg->sx), free(sg->slabels), free(sg->stargets), free(sg->order), free(sg->place);
+    free(sg->runs);
 }
 
 static int cmp_row(const void *a, const void *b) {
@@ -674,24 +697,24 @@ static int cmp_row(const void *a, const void *b) {
 }
 
 // Sorts the request, maps each request position to its staged row (duplicates share one)
-// and records maximal runs of consecutive rows in ds->runs. Returns the number of runs;
+// and records maximal runs of consecutive rows in sg->runs. Returns the number of runs;
 // *staged receives the number of distinct rows.
-static int plan_runs(pcn_dataset *ds, const int64_t *rows, int count, int *staged) {
-    for (int i = 0; i < count; i++) ds->order[i] = (row_ref){rows[i], i};
-    qsort(ds->order, (size_t)count, sizeof *ds->order, cmp_row);
+static int plan_runs(stage *sg, const int64_t *rows, int count, int *staged) {
+    for (int i = 0; i < count; i++) sg->order[i] = (row_ref){rows[i], i};
+    qsort(sg->order, (size_t)count, sizeof *sg->order, cmp_row);
     int u = -1, nruns = 0;
     for (int i = 0; i < count; i++) {
-        int64_t r = ds->order[i].row;
-        if (u < 0 || r != ds->order[i - 1].row) {
+        int64_t r = sg->order[i].row;
+        if (u < 0 || r != sg->order[i - 1].row) {
             u++;
-            if (nruns > 0 && (int64_t)(ds->runs[2 * nruns - 2] + ds->runs[2 * nruns - 1]) == r) {
-                ds->runs[2 * nruns - 1]++;
+            if (nruns > 0 && (int64_t)(sg->runs[2 * nruns - 2] + sg->runs[2 * nruns - 1]) == r) {
+                sg->runs[2 * nruns - 1]++;
             } else {
-                ds->runs[2 * nruns] = (hsize_t)r, ds->runs[2 * nruns + 1] = 1;
+                sg->runs[2 * nruns] = (hsize_t)r, sg->runs[2 * nruns + 1] = 1;
                 nruns++;
             }
         }
-        ds->place[ds->order[i].idx] = u;
+        sg->place[sg->order[i].idx] = u;
     }
     *staged = u + 1;
     return nruns;
@@ -733,7 +756,7 @@ static pcn_status read_runs(pcn_dataset *ds, hid_t d, hid_t fs, hid_t ms, int ra
         PCN_H5_CHECK(H5Dread(d, memtype, ds->msnone, fs, ds->dxpl, dummy), what);
         goto done;
     }
-    PCN_H5_CHECK(select_runs(ds->runs, 0, nruns, w, fs), what);
+    PCN_H5_CHECK(select_runs(ds->main.runs, 0, nruns, w, fs), what);
     hsize_t dims[2] = {(hsize_t)staged, w};
     PCN_H5_CHECK(H5Sset_extent_simple(ms, rank, dims, NULL), what);
     PCN_H5_CHECK(H5Sselect_all(ms), what);
@@ -747,37 +770,134 @@ static void keep_first(pcn_status st, pcn_status *first, char *msg, size_t len) 
     if (*first == PCN_OK && st != PCN_OK) *first = st, snprintf(msg, len, "%s", pcn_last_error());
 }
 
-static pcn_status stream_read(pcn_dataset *ds, const int64_t *rows, int count, float *x,
-                              int32_t *labels, float *targets) {
-    // A rank whose request is bad still takes part in both collective reads, selecting none.
-    pcn_status st = check_rows(ds, rows, count), first = PCN_OK;
-    if (st == PCN_OK) st = stage_grow(ds, count);
-    char msg[1024] = "", what[96];
-    keep_first(st, &first, msg, sizeof msg);
-    int staged = 0, nruns = st == PCN_OK && count > 0 ? plan_runs(ds, rows, count, &staged) : 0;
-    snprintf(what, sizeof what, "cannot read rows of /%s/x", ds->split);
-    st = read_runs(ds, ds->dx, ds->fsx, ds->msx, 2, (hsize_t)ds->D, x_memtype(ds), nruns, staged,
-                   ds->sx, what);
-    keep_first(st, &first, msg, sizeof msg);
-    snprintf(what, sizeof what, "cannot read rows of /%s/y", ds->split);
-    st = read_runs(ds, ds->dy, ds->fsy, ds->msy, ds->K ? 2 : 1, (hsize_t)ds->K,
-                   ds->K ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, nruns, staged,
-                   ds->K ? (void *)ds->stargets : (void *)ds->slabels, what);
-    keep_first(st, &first, msg, sizeof msg);
-    if (first != PCN_OK) return pcn_set_error(first, "%s", msg);
+// Converts and checks staged rows into the caller's buffers, in request order.
+static pcn_status deliver(pcn_dataset *ds, const stage *sg, const int64_t *rows, int count,
+                          float *x, int32_t *labels, float *targets) {
     const size_t xrow = (size_t)ds->D * x_size(ds);
     for (int i = 0; i < count; i++) {
-        int u = ds->place[i];
-        convert_row(ds, (const unsigned char *)ds->sx + (size_t)u * xrow, x + (size_t)i * ds->D);
+        int u = sg->place[i];
+        convert_row(ds, (const unsigned char *)sg->sx + (size_t)u * xrow, x + (size_t)i * ds->D);
         if (!ds->K) {
-            if ((st = check_label(ds, ds->slabels[u], rows[i])) != PCN_OK) return st;
-            if (labels) labels[i] = ds->slabels[u];
+            pcn_status st = check_label(ds, sg->slabels[u], rows[i]);
+            if (st != PCN_OK) return st;
+            if (labels) labels[i] = sg->slabels[u];
         } else if (targets) {
-            memcpy(targets + (size_t)i * ds->K, ds->stargets + (size_t)u * ds->K,
+            memcpy(targets + (size_t)i * ds->K, sg->stargets + (size_t)u * ds->K,
                    (size_t)ds->K * sizeof(float));
         }
     }
     return PCN_OK;
+}
+
+// Waits for the prefetch thread, if one runs.
+static void prefetch_join(pcn_dataset *ds) {
+    if (!ds->pf_running) return;
+    pthread_join(ds->pf_thread, NULL);
+    ds->pf_running = false;
+}
+
+// Whether this rank's prefetch holds exactly these rows; then every rank must agree, or all
+// read collectively (a rank alone in a collective read would hang). Collective.
+static bool prefetch_hit(pcn_dataset *ds, const int64_t *rows, int count) {
+    prefetch_join(ds);
+    int mine = ds->pf_count >= 0 && ds->pf_status == PCN_OK && ds->pf_count == count &&
+               (count == 0 || memcmp(ds->pf_rows, rows, (size_t)count * sizeof *rows) == 0);
+    int all = 0;
+    PCN_MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, pcn_dist_mpi(ds->c)));
+    ds->pf_count = -1; // used once
+    return all == 1;
+}
+
+static pcn_status stream_read(pcn_dataset *ds, const int64_t *rows, int count, float *x,
+                              int32_t *labels, float *targets) {
+    if (prefetch_hit(ds, rows, count)) {
+        ds->pf_hits++;
+        return deliver(ds, &ds->pf, rows, count, x, labels, targets);
+    }
+    // A rank whose request is bad still takes part in both collective reads, selecting none.
+    pcn_status st = check_rows(ds, rows, count), first = PCN_OK;
+    if (st == PCN_OK) st = stage_grow(ds, &ds->main, count);
+    char msg[1024] = "", what[96];
+    keep_first(st, &first, msg, sizeof msg);
+    int staged = 0;
+    int nruns = st == PCN_OK && count > 0 ? plan_runs(&ds->main, rows, count, &staged) : 0;
+    snprintf(what, sizeof what, "cannot read rows of /%s/x", ds->split);
+    st = read_runs(ds, ds->dx, ds->fsx, ds->msx, 2, (hsize_t)ds->D, x_memtype(ds), nruns, staged,
+                   ds->main.sx, what);
+    keep_first(st, &first, msg, sizeof msg);
+    snprintf(what, sizeof what, "cannot read rows of /%s/y", ds->split);
+    st = read_runs(ds, ds->dy, ds->fsy, ds->msy, ds->K ? 2 : 1, (hsize_t)ds->K,
+                   ds->K ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, nruns, staged,
+                   ds->K ? (void *)ds->main.stargets : (void *)ds->main.slabels, what);
+    keep_first(st, &first, msg, sizeof msg);
+    if (first != PCN_OK) return pcn_set_error(first, "%s", msg);
+    return deliver(ds, &ds->main, rows, count, x, labels, targets);
+}
+
+// ----------------------------------------------------------------------------------------
+// Stream mode prefetch: independent reads on a thread, under the process's HDF5 lock
+// ----------------------------------------------------------------------------------------
+
+// Reads the staged runs of one dataset through the thread's handle (row width w).
+static herr_t pf_read_one(hid_t d, int rank, hsize_t w, hid_t memtype, const stage *sg,
+                          int nruns, int staged, void *buf) {
+    hid_t fs = H5Dget_space(d), ms = -1;
+    hsize_t dims[2] = {(hsize_t)staged, w};
+    herr_t rc = fs < 0 ? -1 : select_runs(sg->runs, 0, nruns, w, fs);
+    if (rc >= 0) rc = (ms = H5Screate_simple(rank, dims, NULL)) < 0 ? -1 : 0;
+    if (rc >= 0) rc = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc;
+}
+
+static void *pf_main(void *arg) {
+    pcn_dataset *ds = arg;
+    pcn_h5_lock();
+    herr_t rc = 0;
+    if (ds->pf_file < 0) { // first prefetch: the thread's own handle, POSIX driver
+        ds->pf_file = H5Fopen(ds->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char name[32];
+        snprintf(name, sizeof name, "/%s/x", ds->split);
+        ds->pf_dx = ds->pf_file < 0 ? -1 : H5Dopen2(ds->pf_file, name, H5P_DEFAULT);
+        snprintf(name, sizeof name, "/%s/y", ds->split);
+        ds->pf_dy = ds->pf_file < 0 ? -1 : H5Dopen2(ds->pf_file, name, H5P_DEFAULT);
+        rc = ds->pf_dx < 0 || ds->pf_dy < 0 ? -1 : 0;
+    }
+    int nruns = 0;
+    if (rc >= 0 && ds->pf_count > 0) {
+        nruns = plan_runs(&ds->pf, ds->pf_rows, ds->pf_count, &ds->pf_staged);
+        rc = pf_read_one(ds->pf_dx, 2, (hsize_t)ds->D, x_memtype(ds), &ds->pf, nruns,
+                         ds->pf_staged, ds->pf.sx);
+        if (rc >= 0)
+            rc = pf_read_one(ds->pf_dy, ds->K ? 2 : 1, (hsize_t)ds->K,
+                             ds->K ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, &ds->pf, nruns,
+                             ds->pf_staged, ds->K ? (void *)ds->pf.stargets : (void *)ds->pf.slabels);
+    }
+    pcn_h5_unlock();
+    ds->pf_status = rc < 0 ? PCN_EIO : PCN_OK; // a failed prefetch is a miss: read() retries
+    return NULL;
+}
+
+// Starts reading rows (the next batch of this rank) in the background. Local.
+static void dataset_prefetch(void *ctx, const int64_t *rows, int count) {
+    pcn_dataset *ds = ctx;
+    if (ds->mode != PCN_IO_STREAM) return;
+    prefetch_join(ds);
+    ds->pf_count = -1;
+    for (int i = 0; i < count; i++)
+        if (rows[i] < 0 || rows[i] >= ds->N) return; // read() reports bad rows
+    if (count > ds->pf_cap) {
+        int64_t *r = realloc(ds->pf_rows, (size_t)count * sizeof *r);
+        if (!r) return;
+        ds->pf_rows = r, ds->pf_cap = count;
+    }
+    if (count > 0 && stage_grow(ds, &ds->pf, count) != PCN_OK) return;
+    if (count > 0) memcpy(ds->pf_rows, rows, (size_t)count * sizeof *rows);
+    ds->pf_count = count;
+    ds->pf_status = PCN_EIO;
+    ds->pf_running = pthread_create(&ds->pf_thread, NULL, pf_main, ds) == 0;
+    if (!ds->pf_running) ds->pf_count = -1;
 }
 
 // Memory spaces and staging for stream mode. Local.
@@ -789,7 +909,7 @@ static pcn_status stream_setup(pcn_dataset *ds) {
     PCN_H5_CHECK(ds->msnone = H5Screate_simple(1, &one, NULL), "cannot set up stream reads");
     PCN_H5_CHECK(H5Sselect_none(ds->msnone), "cannot set up stream reads");
     int64_t first = ds->N < STAGE_ROWS ? ds->N : STAGE_ROWS;
-    st = stage_grow(ds, first > 0 ? (int)first : 1);
+    st = stage_grow(ds, &ds->main, first > 0 ? (int)first : 1);
 done:
     return st;
 }
@@ -825,6 +945,8 @@ pcn_dataset *pcn_io_dataset_open(pcn_comm *c, const char *path, const char *spli
         ds->c = c, ds->path = p, ds->mode = mode, ds->win = MPI_WIN_NULL;
         ds->file = ds->dx = ds->dy = ds->fsx = ds->fsy = H5I_INVALID_HID;
         ds->msx = ds->msy = ds->msnone = ds->dxpl = H5I_INVALID_HID;
+        ds->pf_file = ds->pf_dx = ds->pf_dy = H5I_INVALID_HID;
+        ds->pf_count = -1;
         for (int i = 0; split && i < 2; i++)
             if (strcmp(split, split_names[i]) == 0)
                 snprintf(ds->split, sizeof ds->split, "%s", split);
@@ -851,16 +973,17 @@ fail:
 
 void pcn_io_dataset_close(pcn_dataset *ds) {
     if (!ds) return;
+    prefetch_join(ds);
+    if (ds->pf_dx >= 0) H5Dclose(ds->pf_dx);
+    if (ds->pf_dy >= 0) H5Dclose(ds->pf_dy);
+    if (ds->pf_file >= 0) H5Fclose(ds->pf_file);
     close_file(ds);
     if (ds->win != MPI_WIN_NULL) PCN_MPI_CHECK(MPI_Win_free(&ds->win));
     free(ds->mean);
     free(ds->std);
-    free(ds->sx);
-    free(ds->slabels);
-    free(ds->stargets);
-    free(ds->order);
-    free(ds->place);
-    free(ds->runs);
+    stage_free(&ds->main);
+    stage_free(&ds->pf);
+    free(ds->pf_rows);
     free(ds->path);
     free(ds);
 }
@@ -872,10 +995,12 @@ pcn_data pcn_io_dataset_source(pcn_dataset *ds) {
         .y_dim = ds->K,
         .ctx = ds,
         .read = dataset_read,
+        .prefetch = dataset_prefetch,
     };
 }
 
 int64_t pcn_io_dataset_rows(const pcn_dataset *ds) { return ds->N; }
+int64_t pcn_io_dataset_prefetch_hits(const pcn_dataset *ds) { return ds->pf_hits; }
 int pcn_io_dataset_features(const pcn_dataset *ds) { return ds->D; }
 int pcn_io_dataset_num_classes(const pcn_dataset *ds) { return ds->num_classes; }
 int pcn_io_dataset_target_width(const pcn_dataset *ds) { return ds->K; }

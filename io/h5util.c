@@ -3,8 +3,14 @@
  */
 #include "h5util.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void pcn_h5_lock(void) { pthread_mutex_lock(&h5_mutex); }
+void pcn_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
 
 static herr_t first_message(unsigned n, const H5E_error2_t *err, void *data) {
     if (n == 0) snprintf(data, 256, "%s", err->desc ? err->desc : "");

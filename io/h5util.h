@@ -23,6 +23,11 @@ void pcn_h5_fail(const char *call, const char *file, int line, const char *func)
         }                                                                                   \
     } while (0)
 
+// The process's HDF5 lock: Debian's parallel HDF5 is not thread-safe, so the stream
+// prefetch thread and the main thread's checkpoint I/O take turns. Not recursive.
+void pcn_h5_lock(void);
+void pcn_h5_unlock(void);
+
 // Whether path is an HDF5 file: > 0 yes, 0 no, < 0 unreadable (any HDF5 version).
 htri_t pcn_h5_is_hdf5(const char *path);
 

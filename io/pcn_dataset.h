@@ -11,8 +11,11 @@
  *   PCN_IO_STREAM — nothing but metadata is read at open; read() is Collective and reads
  *     exactly the requested rows of every rank in one collective H5Dread per dataset.
  *     Labels are checked against num_classes per batch (the trainer itself checks
- *     finiteness and labels against its output_dim). Not done yet: prefetching the next
- *     batch while the current one trains.
+ *     finiteness and labels against its output_dim). Prefetch: the trainer passes the
+ *     next batch's rows to source.prefetch; a thread reads them through its own POSIX-driver
+ *     handle (independent reads, under the process's HDF5 lock, no MPI) while the batch
+ *     computes, and the next read() uses them when every rank's prefetch matches its request
+ *     (one small allreduce decides); otherwise all ranks read collectively as above.
  *
  * Values handed out, computed in float in this order:
  *   x = (float)x_file * (float)scale;  then, where /norm exists, x = (x - mean[j]) / std[j];
@@ -59,7 +62,9 @@ void pcn_io_dataset_close(pcn_dataset *ds);
 // The source points to ds: valid until pcn_io_dataset_close. Local.
 pcn_data pcn_io_dataset_source(pcn_dataset *ds);
 
-int64_t pcn_io_dataset_rows(const pcn_dataset *ds);       // N. Local.
+int64_t pcn_io_dataset_rows(const pcn_dataset *ds);             // N. Local.
+// Stream mode: how many reads the background prefetch served (for tests). Local.
+int64_t pcn_io_dataset_prefetch_hits(const pcn_dataset *ds);
 int pcn_io_dataset_features(const pcn_dataset *ds);       // D. Local.
 int pcn_io_dataset_num_classes(const pcn_dataset *ds);    // 0 for regression. Local.
 int pcn_io_dataset_target_width(const pcn_dataset *ds);   // 0 for labels, K for targets. Local.

@@ -666,7 +666,9 @@ static int cmd_info(app *a) {
 // ----------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    int provided;
+    // FUNNELED: only this thread calls MPI; the stream-mode prefetch thread reads with HDF5.
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     app a = {.comm = pcn_dist_init(MPI_COMM_WORLD), .argc = argc, .argv = argv};
     pcn_cli_defaults(&a.cli);
     struct sigaction sa = {0};

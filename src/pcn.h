@@ -218,6 +218,9 @@ typedef struct pcn_data {
     // (count, y_dim). Returns PCN_OK or an error with pcn_last_error set.
     pcn_status (*read)(void *ctx, const int64_t *rows, int count, float *x, int32_t *labels,
                        float *targets);
+    // Optional hint: the rows the next read will ask for, so a source can fetch them while
+    // the current batch computes. NULL when the source has no use for it.
+    void (*prefetch)(void *ctx, const int64_t *rows, int count);
 } pcn_data;
 
 // Caller-owned arrays for pcn_data_from_arrays. Classification: labels (n); regression (or

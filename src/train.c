@@ -138,6 +138,7 @@ typedef struct {
     int K;
     int64_t *perm;           // (n) the epoch's order
     int64_t *rows;           // (local max batch) data rows of this process's slice
+    int64_t *next_rows;      // (local max batch) the next batch's, for the source's prefetch
     float *x;                // (local max batch, d0)
     float *y;                // (local max batch, K) one-hot or targets
     int32_t *labels;         // (local max batch)
@@ -176,6 +177,7 @@ static void trainer_free(trainer *t) {
     pcn_state_free(t->s);
     free(t->perm);
     free(t->rows);
+    free(t->next_rows);
     pcn_free(t->x);
     pcn_free(t->y);
     free(t->labels);
@@ -194,12 +196,13 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->s = pcn_state_init(m, (int)cap);
     t->perm = malloc((size_t)d->n * sizeof *t->perm);
     t->rows = malloc((size_t)cap * sizeof *t->rows);
+    t->next_rows = malloc((size_t)cap * sizeof *t->next_rows);
     t->x = pcn_alloc((size_t)cap * m->dims[0] * sizeof(float));
     t->y = pcn_alloc((size_t)cap * m->K * sizeof(float));
     t->labels = malloc((size_t)cap * sizeof *t->labels);
     t->targets = pcn_alloc((size_t)cap * (d->y_dim > 0 ? d->y_dim : 1) * sizeof(float));
     t->window = malloc((size_t)p->energy_window_size * sizeof *t->window);
-    if (!t->s || !t->perm || !t->rows || !t->x || !t->y || !t->labels || !t->targets ||
+    if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels || !t->targets ||
         !t->window) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
@@ -274,6 +277,17 @@ static pcn_status read_batch(trainer *t, int64_t pos, int64_t gbatch, pcn_task t
     }
     if (st == PCN_OK) pcn_state_set_batch(t->s, (int)t->count);
     return agree(t->coll, st);
+}
+
+// Tells the source which rows this process's slice of the next global batch (at epoch
+// position pos, gbatch rows, same order) will need, so it can fetch them meanwhile. Local.
+static void prefetch_next(trainer *t, int64_t pos, int64_t gbatch) {
+    const pcn_data *d = t->data;
+    if (!d->prefetch || pos >= d->n) return;
+    int64_t lo, count;
+    pcn_shard(gbatch, t->coll ? t->coll->rank : 0, t->coll ? t->coll->size : 1, &lo, &count);
+    for (int64_t i = 0; i < count; i++) t->next_rows[i] = t->perm[pos + lo + i];
+    d->prefetch(d->ctx, t->next_rows, (int)count);
 }
 
 static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, int64_t pos) {
@@ -500,6 +514,7 @@ static pcn_status train_epochs(trainer *t) {
         for (int batch = t->pos.batch; batch < nbatches; batch++) {
             int64_t pos = (int64_t)batch * B, gb = n - pos < B ? n - pos : B;
             pcn_status st = read_batch(t, pos, gb, p->task, "training");
+            if (st == PCN_OK) prefetch_next(t, pos + B, n - pos - B < B ? n - pos - B : B);
             if (st == PCN_OK) st = train_batch(t, epoch, batch, nbatches, pos);
             if (st != PCN_OK) return st;
             t->pos.batch = batch + 1;
@@ -614,6 +629,7 @@ pcn_status pcn_test_dist(const pcn_model *m, const pcn_data *d, const pcn_train_
     double sums[4] = {0};
     for (int64_t pos = 0, batch = 0; st == PCN_OK && pos < n; pos += B, batch++) {
         st = read_batch(&t, pos, n - pos < B ? n - pos : B, p->task, "test");
+        if (st == PCN_OK) prefetch_next(&t, pos + B, n - pos - B < B ? n - pos - B : B);
         if (st == PCN_OK) st = test_batch(&t, (int)batch, pos, sums, yhat);
     }
     trainer_free(&t);

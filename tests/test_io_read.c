@@ -266,6 +266,26 @@ static void read_patterns(pcn_comm *c, pcn_dataset *ds, const spec *s, int split
         snprintf(label, sizeof label, "%s shuffled batch %lld", tag, (long long)b);
         check_read(ds, s, split, perm + pos + lo, (int)cnt, label);
     }
+    // The trainer's pattern again, with the prefetch hint before each read as the trainer
+    // gives it: stream mode serves every batch from the background read; values unchanged.
+    pcn_data hinted = pcn_io_dataset_source(ds);
+    int64_t hits0 = pcn_io_dataset_prefetch_hits(ds), batches = 0;
+    for (int64_t pos = 0; pos < n; pos += 7, batches++) {
+        int64_t gb = n - pos < 7 ? n - pos : 7, lo, cnt;
+        pcn_dist_shard(gb, pcn_dist_rank(c), pcn_dist_size(c), &lo, &cnt);
+        hinted.prefetch(hinted.ctx, perm + pos + lo, (int)cnt);
+        snprintf(label, sizeof label, "%s prefetched batch %lld", tag, (long long)batches);
+        check_read(ds, s, split, perm + pos + lo, (int)cnt, label);
+    }
+    int64_t hits = pcn_io_dataset_prefetch_hits(ds) - hits0;
+    bool stream = strstr(tag, "stream") != NULL;
+    TU_CHECK(hits == (stream ? batches : 0), "%s: %lld of %lld reads served by the prefetch",
+             tag, (long long)hits, (long long)batches);
+    // A hint for other rows than the read asks for: a miss, read collectively, still right.
+    int64_t other = (3 * rank_ + 1) % n, wanted = (3 * rank_ + 2) % n;
+    hinted.prefetch(hinted.ctx, &other, 1);
+    snprintf(label, sizeof label, "%s prefetch miss", tag);
+    check_read(ds, s, split, &wanted, 1, label);
     // Out of order, with runs, shifted per rank (a shift mod n keeps rows distinct).
     int64_t mixed[] = {n - 1, 3, 4, 5, 0, 10, 9, 8, 7, 2, 1};
     for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++) mixed[i] = (mixed[i] + 5 * rank_) % n;

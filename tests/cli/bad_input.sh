@@ -339,7 +339,7 @@ ckpt_write_fault)
     --inject-fault ckpt-write
   expect_fail fault_name "--inject-fault|ckpt-write" \
     train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --inject-fault bogus
-  expect_fail missing_dir "nodir/C.h5|cannot create" \
+  expect_fail missing_dir "nodir/C.h5|does not exist" \
     train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint nodir/C.h5
   # the checkpoint that survived still loads
   runs=$((runs + 1))
