@@ -280,6 +280,13 @@ typedef enum {
     PCN_LR_STEPS = 2      // manual (epoch, batch, lr) list (pcn-torch 1.1.0 lr_learn_steps)
 } pcn_lr_schedule;
 
+// How the learning phase runs (results equal up to rounding; see README "Performance").
+typedef enum {
+    PCN_LEARN_AUTO = 0,   // per layer, whichever path costs fewer flops (one process only)
+    PCN_LEARN_PLAIN = 1,  // per-step weight updates, as pcn-torch
+    PCN_LEARN_GRAM = 2    // batch space (B x B Gram matrices) for every layer (one process)
+} pcn_learn_path;
+
 typedef struct {
     int epoch;            // 0-based
     int batch;            // 0-based
@@ -362,6 +369,8 @@ struct pcn_train_params {
                                  //   batches (pcn-torch: every batch = 1); 0 off; default 1
     int top_k;                   // test: also report top-k accuracy, >= 1; default 3
     bool keep_step_energies;     // keep every step's energy in the history; default false
+    pcn_learn_path learn_path;   // learning phase: auto, plain or gram; several processes
+                                 //   always take plain; default auto
     pcn_callbacks callbacks;     // hooks; default none
     // Latent initialiser; NULL means pcn_init_latents with (seed, stream, epoch, first_row).
     // Tests use it to replay a fixed state.

@@ -103,6 +103,22 @@ void pcn_step_apply(pcn_model *m, float alpha);
 void pcn_step_predict(const pcn_model *m, pcn_state *s);
 
 // ----------------------------------------------------------------------------------------
+// Batch-space learning (learn_gram.c), one process
+// ----------------------------------------------------------------------------------------
+
+typedef struct pcn_gram pcn_gram;
+pcn_gram *pcn_gram_init(const pcn_model *m, int max_batch);
+void pcn_gram_free(pcn_gram *gr);
+// use[l], l = 0..L (L: readout): whether layer l takes the batch-space path for a batch of B
+// rows and T learning steps.
+void pcn_gram_plan(const pcn_model *m, int B, int T, pcn_learn_path path, bool *use);
+// T learning steps with step size alpha = lr/B; report(ctx, step, sumsq) sees each step's
+// local sum of squared errors before its update and may stop the phase with an error.
+pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
+                          const float *y, int t_steps, float alpha, const bool *use,
+                          pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx);
+
+// ----------------------------------------------------------------------------------------
 // Collectives seen by the trainer (src/dist fills them; NULL means one process)
 // ----------------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ pcn_train_params pcn_train_default_params(void) {
         .train_accuracy_every = 1,
         .top_k = 3,
         .keep_step_energies = false,
+        .learn_path = PCN_LEARN_AUTO,
         .callbacks = {0},
         .latent_init = NULL,
         .latent_user = NULL,
@@ -102,6 +103,9 @@ pcn_status pcn_train_params_validate(const pcn_train_params *p) {
     if (p->train_accuracy_every < 0)
         BAD("train_accuracy_every must be >= 0 (0 disables), got %d", p->train_accuracy_every);
     if (p->top_k < 1) BAD("top_k must be >= 1, got %d", p->top_k);
+    if (p->learn_path != PCN_LEARN_AUTO && p->learn_path != PCN_LEARN_PLAIN &&
+        p->learn_path != PCN_LEARN_GRAM)
+        BAD("learn_path must be auto, plain or gram, got %d", (int)p->learn_path);
     return PCN_OK;
 }
 
@@ -144,6 +148,7 @@ typedef struct {
     int32_t *labels;         // (local max batch)
     float *targets;          // (local max batch, y_dim)
     double *window;          // (energy_window_size) ring of step energies
+    pcn_gram *gram;          // batch-space learning workspace (one process), or NULL
     int64_t gbatch;          // current global batch
     int64_t lo, count;       // this process's slice of it
     pcn_train_position pos;  // where training stands; also the schedule's state
@@ -183,6 +188,7 @@ static void trainer_free(trainer *t) {
     free(t->labels);
     pcn_free(t->targets);
     free(t->window);
+    pcn_gram_free(t->gram);
 }
 
 static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
@@ -208,6 +214,11 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
     for (int64_t i = 0; i < d->n; i++) t->perm[i] = i;
+    if ((!coll || coll->size == 1) && p->learn_path != PCN_LEARN_PLAIN &&
+        !(t->gram = pcn_gram_init(m, (int)cap))) {
+        trainer_free(t);
+        return pcn_set_error(PCN_ENOMEM, "out of memory allocating the batch-space learner");
+    }
     return PCN_OK;
 }
 
@@ -356,15 +367,31 @@ static pcn_status snapshot_energy(trainer *t, double *energy) {
     return energy_of(t, pcn_step_errors(t->m, t->s, t->x, t->y, 0.0f, false), energy);
 }
 
+// Reports one learning step's energy (callbacks, history). Collective.
+static pcn_status report_learning(void *ctx, int step, double sumsq) {
+    trainer *t = ctx;
+    double energy;
+    pcn_status st = energy_of(t, sumsq, &energy);
+    if (st != PCN_OK) return st;
+    if (t->cb->on_learning_step) t->cb->on_learning_step(t->cb->user, step, energy);
+    if (t->p->keep_step_energies && t->h) pcn_history_append(t->h, PCN_HIST_STEP_LEARN, energy);
+    return PCN_OK;
+}
+
 static pcn_status learn(trainer *t, int t_steps, double lr) {
     const pcn_train_params *p = t->p;
     const float alpha = (float)(lr / (double)t->gbatch);
+    bool use[PCN_MAX_LAYERS + 1], any = false;
+    if (t->gram) { // one process: the batch-space path where it is cheaper (learn_gram.c)
+        pcn_gram_plan(t->m, (int)t->gbatch, t_steps, p->learn_path, use);
+        for (int l = 0; l <= t->m->L; l++) any |= use[l];
+    }
+    if (any)
+        return pcn_gram_learn(t->gram, t->m, t->s, t->x, t->y, t_steps, alpha, use,
+                              report_learning, t);
     for (int step = 0; step < t_steps; step++) {
-        double energy;
-        pcn_status st = snapshot_energy(t, &energy);
+        pcn_status st = report_learning(t, step, pcn_step_errors(t->m, t->s, t->x, t->y, 0.0f, false));
         if (st != PCN_OK) return st;
-        if (t->cb->on_learning_step) t->cb->on_learning_step(t->cb->user, step, energy);
-        if (p->keep_step_energies && t->h) pcn_history_append(t->h, PCN_HIST_STEP_LEARN, energy);
         pcn_step_gradient(t->m, t->s, true);
         if (t->coll) {
             double t0 = now();
