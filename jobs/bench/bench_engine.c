@@ -51,6 +51,7 @@ typedef struct {
     int threads;           // 0: leave OpenMP and OpenBLAS as they start
     int t_infer;           // supervised inference steps per batch (prediction only)
     bool json;
+    bool phase;            // also time whole learning phases: per-step vs batch space
 } options;
 
 static const char *USAGE =
@@ -65,6 +66,8 @@ static const char *USAGE =
     "  --threads N           OpenMP and OpenBLAS threads (default: as they start)\n"
     "  --t-infer N           T_infer of the batch prediction (default 50, pcn-torch)\n"
     "  --json                one JSON line instead of the table\n"
+    "  --phase               also time one whole learning phase (T_learn = B) on the\n"
+    "                        per-step path and on the automatic (batch-space) path\n"
     "  --help                this text\n";
 
 static _Noreturn void die(const char *fmt, ...) {
@@ -108,6 +111,7 @@ static options parse_options(int argc, char **argv) {
             fputs(USAGE, stdout);
             exit(0);
         } else if (!strcmp(a, "--json")) o.json = true, takes = false;
+        else if (!strcmp(a, "--phase")) o.phase = true, takes = false;
         else if (!strcmp(a, "--dims")) o.n_dims = parse_dims(v, o.dims);
         else if (!strcmp(a, "--output-dim")) o.output_dim = parse_int(a, v, 1);
         else if (!strcmp(a, "--batch")) o.batch = parse_int(a, v, 1);
@@ -464,6 +468,47 @@ static void setup_report(report *r, const options *o) {
     r->design_flops = 4.0 * o->batch * r->weights;
 }
 
+// ----------------------------------------------------------------------------------------
+// Whole learning phases (--phase): pcn_train on one batch of B rows, T_infer 1, no train
+// accuracy, so the T_learn = B learning steps are the time.
+// ----------------------------------------------------------------------------------------
+
+static double time_phase(const options *o, pcn_learn_path path) {
+    const int B = o->batch, D = o->dims[0];
+    float *x = xcalloc((size_t)B * D, sizeof *x);
+    int32_t *y = xcalloc((size_t)B, sizeof *y);
+    uint64_t seed = 5;
+    for (size_t i = 0; i < (size_t)B * D; i++) x[i] = uniform01(&seed);
+    for (int i = 0; i < B; i++) y[i] = i % o->output_dim;
+    pcn_arrays a = {x, y, NULL, B, D, 0};
+    pcn_data data = pcn_data_from_arrays(&a);
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = o->dims, mp.n_dims = o->n_dims, mp.output_dim = o->output_dim, mp.activation = o->act;
+    pcn_train_params p = pcn_train_default_params();
+    p.t_infer = 1, p.num_epochs = 1, p.batch_size = B, p.train_accuracy_every = 0;
+    p.learn_path = path;
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) { // best of 3: a phase is long, noise only adds
+        pcn_model *m = pcn_model_init(&mp);
+        double t0 = now();
+        if (pcn_train(m, &data, &p, NULL) != PCN_OK) die("phase: %s", pcn_last_error());
+        double t = now() - t0;
+        best = t < best ? t : best;
+        pcn_model_free(m);
+    }
+    free(x), free(y);
+    return best;
+}
+
+static void print_phase(const options *o, const report *r) {
+    double plain = time_phase(o, PCN_LEARN_PLAIN), fast = time_phase(o, PCN_LEARN_AUTO);
+    double floor = o->batch * r->step[STEP_LEARN].floor_seconds;
+    printf("\nlearning phase of one batch (T_learn = B = %d steps), best of 3:\n", o->batch);
+    printf("  per-step path     %9.3f s   (floor %.3f s = B x the learning step's sgemm floor)\n",
+           plain, floor);
+    printf("  automatic path    %9.3f s   speed-up %.2fx\n", fast, plain / fast);
+}
+
 int main(int argc, char **argv) {
     options o = parse_options(argc, argv);
     report r = {0};
@@ -488,6 +533,7 @@ int main(int argc, char **argv) {
     predict_batch(&r, &o);
     if (o.json) print_json(&o, &r);
     else print_table(&o, &r, lists, counts);
+    if (o.phase) print_phase(&o, &r);
     free(times);
     engine_free(&e);
     return 0;
