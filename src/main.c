@@ -347,12 +347,15 @@ static pcn_io_mode data_mode(const pcn_cli *c) {
     return strcmp(c->data_mode, "stream") == 0 ? PCN_IO_STREAM : PCN_IO_MEMORY;
 }
 
+static double test_seconds = NAN; // wall time of the last pcn_dist_test (test --json)
+
 static void print_test(app *a, const pcn_test_result *r, const char *split) {
     if (pcn_dist_rank(a->comm) != 0) return;
     if (a->cli.json) {
         printf("{\"split\":\"%s\",\"accuracy\":%.6f,\"top%d\":%.6f,\"energy\":%.8g,\"mse\":%.8g,"
-               "\"samples\":%lld,\"ranks\":%d}\n", split, r->accuracy, r->k, r->top_k, r->energy,
-               r->mse, (long long)r->samples, pcn_dist_size(a->comm));
+               "\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g}\n", split, r->accuracy, r->k,
+               r->top_k, r->energy, r->mse, (long long)r->samples, pcn_dist_size(a->comm),
+               isfinite(test_seconds) ? test_seconds : 0.0);
     } else if (strcmp(a->cli.task, "regression") == 0) {
         printf("%s: mse %.6f | energy %.6f | %lld samples\n", split, r->mse, r->energy,
                (long long)r->samples);
@@ -369,7 +372,9 @@ static pcn_status evaluate(app *a, const pcn_model *m, const pcn_train_params *p
     pcn_dataset *ds = pcn_io_dataset_open(a->comm, a->cli.data, split, data_mode(&a->cli));
     if (!ds) return PCN_EDATA;
     pcn_data d = pcn_io_dataset_source(ds);
+    double t0 = wall();
     pcn_status st = pcn_dist_test(m, &d, p, r, yhat, a->comm);
+    test_seconds = wall() - t0;
     pcn_io_dataset_close(ds);
     return st;
 }
@@ -566,7 +571,9 @@ static int cmd_eval(app *a, bool predict) {
     size_t K = (size_t)pcn_model_output_dim(m);
     if (predict && !(yhat = calloc((size_t)d.n * K, sizeof *yhat))) pcn_fatal("out of memory");
     pcn_test_result r;
+    double t0 = wall();
     st = pcn_dist_test(m, &d, &p, &r, yhat, a->comm);
+    test_seconds = wall() - t0;
     pcn_io_dataset_close(ds);
     if (st != PCN_OK) goto done;
     if (predict) st = write_predictions(a, yhat, d.n, (int)K, ck);
