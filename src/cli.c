@@ -46,6 +46,10 @@ static const option options[] = {
     OPT("lr-decay", K_DBL, lr_decay, true, "plateau: lr *= X (0.5)"),
     OPT("lr-patience", K_INT, lr_patience, true, "plateau: batches without improvement (1)"),
     OPT("lr-steps", K_STR, lr_steps, true, "steps: epoch:batch:lr,... (0-based)"),
+    OPT("lr-scaling", K_STR, lr_scaling, true,
+        "large batches: lr x (B/ref) linear, x sqrt(B/ref) sqrt, or none (none)"),
+    OPT("lr-ref-batch", K_INT, lr_ref_batch, true, "reference batch of --lr-scaling"),
+    OPT("lr-warmup", K_INT, lr_warmup, true, "first N batches learn with lr x (k+1)/N (0)"),
     OPT("seed", K_LL, seed, true, "seed of weights, latents and shuffles (0)"),
     OPT("shuffle", K_INT, shuffle, true, "reshuffle training rows every epoch, 0 or 1 (1)"),
     OPT("train-accuracy-every", K_INT, train_accuracy_every, true,
@@ -83,6 +87,7 @@ void pcn_cli_defaults(pcn_cli *c) {
     c->lr_learn = 0.005;
     c->energy_window = 10;
     strcpy(c->lr_schedule, "none");
+    strcpy(c->lr_scaling, "none");
     c->lr_decay = 0.5;
     c->lr_patience = 1;
     c->shuffle = 1;

@@ -29,6 +29,9 @@ typedef struct {
     double lr_decay;
     int lr_patience;
     char lr_steps[1024];            // "epoch:batch:lr,..."
+    char lr_scaling[8];             // none | linear | sqrt
+    int lr_ref_batch;
+    int lr_warmup;
     long long seed;
     int shuffle;
     int train_accuracy_every;

@@ -92,6 +92,12 @@ static pcn_status to_params(const pcn_cli *c, pcn_train_params *p, pcn_lr_step *
     else if (strcmp(c->lr_schedule, "steps") == 0) p->lr_schedule = PCN_LR_STEPS;
     else return pcn_set_error(PCN_EINVAL, "--lr-schedule must be none, plateau or steps, got '%s'",
                               c->lr_schedule);
+    if (strcmp(c->lr_scaling, "none") == 0) p->lr_scaling = PCN_LR_SCALE_NONE;
+    else if (strcmp(c->lr_scaling, "linear") == 0) p->lr_scaling = PCN_LR_SCALE_LINEAR;
+    else if (strcmp(c->lr_scaling, "sqrt") == 0) p->lr_scaling = PCN_LR_SCALE_SQRT;
+    else return pcn_set_error(PCN_EINVAL, "--lr-scaling must be none, linear or sqrt, got '%s'",
+                              c->lr_scaling);
+    p->lr_ref_batch = c->lr_ref_batch, p->lr_warmup_batches = c->lr_warmup;
     if (c->lr_steps[0]) {
         pcn_status st = parse_steps(c->lr_steps, steps, max_steps, &p->n_lr_steps);
         if (st != PCN_OK) return st;

@@ -280,6 +280,13 @@ typedef enum {
     PCN_LR_STEPS = 2      // manual (epoch, batch, lr) list (pcn-torch 1.1.0 lr_learn_steps)
 } pcn_lr_schedule;
 
+// Large-batch learning-rate scaling with the global batch B against a reference batch.
+typedef enum {
+    PCN_LR_SCALE_NONE = 0,   // lr as given
+    PCN_LR_SCALE_LINEAR = 1, // lr * B / ref
+    PCN_LR_SCALE_SQRT = 2    // lr * sqrt(B / ref)
+} pcn_lr_scaling;
+
 // How the learning phase runs (results equal up to rounding; see README "Performance").
 typedef enum {
     PCN_LEARN_AUTO = 0,   // per layer, whichever path costs fewer flops (one process only)
@@ -360,6 +367,12 @@ struct pcn_train_params {
     int lr_patience;             // plateau: batches without improvement, >= 1; default 1
     const pcn_lr_step *lr_steps; // PCN_LR_STEPS: the list (not copied); default NULL
     int n_lr_steps;              // entries in lr_steps, >= 1 with PCN_LR_STEPS; default 0
+    pcn_lr_scaling lr_scaling;   // scale lr_learn (and the lr_steps values) with
+                                 //   batch_size / lr_ref_batch; default none
+    int lr_ref_batch;            // reference batch of the scaling, >= 1 when scaling;
+                                 //   default 0
+    int lr_warmup_batches;       // the first N batches of the run learn with lr * (k+1)/N
+                                 //   (k = batches since epoch 0 began), >= 0; default 0
     int batch_size;              // global training batch, >= 1; default 500
     int test_batch_size;         // global test batch; 0 means batch_size; default 0
     bool shuffle;                // reshuffle training rows every epoch (Philox on seed,

@@ -44,6 +44,9 @@ pcn_train_params pcn_train_default_params(void) {
         .lr_patience = 1,
         .lr_steps = NULL,
         .n_lr_steps = 0,
+        .lr_scaling = PCN_LR_SCALE_NONE,
+        .lr_ref_batch = 0,
+        .lr_warmup_batches = 0,
         .batch_size = 500,
         .test_batch_size = 0,
         .shuffle = true,
@@ -98,6 +101,13 @@ pcn_status pcn_train_params_validate(const pcn_train_params *p) {
         if (!pos_finite(s->lr)) BAD("lr_steps[%d] lr must be finite and > 0, got %g", i, s->lr);
     }
     if (p->batch_size < 1) BAD("batch_size must be >= 1, got %d", p->batch_size);
+    if (p->lr_scaling != PCN_LR_SCALE_NONE && p->lr_scaling != PCN_LR_SCALE_LINEAR &&
+        p->lr_scaling != PCN_LR_SCALE_SQRT)
+        BAD("lr_scaling must be none, linear or sqrt, got %d", (int)p->lr_scaling);
+    if (p->lr_scaling != PCN_LR_SCALE_NONE && p->lr_ref_batch < 1)
+        BAD("lr_ref_batch must be >= 1 with lr_scaling, got %d", p->lr_ref_batch);
+    if (p->lr_warmup_batches < 0)
+        BAD("lr_warmup_batches must be >= 0, got %d", p->lr_warmup_batches);
     if (p->test_batch_size < 0)
         BAD("test_batch_size must be >= 1 (or 0 for batch_size), got %d", p->test_batch_size);
     if (p->train_accuracy_every < 0)
@@ -423,6 +433,21 @@ static bool in_top_k(const float *v, int n, int label, int k) {
 // Training
 // ----------------------------------------------------------------------------------------
 
+// The factor the large-batch rule applies to every learning rate the run is given.
+static double lr_scale(const pcn_train_params *p) {
+    double r = p->lr_ref_batch > 0 ? (double)p->batch_size / p->lr_ref_batch : 1.0;
+    return p->lr_scaling == PCN_LR_SCALE_LINEAR ? r
+         : p->lr_scaling == PCN_LR_SCALE_SQRT   ? sqrt(r) : 1.0;
+}
+
+// Warm-up: the k-th batch of the run (k from 0, counted from epoch 0) learns with
+// lr * (k+1)/N for k < N.
+static double warmup(const trainer *t, int epoch, int batch, int nbatches) {
+    const int N = t->p->lr_warmup_batches;
+    int64_t k = (int64_t)epoch * nbatches + batch;
+    return k < N ? (double)(k + 1) / N : 1.0;
+}
+
 static void lr_change(trainer *t, double lr) {
     double old = t->pos.lr;
     t->pos.lr = lr;
@@ -436,7 +461,7 @@ static void schedule_steps(trainer *t, int epoch, int batch) {
     const pcn_lr_step *hit = NULL;
     for (int i = 0; i < p->n_lr_steps; i++)
         if (p->lr_steps[i].epoch == epoch && p->lr_steps[i].batch == batch) hit = &p->lr_steps[i];
-    if (hit && hit->lr != t->pos.lr) lr_change(t, hit->lr);
+    if (hit && hit->lr * lr_scale(p) != t->pos.lr) lr_change(t, hit->lr * lr_scale(p));
 }
 
 static void schedule_plateau(trainer *t, double batch_energy) {
@@ -484,7 +509,8 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
     schedule_steps(t, epoch, batch);
     double pre, post, t1 = now();
     if ((st = snapshot_energy(t, &pre)) != PCN_OK) return st;
-    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, t->pos.lr)) != PCN_OK) return st;
+    double lr = t->pos.lr * warmup(t, epoch, batch, nbatches);
+    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr)) != PCN_OK) return st;
     if ((st = snapshot_energy(t, &post)) != PCN_OK) return st;
     double t2 = now();
     if (t->h) {
@@ -599,7 +625,8 @@ pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_param
             t.pos.samples = 0;
             memset(t.pos.seconds, 0, sizeof t.pos.seconds);
         } else {
-            t.pos = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
+            t.pos = (pcn_train_position){.lr = p->lr_learn * lr_scale(p),
+                                         .plateau_best = INFINITY};
         }
         st = train_epochs(&t);
         trainer_free(&t);

@@ -9,7 +9,9 @@
  * N(0,1); runs are deterministic per seed; the progress display prints one plain line per
  * epoch off a terminal and a live bar on one; and training learns: a separable synthetic
  * problem reaches high test accuracy, top-k >= top-1, and regression MSE drops; a run
- * stopped by the batch hook and resumed from its position is bitwise identical.
+ * stopped by the batch hook and resumed from its position is bitwise identical; the
+ * large-batch learning-rate rules (linear and square-root scaling, warm-up) do what they
+ * say.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -312,7 +314,55 @@ static void test_resume(int stop_after) {
     free_blobs(&b);
 }
 
+// ---- large-batch rules ----------------------------------------------------------------------
+
+static pcn_model *train_with(pcn_train_params p, const pcn_data *data) {
+    pcn_model *m = make_model(PCN_TASK_CLASSIFICATION, 6);
+    TU_CHECK(pcn_train(m, data, &p, NULL) == PCN_OK, "train: %s", pcn_last_error());
+    return m;
+}
+
+static void same_weights(const char *what, pcn_model *a, pcn_model *b, double rtol) {
+    tu_close_f(what, pcn_model_weights(a), pcn_model_weights(b), pcn_model_num_weights(a),
+               rtol > 0 ? 1e-7 : 0.0, rtol);
+    pcn_model_free(a), pcn_model_free(b);
+}
+
+// Linear and square-root scaling multiply lr_learn by B/ref and sqrt(B/ref); warm-up over
+// N batches equals a manual step list lr (k+1)/N for k < N (across epochs too).
+static void test_lr_rules(void) {
+    blobs b = make_blobs(40, 5);
+    pcn_arrays a = {b.x, b.lab, NULL, b.n, D, 0};
+    pcn_data data = pcn_data_from_arrays(&a);
+    pcn_train_params p = pcn_train_default_params();
+    p.t_infer = 5, p.t_learn = 4, p.t_infer_test = 5, p.num_epochs = 2, p.batch_size = 20;
+    p.lr_learn = 0.05, p.train_accuracy_every = 0, p.seed = 1;
+    pcn_train_params q = p;
+    q.lr_learn = 0.1; // 0.05 x 20/10, 0.05 x sqrt(40/10)
+    pcn_train_params lin = p;
+    lin.lr_scaling = PCN_LR_SCALE_LINEAR, lin.lr_ref_batch = 10;
+    same_weights("linear scaling", train_with(lin, &data), train_with(q, &data), 0);
+    pcn_train_params sq = p;
+    sq.lr_scaling = PCN_LR_SCALE_SQRT, sq.lr_ref_batch = 5;
+    same_weights("sqrt scaling", train_with(sq, &data), train_with(q, &data), 0);
+    pcn_train_params warm = p;
+    warm.lr_warmup_batches = 3; // batches 0, 1 of epoch 0 and batch 0 of epoch 1
+    static const pcn_lr_step steps[] = {{0, 0, 0.05 / 3}, {0, 1, 0.1 / 3}, {1, 0, 0.05}};
+    pcn_train_params manual = p;
+    manual.lr_schedule = PCN_LR_STEPS, manual.lr_steps = steps, manual.n_lr_steps = 3;
+    same_weights("warm-up", train_with(warm, &data), train_with(manual, &data), 1e-5);
+    pcn_train_params bad = p;
+    bad.lr_scaling = PCN_LR_SCALE_LINEAR;
+    TU_CHECK(pcn_train_params_validate(&bad) == PCN_EINVAL && strstr(pcn_last_error(), "lr_ref_batch"),
+             "scaling without a reference batch accepted");
+    bad = p, bad.lr_warmup_batches = -1;
+    TU_CHECK(pcn_train_params_validate(&bad) == PCN_EINVAL && strstr(pcn_last_error(), "lr_warmup"),
+             "negative warm-up accepted");
+    free_blobs(&b);
+}
+
 int main(void) {
+    test_lr_rules();
     test_resume(2);   // mid-epoch (4 batches per epoch)
     test_resume(4);   // right after an epoch's end
     test_resume(6);   // mid-epoch of the second epoch
