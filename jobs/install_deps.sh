@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pcn_dist builds, tests and runs with, when missing
-# (apt-get update first; sudo when not root). Used by tests/run.sh and jobs/quickstart.sh.
+# (apt-get update first; sudo when not root). Used by tests/run.sh (with --tests: also a
+# real Slurm, munge and gnuplot for the job and scaling tests) and jobs/quickstart.sh.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev librandom123-dev
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
           dataset-fashion-mnist)
+[ "${1:-}" = --tests ] && packages+=(slurm-wlm munge gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-"$root/jobs/install_deps.sh"
+"$root/jobs/install_deps.sh" --tests
 
 jobs=${JOBS:-$(nproc)}
 build=${BUILD_DIR:-build}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A real one-node Slurm cluster on localhost for the tests: munged, slurmctld and slurmd
+# with every file (key, sockets, state, spool, logs, slurm.conf) under one folder and
+# ports of their own, so it touches nothing of the machine's and can run beside another.
+#   cluster.sh start DIR   # prints "export SLURM_CONF=DIR/slurm.conf" once the node is idle
+#   cluster.sh stop DIR    # ends the three daemons (also after a failure)
+# Needs Debian's slurm-wlm and munge, and root (slurmd runs jobs as their user).
+set -u
+cmd=$1 dir=$(mkdir -p "$2" && cd "$2" && pwd)
+
+stop() {
+  for p in slurmd slurmctld munge/munged; do
+    [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null
+  done
+  for _ in $(seq 50); do
+    alive=0
+    for p in slurmd slurmctld munge/munged; do
+      [ -f "$dir/$p.pid" ] && kill -0 "$(cat "$dir/$p.pid")" 2>/dev/null && alive=1
+    done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+  for p in slurmd slurmctld munge/munged; do
+    [ -f "$dir/$p.pid" ] && kill -9 "$(cat "$dir/$p.pid")" 2>/dev/null; rm -f "$dir/$p.pid"
+  done
+  return 0
+}
+
+start() {
+  mkdir -p "$dir/munge" "$dir/key" "$dir/state" "$dir/spool" "$dir/log"
+  chmod 755 "$dir" "$dir/munge" && chmod 700 "$dir/key"   # munged's rules for both
+  head -c 1024 /dev/urandom > "$dir/key/munge.key" && chmod 400 "$dir/key/munge.key"
+  munged --key-file="$dir/key/munge.key" --socket="$dir/munge/munge.sock" \
+         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
+         --seed-file="$dir/munge/seed" || { echo "munged did not start"; return 1; }
+  local base=$(( 20000 + (RANDOM % 2000) * 2 ))
+  cat > "$dir/slurm.conf" <<CONF
+ClusterName=pcntest
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$dir/munge/munge.sock
+CredType=cred/munge
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+SlurmctldPort=$base
+SlurmdPort=$(( base + 1 ))
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+JobRequeue=1
+NodeName=localhost CPUs=$(nproc) State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+CONF
+  export SLURM_CONF=$dir/slurm.conf
+  slurmctld -f "$SLURM_CONF" || { echo "slurmctld did not start"; stop; return 1; }
+  slurmd -f "$SLURM_CONF" || { echo "slurmd did not start"; stop; return 1; }
+  for _ in $(seq 150); do
+    if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
+      echo "export SLURM_CONF=$SLURM_CONF"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "the node did not become idle"; tail -5 "$dir/log/slurmctld.log" "$dir/log/slurmd.log"
+  stop
+  return 1
+}
+
+case $cmd in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: cluster.sh start|stop DIR"; exit 2 ;;
+esac
