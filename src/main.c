@@ -459,6 +459,17 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
         st = evaluate(a, m, p, "test", NULL, &tr);
         if (st == PCN_OK) print_test(a, &tr, "test");
         else rc = EXIT_ERROR;
+        FILE *f = st == PCN_OK && root && c->metrics[0] ? fopen(c->metrics, "a") : NULL;
+        if (f) { // the run's last metrics line: its test result
+            fprintf(f, "{\"event\":\"test\",\"samples\":%lld,", (long long)tr.samples);
+            json_num(f, "accuracy", tr.accuracy, true);
+            json_num(f, "top_k", tr.top_k, true);
+            json_num(f, "energy", tr.energy, true);
+            json_num(f, "mse", tr.mse, true);
+            json_num(f, "seconds", test_seconds, false);
+            fprintf(f, "}\n");
+            fclose(f);
+        }
     }
     free(ini);
     return rc;
