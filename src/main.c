@@ -222,6 +222,8 @@ typedef struct {
     int batches;               // batches done in this process's run
     int ckpt_at;               // value of batches when the last checkpoint was written
     bool append;               // resuming: append to the metrics file
+    double ckpt_seconds;       // this rank's time in checkpoint writes so far
+    double ckpt_reported;      // ... as of the last batch line
     int64_t batch_size, n;
 } run_ctx;
 
@@ -260,20 +262,22 @@ static void metrics_batch(run_ctx *r, const pcn_history *h, const pcn_train_posi
     json_num(f, "inference", s1[0] - s0[0], true);
     json_num(f, "learning", s1[1] - s0[1], true);
     json_num(f, "collectives", s1[2] - s0[2], true);
-    json_num(f, "io", s1[3] - s0[3], false);
+    json_num(f, "io", s1[3] - s0[3], true);
+    json_num(f, "checkpoint", r->ckpt_seconds - r->ckpt_reported, false);
+    r->ckpt_reported = r->ckpt_seconds;
     fprintf(f, "}}\n");
 }
 
 // At an epoch's end: per-phase seconds of the epoch, max and mean over ranks. Collective.
 static void metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
-                          const double epoch_sec[4], double epoch_wall) {
-    double mx[4], sum[4];
+                          const double epoch_sec[5], double epoch_wall) {
+    double mx[5], sum[5];
     MPI_Comm comm = pcn_dist_mpi(r->a->comm);
-    PCN_MPI_CHECK(MPI_Reduce(epoch_sec, mx, 4, MPI_DOUBLE, MPI_MAX, 0, comm));
-    PCN_MPI_CHECK(MPI_Reduce(epoch_sec, sum, 4, MPI_DOUBLE, MPI_SUM, 0, comm));
+    PCN_MPI_CHECK(MPI_Reduce(epoch_sec, mx, 5, MPI_DOUBLE, MPI_MAX, 0, comm));
+    PCN_MPI_CHECK(MPI_Reduce(epoch_sec, sum, 5, MPI_DOUBLE, MPI_SUM, 0, comm));
     if (!r->metrics) return;
     int P = pcn_dist_size(r->a->comm);
-    const char *names[4] = {"inference", "learning", "collectives", "io"};
+    const char *names[5] = {"inference", "learning", "collectives", "io", "checkpoint"};
     FILE *f = r->metrics;
     fprintf(f, "{\"event\":\"epoch\",\"epoch\":%d,\"ranks\":%d,", next->epoch - 1, P);
     json_num(f, "energy", last_of(h, PCN_HIST_PER_EPOCH), true);
@@ -284,9 +288,9 @@ static void metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_train_posi
     json_num(f, "seconds", epoch_wall, true);
     json_num(f, "samples_per_s", r->n / epoch_wall, true);
     fprintf(f, "\"seconds_max\":{");
-    for (int k = 0; k < 4; k++) json_num(f, names[k], mx[k], k < 3);
+    for (int k = 0; k < 5; k++) json_num(f, names[k], mx[k], k < 4);
     fprintf(f, "},\"seconds_mean\":{");
-    for (int k = 0; k < 4; k++) json_num(f, names[k], sum[k] / P, k < 3);
+    for (int k = 0; k < 5; k++) json_num(f, names[k], sum[k] / P, k < 4);
     fprintf(f, "}}\n");
     fflush(f);
 }
@@ -297,6 +301,7 @@ static const char *ckpt_path(const pcn_cli *c) {
 
 typedef struct {
     double epoch_start_sec[4];
+    double epoch_start_ckpt;
     double epoch_start_wall;
 } epoch_mark;
 
@@ -319,10 +324,12 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
         raise(SIGTERM); // the real signal path, at a known batch (tests)
     if (r->metrics) metrics_batch(r, h, next, t - r->t_last);
     if (next->batch == 0) {
-        double sec[4];
+        double sec[5];
         for (int k = 0; k < 4; k++) sec[k] = next->seconds[k] - mark.epoch_start_sec[k];
+        sec[4] = r->ckpt_seconds - mark.epoch_start_ckpt;
         metrics_epoch(r, h, next, sec, t - mark.epoch_start_wall);
         memcpy(mark.epoch_start_sec, next->seconds, sizeof mark.epoch_start_sec);
+        mark.epoch_start_ckpt = r->ckpt_seconds;
         mark.epoch_start_wall = t;
     }
     r->last = *next;
@@ -331,8 +338,10 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
     PCN_MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, pcn_dist_mpi(a->comm)));
     bool periodic = c->checkpoint_every > 0 && r->batches % c->checkpoint_every == 0;
     if (any || periodic) {
+        double t0 = wall();
         pcn_status st = pcn_io_ckpt_write(a->comm, ckpt_path(c), m, next, h, &r->meta,
                                           c->keep_checkpoints);
+        r->ckpt_seconds += wall() - t0;
         if (st != PCN_OK) return st;
         r->ckpt_at = r->batches;
     }
@@ -434,7 +443,7 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
     if (st == PCN_OK) {
         if (resume) r.last = *resume, r.last.samples = 0, memset(r.last.seconds, 0, sizeof r.last.seconds);
         else r.last = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
-        mark = (epoch_mark){{0}, wall()};
+        mark = (epoch_mark){{0}, 0.0, wall()};
         if (root && c->progress) {
             progress = pcn_progress_init(stdout, "cpu");
             p->callbacks = pcn_progress_callbacks(progress);
