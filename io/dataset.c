@@ -109,33 +109,16 @@ static pcn_status fail(const pcn_dataset *ds, pcn_status status, const char *fmt
     return pcn_set_error(status, "%s: %s", ds->path, msg);
 }
 
-typedef struct {
-    char top[160];  // the API call's own description
-    char deep[256]; // the innermost cause
-} h5_stack;
-
-static herr_t h5_walk(unsigned n, const H5E_error2_t *e, void *data) {
-    h5_stack *s = data;
-    if (n == 0) snprintf(s->top, sizeof s->top, "%s", e->desc ? e->desc : "");
-    snprintf(s->deep, sizeof s->deep, "%s", e->desc ? e->desc : "");
-    return 0;
-}
-
-// Turns HDF5's current error stack into "PATH: what (call at file:line: top; deep)" and
-// clears it.
+// Turns HDF5's current error stack into "PATH: what (call at file:line: description)".
 static pcn_status h5_fail(const pcn_dataset *ds, const char *what, const char *call,
                           const char *file, int line) {
-    h5_stack s = {"", ""};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_walk, &s);
-    H5Eclear2(H5E_DEFAULT);
+    char msg[448];
+    pcn_h5_describe(msg, sizeof msg);
     const char *base = strrchr(file, '/');
-    bool two = s.deep[0] && strcmp(s.top, s.deep) != 0;
-    return fail(ds, PCN_EIO, "%s (%s failed at %s:%d: %s%s%s)", what, call, base ? base + 1 : file,
-                line, s.top[0] ? s.top : "no HDF5 message", two ? "; " : "", two ? s.deep : "");
+    return fail(ds, PCN_EIO, "%s (%s failed at %s:%d: %s)", what, call, base ? base + 1 : file,
+                line, msg);
 }
 
-// Checks an HDF5 call (negative result = failure): records "what" with the statement,
-// file:line and HDF5's message in st and jumps to the function's `done` label.
 #define PCN_H5_CHECK(call, what)                                                            \
     do {                                                                                    \
         if ((call) < 0) {                                                                   \

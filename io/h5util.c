@@ -12,16 +12,33 @@ static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 void pcn_h5_lock(void) { pthread_mutex_lock(&h5_mutex); }
 void pcn_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
 
-static herr_t first_message(unsigned n, const H5E_error2_t *err, void *data) {
-    if (n == 0) snprintf(data, 256, "%s", err->desc ? err->desc : "");
+typedef struct {
+    char top[160];  // the failed API call's own description
+    char deep[256]; // the innermost cause
+} h5_stack;
+
+static herr_t walk(unsigned n, const H5E_error2_t *e, void *data) {
+    h5_stack *s = data;
+    if (n == 0) snprintf(s->top, sizeof s->top, "%s", e->desc ? e->desc : "");
+    snprintf(s->deep, sizeof s->deep, "%s", e->desc ? e->desc : "");
     return 0;
 }
 
+void pcn_h5_describe(char *buf, size_t size) {
+    h5_stack s = {"", ""};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &s);
+    H5Eclear2(H5E_DEFAULT);
+    bool two = s.deep[0] && strcmp(s.top, s.deep) != 0;
+    snprintf(buf, size, "%s%s%s", s.top[0] ? s.top : "no HDF5 message", two ? "; " : "",
+             two ? s.deep : "");
+}
+
 void pcn_h5_fail(const char *call, const char *file, int line, const char *func) {
-    char msg[256] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_message, msg);
-    pcn_set_error(PCN_EIO, "%s at %s:%d in %s: %s", call, file, line, func,
-                  msg[0] ? msg : "HDF5 error");
+    char msg[448];
+    pcn_h5_describe(msg, sizeof msg);
+    const char *base = strrchr(file, '/');
+    pcn_set_error(PCN_EIO, "%s failed at %s:%d in %s: %s", call, base ? base + 1 : file, line,
+                  func, msg);
 }
 
 herr_t pcn_h5_attr_write(hid_t obj, const char *name, hid_t type, int n, const void *v) {

@@ -9,10 +9,17 @@
 #ifndef PCN_H5UTIL_H
 #define PCN_H5UTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <hdf5.h>
 
 #include "pcn_impl.h"
 
+// The HDF5 error stack as "the call's description; the innermost cause", then clears it:
+// the one place io/ reads HDF5's errors.
+void pcn_h5_describe(char *buf, size_t size);
+// Records "call failed at file:line in func: <pcn_h5_describe>" as a PCN_EIO error.
 void pcn_h5_fail(const char *call, const char *file, int line, const char *func);
 
 #define PCN_H5_TRY(call)                                                                    \
