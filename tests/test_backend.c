@@ -25,8 +25,10 @@
  *     atol = rtol = 2e-6 sqrt(k) (observed errors reach 2-4e-7 sqrt(k): a 5x margin). A wrong
  *     transpose, leading dimension, alpha or beta gives O(1) errors.
  *   - element-wise passes: the same float formula on the same inputs (bitwise equal here);
- *     another compiler's vectorised libm may differ by an ulp, so 1e-6 (abs and rel); sums
- *     are double over float squares and differ only by summation order: 1e-10 relative.
+ *     another compiler's vectorised libm may differ by an ulp, so 1e-6 (abs and rel). The
+ *     error pass sums squares in float within blocks of 512 (so the loop vectorises) and the
+ *     blocks in double: at most 512 float roundings, 3e-5 relative (observed ~1e-7);
+ *     sup_error sums in double: 1e-10 relative.
  *   - whole steps: the trajectories start equal and drift apart by gemm rounding (~1e-7) that
  *     later steps carry along; rtol 1e-4 with atol 1e-5 (latents, weights) / 1e-9 (energies)
  *     (observed: everything also agrees within a tenth of that).
@@ -172,7 +174,7 @@ static void check_error_passes(void) {
                 snprintf(label, sizeof label, "error_pass %s n=%zu lr=%g: x", nm, n, lr);
                 tu_close_f(label, x_cpu, x_ref, n, 1e-6, 1e-6);
                 snprintf(label, sizeof label, "error_pass %s n=%zu lr=%g: sum e^2", nm, n, lr);
-                tu_close_d(label, &s_cpu, &s_ref, 1, 0, 1e-10);
+                tu_close_d(label, &s_cpu, &s_ref, 1, 0, 3e-5);
                 if (lr == 0.0f)
                     TU_CHECK(memcmp(x_cpu, x, n * sizeof(float)) == 0 &&
                                  memcmp(x_ref, x, n * sizeof(float)) == 0,

@@ -567,7 +567,9 @@ static void descend(lib *b, bool learning, float lr, int steps, const char *tag)
     for (int t = 0; t < steps; t++) {
         double ret = learning ? pcn_learning_step(b->m, b->s, b->x0, b->y, lr)
                               : pcn_inference_step(b->m, b->s, b->x0, b->y, lr);
-        if (!(fabs(ret - prev) <= 1e-9 * prev)) {
+        // 1e-6: the step's own energy sums squares in float blocks (backend_cpu.c), the
+        // snapshot's in double; the two differ by float rounding only (seen: < 1e-7).
+        if (!(fabs(ret - prev) <= 1e-6 * prev)) {
             TU_CHECK(false, "%s %s step %d returned energy %.10g, its snapshot has %.10g", tag,
                      learning ? "learning" : "inference", t, ret, prev);
         }
