@@ -65,6 +65,18 @@ void pcn_gram_plan(const pcn_model *m, int B, int T, pcn_learn_path path, bool *
     }
 }
 
+double pcn_learning_phase_flops(const pcn_model *m, int batch, int t_learn, pcn_learn_path path) {
+    bool use[PCN_MAX_LAYERS + 1];
+    pcn_gram_plan(m, batch, t_learn, path, use);
+    double total = 0.0;
+    for (int l = 0; l <= m->L; l++) {
+        double plain, gram;
+        costs(m, l, batch, t_learn, &plain, &gram);
+        total += use[l] ? gram : plain;
+    }
+    return total;
+}
+
 // G = X X^T (B, B) of one latent, and the starting point of the layer: A[l] = X[l+1] W^T or
 // Yhat = X[L] Wout^T. S starts at zero.
 static void gram_setup(pcn_gram *gr, const pcn_model *m, pcn_state *s, int l) {

@@ -418,6 +418,11 @@ typedef struct {
     int64_t samples;     // samples scored
 } pcn_test_result;
 
+// Flops of one learning phase (t_learn steps on a batch of `batch` rows) on the path the
+// trainer takes on one process for `path` (auto: per layer, the cheaper one). Local.
+double pcn_learning_phase_flops(const pcn_model *model, int batch, int t_learn,
+                                pcn_learn_path path);
+
 // Free inference (no target) on every batch, then scores. yhat, if not NULL, receives the
 // (n, K) outputs in data order.
 pcn_status pcn_test(const pcn_model *model, const pcn_data *data, const pcn_train_params *params,

@@ -87,6 +87,14 @@ static void test_plan(void) {
     TU_CHECK(!use[0] && !use[1] && !use[2] && !use[3], "plain plan");
     pcn_gram_plan(m, 500, 500, PCN_LEARN_GRAM, use);
     TU_CHECK(use[0] && use[1] && use[2] && use[3], "gram plan");
+    // Flops: the per-step phase is T * 4 B P; auto never costs more than either pure path.
+    double P = 3072.0 * 1000 + 1000.0 * 500 + 500.0 * 10 + 10.0 * 10;
+    double plain = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_PLAIN);
+    double gram = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_GRAM);
+    double autoflops = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_AUTO);
+    TU_CHECK(fabs(plain - 500.0 * 4 * 500 * P) <= 1e-9 * plain, "plain phase flops %g", plain);
+    TU_CHECK(autoflops <= plain && autoflops <= gram && autoflops < 0.5 * plain,
+             "auto %g plain %g gram %g", autoflops, plain, gram);
     pcn_model_free(m);
 }
 
