@@ -227,12 +227,6 @@ typedef struct {
     int64_t batch_size, n;
 } run_ctx;
 
-static double wall(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 static double last_of(const pcn_history *h, pcn_history_series s) {
     size_t n = pcn_history_len(h, s);
     return n ? pcn_history_data(h, s)[n - 1] : NAN;
@@ -312,7 +306,7 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
     run_ctx *r = u;
     app *a = r->a;
     const pcn_cli *c = &a->cli;
-    double t = wall();
+    double t = pcn_now();
     r->batches++;
     // The metrics file opens with the first batch, so a run refused before it leaves none.
     pcn_status opened = PCN_OK;
@@ -338,10 +332,10 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
     PCN_MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, pcn_dist_mpi(a->comm)));
     bool periodic = c->checkpoint_every > 0 && r->batches % c->checkpoint_every == 0;
     if (any || periodic) {
-        double t0 = wall();
+        double t0 = pcn_now();
         pcn_status st = pcn_io_ckpt_write(a->comm, ckpt_path(c), m, next, h, &r->meta,
                                           c->keep_checkpoints);
-        r->ckpt_seconds += wall() - t0;
+        r->ckpt_seconds += pcn_now() - t0;
         if (st != PCN_OK) return st;
         r->ckpt_at = r->batches;
     }
@@ -387,9 +381,9 @@ static pcn_status evaluate(app *a, const pcn_model *m, const pcn_train_params *p
     pcn_dataset *ds = pcn_io_dataset_open(a->comm, a->cli.data, split, data_mode(&a->cli));
     if (!ds) return PCN_EDATA;
     pcn_data d = pcn_io_dataset_source(ds);
-    double t0 = wall();
+    double t0 = pcn_now();
     pcn_status st = pcn_dist_test(m, &d, p, r, yhat, a->comm);
-    test_seconds = wall() - t0;
+    test_seconds = pcn_now() - t0;
     pcn_io_dataset_close(ds);
     return st;
 }
@@ -435,7 +429,7 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
     if (!ds) return EXIT_ERROR;
     pcn_data train = pcn_io_dataset_source(ds);
     char *ini = pcn_cli_to_ini(c);
-    run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini}, .t_last = wall(),
+    run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini}, .t_last = pcn_now(),
                  .batch_size = p->batch_size, .n = train.n};
     r.append = resume != NULL;
     pcn_status st = PCN_OK;
@@ -443,7 +437,7 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
     if (st == PCN_OK) {
         if (resume) r.last = *resume, r.last.samples = 0, memset(r.last.seconds, 0, sizeof r.last.seconds);
         else r.last = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
-        mark = (epoch_mark){{0}, 0.0, wall()};
+        mark = (epoch_mark){{0}, 0.0, pcn_now()};
         if (root && c->progress) {
             progress = pcn_progress_init(stdout, "cpu");
             p->callbacks = pcn_progress_callbacks(progress);
@@ -597,9 +591,9 @@ static int cmd_eval(app *a, bool predict) {
     size_t K = (size_t)pcn_model_output_dim(m);
     if (predict && !(yhat = calloc((size_t)d.n * K, sizeof *yhat))) pcn_fatal("out of memory");
     pcn_test_result r;
-    double t0 = wall();
+    double t0 = pcn_now();
     st = pcn_dist_test(m, &d, &p, &r, yhat, a->comm);
-    test_seconds = wall() - t0;
+    test_seconds = pcn_now() - t0;
     pcn_io_dataset_close(ds);
     if (st != PCN_OK) goto done;
     if (predict) st = write_predictions(a, yhat, d.n, (int)K, ck);

@@ -53,6 +53,9 @@ pcn_status pcn_set_error(pcn_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 pcn_status pcn_set_errorv(pcn_status status, const char *fmt, va_list ap);
 
+// Seconds on a monotonic clock (timers of the trainer, progress and metrics).
+double pcn_now(void);
+
 // ----------------------------------------------------------------------------------------
 // Memory
 // ----------------------------------------------------------------------------------------

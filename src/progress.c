@@ -27,12 +27,6 @@ struct pcn_progress {
     double t_drawn;         // when the live line was last drawn
 };
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 static void fmt_time(char *buf, size_t n, double s) {
     if (s < 0 || s > 359999) s = 0;
     int t = (int)(s + 0.5);
@@ -87,7 +81,7 @@ static void on_epoch_start(void *u, int epoch, int num_epochs) {
     p->num_epochs = num_epochs;
     p->done = 0;
     p->num_batches = 0;
-    p->t_epoch = now();
+    p->t_epoch = pcn_now();
 }
 
 static void on_batch_start(void *u, int batch, int num_batches) {
@@ -102,7 +96,7 @@ static void on_batch_end(void *u, int batch, double energy, double pre_learn) {
     if (!is_live(p)) return;
     // Redraw at most 4 times a second (and for the last batch): under mpirun a rank's
     // "terminal" is often a pty whose output ends up in a log.
-    double t = now();
+    double t = pcn_now();
     if (p->done < p->num_batches && p->line_open && t - p->t_drawn < 0.25) return;
     p->t_drawn = t;
     const int width = 30;
@@ -110,7 +104,7 @@ static void on_batch_end(void *u, int batch, double energy, double pre_learn) {
     char bar[64], el[16], eta[16];
     for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '-';
     bar[width] = '\0';
-    double elapsed = now() - p->t_epoch;
+    double elapsed = pcn_now() - p->t_epoch;
     fmt_time(el, sizeof el, elapsed);
     fmt_time(eta, sizeof eta, elapsed / p->done * (p->num_batches - p->done));
     fprintf(p->out, "\r\033[KEpoch %d/%d [%s] %d/%d %s < %s | energy=%.4f | pre_learn=%.4f",
@@ -138,7 +132,7 @@ static void on_epoch_end(void *u, int epoch, const pcn_history *h) {
     pcn_progress *p = u;
     close_line(p);
     char el[16];
-    fmt_time(el, sizeof el, now() - p->t_epoch);
+    fmt_time(el, sizeof el, pcn_now() - p->t_epoch);
     fprintf(p->out, "  Epoch %d/%d | energy=%.6f | pre_learn=%.6f", epoch + 1, p->num_epochs,
             last(h, PCN_HIST_PER_EPOCH), last(h, PCN_HIST_PER_EPOCH_PRE_LEARN));
     if (pcn_history_len(h, PCN_HIST_TRAIN_ACCURACY))

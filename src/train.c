@@ -21,12 +21,6 @@
 
 #include "pcn_impl.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 pcn_train_params pcn_train_default_params(void) {
     return (pcn_train_params){
         .task = PCN_TASK_CLASSIFICATION,
@@ -255,9 +249,9 @@ static pcn_status read_batch(trainer *t, int64_t pos, int64_t gbatch, pcn_task t
               &t->count);
     for (int64_t i = 0; i < t->count; i++) t->rows[i] = t->perm[pos + t->lo + i];
     // Every process calls read, even with no rows: a source may read collectively.
-    double t0 = now();
+    double t0 = pcn_now();
     pcn_status st = d->read(d->ctx, t->rows, (int)t->count, t->x, t->labels, t->targets);
-    t->pos.seconds[T_DATA] += now() - t0;
+    t->pos.seconds[T_DATA] += pcn_now() - t0;
     for (int64_t i = 0; st == PCN_OK && i < t->count; i++) {
         const float *xi = t->x + (size_t)i * D;
         float *yi = t->y + (size_t)i * K;
@@ -326,9 +320,9 @@ static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, in
 
 // Turns a local sum of squares into the global batch-mean energy. Collective.
 static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
-    double v = local_sq, t0 = now();
+    double v = local_sq, t0 = pcn_now();
     pcn_status st = gsum64(t->coll, &v, 1);
-    t->pos.seconds[T_COMM] += now() - t0;
+    t->pos.seconds[T_COMM] += pcn_now() - t0;
     *energy = 0.5 * v / (double)t->gbatch;
     if (st == PCN_OK && !isfinite(*energy))
         st = pcn_set_error(PCN_EDIVERGED, "energy became %g: training diverged; lower "
@@ -404,9 +398,9 @@ static pcn_status learn(trainer *t, int t_steps, double lr) {
         if (st != PCN_OK) return st;
         pcn_step_gradient(t->m, t->s, true);
         if (t->coll) {
-            double t0 = now();
+            double t0 = pcn_now();
             st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1]);
-            t->pos.seconds[T_COMM] += now() - t0;
+            t->pos.seconds[T_COMM] += pcn_now() - t0;
             if (st != PCN_OK) return st;
         }
         pcn_step_apply(t->m, alpha);
@@ -500,19 +494,19 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
     double *sums = t->pos.epoch_sums, *sec = t->pos.seconds;
     int64_t gb = t->gbatch;
     if (cb->on_batch_start) cb->on_batch_start(cb->user, batch, nbatches);
-    double t0 = now();
+    double t0 = pcn_now();
     init_latents(t, PCN_STREAM_TRAIN, epoch, batch, pos);
     int steps;
     pcn_status st = infer(t, t->y, p->t_infer, true, true, &steps);
     if (st != PCN_OK) return st;
     if (t->h) pcn_history_append(t->h, PCN_HIST_INFER_STEPS, steps);
     schedule_steps(t, epoch, batch);
-    double pre, post, t1 = now();
+    double pre, post, t1 = pcn_now();
     if ((st = snapshot_energy(t, &pre)) != PCN_OK) return st;
     double lr = t->pos.lr * warmup(t, epoch, batch, nbatches);
     if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr)) != PCN_OK) return st;
     if ((st = snapshot_energy(t, &post)) != PCN_OK) return st;
-    double t2 = now();
+    double t2 = pcn_now();
     if (t->h) {
         pcn_history_append(t->h, PCN_HIST_PER_BATCH_PRE_LEARN, pre);
         pcn_history_append(t->h, PCN_HIST_PER_BATCH, post);
@@ -525,7 +519,7 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
         if ((st = train_accuracy(t, epoch, batch, pos, &sums[2])) != PCN_OK) return st;
         if (t->h) pcn_history_set_running_accuracy(t->h, sums[2] / sums[3]);
     }
-    sec[T_INFER] += (t1 - t0) + (now() - t2); // supervised and train-accuracy inference
+    sec[T_INFER] += (t1 - t0) + (pcn_now() - t2); // supervised and train-accuracy inference
     sec[T_LEARN] += t2 - t1;
     t->pos.samples += gb;
     if (cb->on_batch_end) cb->on_batch_end(cb->user, batch, post, pre);

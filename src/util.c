@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <Random123/philox.h>
 
@@ -47,6 +48,12 @@ const char *pcn_status_name(pcn_status s) {
 }
 
 const char *pcn_version(void) { return PCN_VERSION_STRING; }
+
+double pcn_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 
 // ----------------------------------------------------------------------------------------
 // Memory
