@@ -2,17 +2,25 @@
  * backend.h — the arithmetic interface of the engine (private to libpcn).
  *
  * Every floating-point pass of the inference and learning steps goes through these
- * operations, so that a CUDA backend can implement the same set on device pointers. All
- * matrices are row-major. Passes that return a sum accumulate it in double.
+ * operations, and every buffer they touch is allocated by the backend, so the CUDA backend
+ * (src/gpu) implements the same set on device pointers. All matrices are row-major.
+ *
+ * Sums of squares: a host backend returns each pass's sum (accumulated in double). A device
+ * backend returns 0 and, between sum_begin and sum_finish, leaves the passes' sums on the
+ * device; sum_read then copies their total back (the one point that waits for the device).
+ * Passes outside sum_begin/sum_finish compute no sum on a device backend.
  *
  * The CPU backend (backend_cpu.c) uses OpenBLAS for matrix products and OpenMP for the
- * element-wise passes; backend_ref.c is the plain loop reference the tests compare it with.
+ * element-wise passes; backend_ref.c is the plain loop reference the tests compare it with;
+ * backend_host.c holds what the two host backends share (memory, Philox latents, no-op
+ * sums and graphs).
  */
 #ifndef PCN_BACKEND_H
 #define PCN_BACKEND_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pcn.h"
 
@@ -30,9 +38,52 @@ typedef struct pcn_backend_ops {
     double (*sup_error)(size_t n, const float *yhat, const float *y, float *esup);
     // y += alpha x over n elements (latent top term, weight update).
     void (*axpy)(size_t n, float alpha, const float *x, float *y);
+    // p[0..n) = 0.
+    void (*zero)(size_t n, float *p);
+    // Latents: row r of x (rows, dim) gets the N(0,1) draws of pcn_rng_normal(seed,
+    // first_row + r, c1, c2), the same values on every backend (up to libm rounding).
+    void (*normal_rows)(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2, int rows,
+                        int dim, float *x);
+
+    // ---- memory: every engine buffer comes from here -----------------------------------
+    bool on_device;                                  // buffers are not host-addressable
+    void *(*alloc)(size_t bytes);                    // zeroed; NULL on failure or 0 bytes
+    void (*release)(void *p);                        // accepts NULL
+    void (*upload)(void *dst, const void *src, size_t bytes);   // host -> backend
+    void (*download)(void *dst, const void *src, size_t bytes); // backend -> host (waits)
+    void (*sync)(void);                              // waits for all queued work
+
+    // ---- sums, precision, graphs (see the top of this file) ------------------------------
+    void (*sum_begin)(void);
+    void (*sum_finish)(void);
+    double (*sum_read)(void);
+    // Arithmetic of the following matrix products (fp32 unless set).
+    void (*set_precision)(pcn_precision p);
+    // Runs body(ctx): a device backend records it once per key as a graph and replays it;
+    // body's host side then runs only on the first call for a key.
+    void (*replay)(const void *key, size_t key_bytes, void (*body)(void *ctx), void *ctx);
 } pcn_backend_ops;
 
 extern const pcn_backend_ops pcn_backend_cpu;
 extern const pcn_backend_ops pcn_backend_ref;
+
+// Shared by the host backends (backend_host.c).
+void *pcn_host_alloc(size_t bytes);
+void pcn_host_release(void *p);
+void pcn_host_copy(void *dst, const void *src, size_t bytes);
+void pcn_host_zero(size_t n, float *p);
+void pcn_host_normal_rows(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2, int rows,
+                          int dim, float *x);
+void pcn_host_sum_mark(void);
+void pcn_host_sync(void);
+double pcn_host_sum_read(void);
+void pcn_host_set_precision(pcn_precision p);
+void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx), void *ctx);
+#define PCN_HOST_BACKEND_COMMON                                                             \
+    .zero = pcn_host_zero, .normal_rows = pcn_host_normal_rows, .on_device = false,           \
+    .alloc = pcn_host_alloc, .release = pcn_host_release, .upload = pcn_host_copy,             \
+    .download = pcn_host_copy, .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark, .sum_finish = pcn_host_sum_mark, \
+    .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
+    .replay = pcn_host_replay
 
 #endif // PCN_BACKEND_H

@@ -94,4 +94,5 @@ const pcn_backend_ops pcn_backend_cpu = {
     .error_pass = cpu_error_pass,
     .sup_error = cpu_sup_error,
     .axpy = cpu_axpy,
+    PCN_HOST_BACKEND_COMMON,
 };

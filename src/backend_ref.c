@@ -74,4 +74,5 @@ const pcn_backend_ops pcn_backend_ref = {
     .error_pass = ref_error_pass,
     .sup_error = ref_sup_error,
     .axpy = ref_axpy,
+    PCN_HOST_BACKEND_COMMON,
 };

@@ -21,6 +21,7 @@
 #include "pcn_impl.h"
 
 struct pcn_gram {
+    const pcn_backend_ops *ops; // owns the buffers
     int max_batch;
     float *g[PCN_MAX_LAYERS + 1]; // G of X[l+1] for layer l (l = L: X[L] for the readout)
     float *s[PCN_MAX_LAYERS + 1]; // accumulated H[l] (B, d_l); s[L]: accumulated Esup (B, K)
@@ -29,12 +30,13 @@ struct pcn_gram {
 pcn_gram *pcn_gram_init(const pcn_model *m, int max_batch) {
     pcn_gram *gr = calloc(1, sizeof *gr);
     if (!gr) return NULL;
+    gr->ops = m->ops;
     gr->max_batch = max_batch;
     size_t bb = (size_t)max_batch * max_batch;
     for (int l = 0; l <= m->L; l++) {
         int width = l < m->L ? m->dims[l] : m->K;
-        gr->g[l] = pcn_alloc(bb * sizeof(float));
-        gr->s[l] = pcn_alloc((size_t)max_batch * width * sizeof(float));
+        gr->g[l] = gr->ops->alloc(bb * sizeof(float));
+        gr->s[l] = gr->ops->alloc((size_t)max_batch * width * sizeof(float));
         if (!gr->g[l] || !gr->s[l]) {
             pcn_gram_free(gr);
             return NULL;
@@ -44,7 +46,7 @@ pcn_gram *pcn_gram_init(const pcn_model *m, int max_batch) {
 }
 
 void pcn_gram_free(pcn_gram *gr) {
-    for (int l = 0; gr && l <= PCN_MAX_LAYERS; l++) pcn_free(gr->g[l]), pcn_free(gr->s[l]);
+    for (int l = 0; gr && l <= PCN_MAX_LAYERS; l++) gr->ops->release(gr->g[l]), gr->ops->release(gr->s[l]);
     free(gr);
 }
 
@@ -87,7 +89,7 @@ static void gram_setup(pcn_gram *gr, const pcn_model *m, pcn_state *s, int l) {
     ops->gemm(false, true, B, B, in, 1.0f, x, in, x, in, 0.0f, gr->g[l], B);
     ops->gemm(false, true, B, out, in, 1.0f, x, in, m->w + m->woff[l], in, 0.0f,
               l < m->L ? s->a[l] : s->yhat, out);
-    memset(gr->s[l], 0, (size_t)B * out * sizeof(float));
+    ops->zero((size_t)B * out, gr->s[l]);
 }
 
 // Errors of one layer at the current step: plain layers recompute A from the weights.
@@ -136,9 +138,13 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
         if (use[l]) gram_setup(gr, m, s, l);
     for (int step = 0; step < t_steps; step++) {
         double sq = 0.0;
+        if (report) m->ops->sum_begin();
         for (int l = 0; l <= L; l++) sq += layer_errors(m, s, x, y, l, use[l]);
-        pcn_status st = report(ctx, step, sq);
-        if (st != PCN_OK) return st;
+        if (report) {
+            m->ops->sum_finish();
+            pcn_status st = report(ctx, step, sq + m->ops->sum_read());
+            if (st != PCN_OK) return st;
+        }
         for (int l = 0; l <= L; l++) layer_update(gr, m, s, l, use[l], alpha);
     }
     for (int l = 0; l <= L; l++) { // the weights move once: W += (lr/B) S^T X

@@ -4,6 +4,10 @@
  * All weights live in one buffer: W[0] (d0, d1), ..., W[L-1] (d_{L-1}, dL), Wout (K, dL),
  * each row-major out x in; the gradient buffer mirrors it. Initialisation is Philox-based,
  * so the same seed gives the same weights on every rank and device.
+ *
+ * On a GPU (pcn_model_to_device) w and g are device buffers and hw is the host copy the
+ * public accessors expose; the trainer pushes hw to the device when it starts and pulls it
+ * back whenever the caller may look (batch hook, end). On the host hw == w.
  */
 #include <math.h>
 #include <string.h>
@@ -66,6 +70,8 @@ static pcn_model *model_alloc(const int *dims, int L, int K, pcn_task mode) {
     m->woff[L + 1] = off;
     m->w = pcn_alloc(off * sizeof(float));
     m->g = pcn_alloc(off * sizeof(float));
+    m->hw = m->w;
+    m->device = PCN_DEVICE_CPU;
     if (!m->w || !m->g) {
         pcn_model_free(m);
         pcn_set_error(PCN_ENOMEM, "out of memory allocating %zu weights", off);
@@ -150,9 +156,56 @@ pcn_model *pcn_model_init_layers(const pcn_layer_spec *layers, int n_layers, int
 
 void pcn_model_free(pcn_model *m) {
     if (!m) return;
-    pcn_free(m->w);
-    pcn_free(m->g);
+    if (m->hw != m->w) pcn_free(m->hw);
+    m->ops->release(m->w);
+    m->ops->release(m->g);
     pcn_free(m);
+}
+
+// ----------------------------------------------------------------------------------------
+// Devices
+// ----------------------------------------------------------------------------------------
+
+pcn_status pcn_model_to_device(pcn_model *m, pcn_device dev) {
+    if (!m) return pcn_set_error(PCN_EINVAL, "model is NULL");
+    if (dev != PCN_DEVICE_CPU && dev != PCN_DEVICE_CUDA)
+        return pcn_set_error(PCN_EINVAL, "device must be cpu or cuda, got %d", (int)dev);
+    if (dev == m->device) return PCN_OK;
+    const size_t n = m->woff[m->L + 1], bytes = n * sizeof(float);
+    const pcn_backend_ops *to = dev == PCN_DEVICE_CUDA ? pcn_gpu_backend() : &pcn_backend_cpu;
+    if (!to)
+        return pcn_set_error(PCN_EINVAL, pcn_cuda_device_count() > 0
+                                 ? "no CUDA device selected: call pcn_cuda_select() first"
+                                 : "no CUDA device: this libpcn has no CUDA support or sees no "
+                                   "GPU");
+    float *w = to->alloc(bytes), *g = to->alloc(bytes);
+    if (!w || !g) {
+        to->release(w), to->release(g);
+        return pcn_set_error(PCN_ENOMEM, "out of %s memory for %zu weights",
+                             dev == PCN_DEVICE_CUDA ? "GPU" : "host", n);
+    }
+    if (dev == PCN_DEVICE_CUDA) { // host copy stays as hw
+        to->upload(w, m->hw, bytes);
+        m->ops->release(m->g);
+    } else { // back to the host: hw becomes the compute buffer
+        pcn_model_pull(m);
+        memcpy(w, m->hw, bytes);
+        m->ops->release(m->w), m->ops->release(m->g);
+        pcn_free(m->hw);
+        m->hw = w;
+    }
+    m->w = w, m->g = g, m->ops = to, m->device = dev;
+    return PCN_OK;
+}
+
+pcn_device pcn_model_device(const pcn_model *m) { return m->device; }
+
+void pcn_model_push(pcn_model *m) {
+    if (m->hw != m->w) m->ops->upload(m->w, m->hw, m->woff[m->L + 1] * sizeof(float));
+}
+
+void pcn_model_pull(pcn_model *m) {
+    if (m->hw != m->w) m->ops->download(m->hw, m->w, m->woff[m->L + 1] * sizeof(float));
 }
 
 // ----------------------------------------------------------------------------------------
@@ -171,11 +224,11 @@ size_t pcn_model_num_weights(const pcn_model *m) {
 
 pcn_layer_view pcn_model_layer(pcn_model *m, int l) {
     if (l < 0 || l >= m->L) return (pcn_layer_view){0, 0, PCN_ACT_IDENTITY, NULL};
-    return (pcn_layer_view){m->dims[l], m->dims[l + 1], m->act[l], m->w + m->woff[l]};
+    return (pcn_layer_view){m->dims[l], m->dims[l + 1], m->act[l], m->hw + m->woff[l]};
 }
 
-float *pcn_model_readout(pcn_model *m) { return m->w + m->woff[m->L]; }
-float *pcn_model_weights(pcn_model *m) { return m->w; }
+float *pcn_model_readout(pcn_model *m) { return m->hw + m->woff[m->L]; }
+float *pcn_model_weights(pcn_model *m) { return m->hw; }
 size_t pcn_model_weight_offset(const pcn_model *m, int l) {
     return (l >= 0 && l <= m->L + 1) ? m->woff[l] : 0;
 }

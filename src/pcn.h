@@ -103,6 +103,19 @@ typedef struct {
 
 typedef struct pcn_model pcn_model;
 
+// Where a model's weights and its states' buffers live and compute.
+typedef enum { PCN_DEVICE_CPU = 0, PCN_DEVICE_CUDA = 1 } pcn_device;
+
+// Arithmetic of the inference phase's matrix products on a GPU (the learning phase and
+// every element-wise pass stay float32; inputs and outputs are float32 throughout).
+typedef enum {
+    PCN_PRECISION_FP32 = 0, // float32 products
+    PCN_PRECISION_TF32 = 1, // tensor cores, inputs rounded to tf32 (10-bit mantissa)
+    PCN_PRECISION_BF16 = 2, // tensor cores, inputs rounded to bfloat16, float32 sums
+    PCN_PRECISION_FP16 = 3  // tensor cores, inputs rounded to float16, float32 sums
+                            //   (torch.autocast's default type, pcn-torch's mixed precision)
+} pcn_precision;
+
 // Builds a model from dims: W[l] ~ Xavier U(-a, a), a = sqrt(6/(d_l + d_{l+1})); the
 // readout, like torch.nn.Linear, ~ U(-1/sqrt(dL), 1/sqrt(dL)). NULL on error.
 pcn_model *pcn_model_init(const pcn_model_params *params);
@@ -132,6 +145,21 @@ float *pcn_model_readout(pcn_model *model);              // (K, dL) row-major
 float *pcn_model_weights(pcn_model *model);
 // Offset of W[l] (l = L for the readout) in that buffer.
 size_t pcn_model_weight_offset(const pcn_model *model, int l);
+
+// ---- GPUs --------------------------------------------------------------------------------
+// CUDA devices this process sees; 0 when libpcn was built without CUDA or none is visible.
+// Local.
+int pcn_cuda_device_count(void);
+// Binds this process to CUDA device `device` (0-based among the visible ones) and creates
+// its stream and cuBLAS handle. Call once, before moving a model there. Local.
+pcn_status pcn_cuda_select(int device);
+// Moves a model's compute to dev. On CUDA the weights live on the selected device; the
+// host copy that pcn_model_weights() and the layer views expose is refreshed at the end of
+// pcn_train (and before each batch_hook call) and read at the start of pcn_train/pcn_test,
+// so it stays the model's truth between calls. On CUDA the step-level API (pcn_state_*,
+// pcn_compute_errors, the single steps, pcn_predict) is not available. Local.
+pcn_status pcn_model_to_device(pcn_model *model, pcn_device dev);
+pcn_device pcn_model_device(const pcn_model *model);
 
 // ----------------------------------------------------------------------------------------
 // Batch state: latents and errors on caller-visible buffers (pcn-torch latents, PCNErrors)
@@ -360,8 +388,10 @@ struct pcn_train_params {
                                  //   >= 0; default 0 (pcn-torch None)
     int energy_window_size;      // rolling energy window for early stopping, >= 1 (early
                                  //   stopping needs >= 2, as in pcn-torch); default 10
-    bool use_mixed_precision;    // reduced precision inference on GPUs; ignored on CPUs;
+    bool use_mixed_precision;    // on a GPU, the inference phase's matrix products use
+                                 //   mixed_precision (pcn-torch's autocast); ignored on CPUs;
                                  //   default true
+    pcn_precision mixed_precision; // that arithmetic; default PCN_PRECISION_FP16 (autocast)
     pcn_lr_schedule lr_schedule; // default PCN_LR_NONE
     double lr_decay_factor;      // plateau: lr *= this, in (0, 1); default 0.5
     int lr_patience;             // plateau: batches without improvement, >= 1; default 1

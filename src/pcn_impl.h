@@ -24,13 +24,16 @@ struct pcn_model {
     pcn_task mode;
     pcn_activation act[PCN_MAX_LAYERS];
     size_t woff[PCN_MAX_LAYERS + 2]; // offset of W[l]; woff[L] readout; woff[L+1] total
-    float *w;                     // all weights
-    float *g;                     // gradient, same layout
+    float *w;                     // all weights, in the backend's memory
+    float *g;                     // gradient, same layout, in the backend's memory
+    float *hw;                    // host copy of w (== w on a host backend)
+    pcn_device device;
     const pcn_backend_ops *ops;   // arithmetic backend
 };
 
 struct pcn_state {
     const pcn_model *model;
+    const pcn_backend_ops *ops;       // the backend that owns mem
     int max_batch;
     int batch;
     float *mem;                       // the one allocation behind every pointer below
@@ -85,6 +88,11 @@ uint64_t pcn_rng_u64(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2, uint6
 // ----------------------------------------------------------------------------------------
 
 void pcn_model_set_backend(pcn_model *model, const pcn_backend_ops *ops);
+// Device models: host copy -> device weights (push) and back (pull). No-ops on the host.
+void pcn_model_push(pcn_model *model);
+void pcn_model_pull(pcn_model *model);
+// The CUDA backend after pcn_cuda_select(), else NULL (src/gpu).
+const pcn_backend_ops *pcn_gpu_backend(void);
 void pcn_history_set_running_accuracy(pcn_history *h, double acc);
 
 // ----------------------------------------------------------------------------------------
@@ -94,9 +102,14 @@ void pcn_history_set_running_accuracy(pcn_history *h, double acc);
 
 // Errors of the current snapshot; with lr != 0 also the whole latent update of an inference
 // step. need_top: compute the top error E[L] = Esup Wout (inference needs it, learning not).
-// Returns sum_l ||E[l]||^2 + ||Esup||^2 over the state's rows.
+// want_sum: the step's sum_l ||E[l]||^2 + ||Esup||^2 over the state's rows is wanted; on a
+// host backend it is returned, on a device backend it stays on the device until
+// pcn_step_sum (which waits). Without want_sum a device backend computes no sum and the
+// step runs without waiting for the device.
 double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
-                       float lr, bool need_top);
+                       float lr, bool need_top, bool want_sum);
+// The full sum of a step run with want_sum, given its return value.
+double pcn_step_sum(const pcn_model *m, double returned);
 // After pcn_step_errors: the model's gradient buffer g = [H[l]^T X[l+1] ..., -Esup^T X[L]]
 // (zero readout part without a target), so that the update is w += (lr/B) g.
 void pcn_step_gradient(pcn_model *m, const pcn_state *s, bool has_target);
@@ -115,8 +128,9 @@ void pcn_gram_free(pcn_gram *gr);
 // use[l], l = 0..L (L: readout): whether layer l takes the batch-space path for a batch of B
 // rows and T learning steps.
 void pcn_gram_plan(const pcn_model *m, int B, int T, pcn_learn_path path, bool *use);
-// T learning steps with step size alpha = lr/B; report(ctx, step, sumsq) sees each step's
-// local sum of squared errors before its update and may stop the phase with an error.
+// T learning steps with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees
+// each step's local sum of squared errors before its update and may stop the phase with an
+// error (without report a device backend never waits inside the phase).
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
                           const float *y, int t_steps, float alpha, const bool *use,
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx);

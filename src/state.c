@@ -30,6 +30,7 @@ pcn_state *pcn_state_init(const pcn_model *m, int max_batch) {
         return NULL;
     }
     s->model = m;
+    s->ops = m->ops;
     s->max_batch = max_batch;
     size_t rows = (size_t)max_batch, total = 0;
     size_t sz_x[PCN_MAX_LAYERS + 1];
@@ -39,7 +40,7 @@ pcn_state *pcn_state_init(const pcn_model *m, int max_batch) {
     }
     size_t sz_k = (rows * m->K + 15) / 16 * 16;
     total += 2 * sz_k;
-    s->mem = pcn_alloc(total * sizeof(float));
+    s->mem = m->ops->alloc(total * sizeof(float));
     if (!s->mem) {
         pcn_free(s);
         pcn_set_error(PCN_ENOMEM, "out of memory allocating a batch state of %zu floats", total);
@@ -60,7 +61,7 @@ pcn_state *pcn_state_init(const pcn_model *m, int max_batch) {
 
 void pcn_state_free(pcn_state *s) {
     if (!s) return;
-    pcn_free(s->mem);
+    s->ops->release(s->mem);
     pcn_free(s);
 }
 
@@ -75,7 +76,7 @@ pcn_status pcn_state_set_batch(pcn_state *s, int batch) {
 int pcn_state_batch(const pcn_state *s) { return s->batch; }
 
 float *pcn_state_latent(pcn_state *s, int l) {
-    if (l < 1 || l > s->model->L) return NULL;
+    if (l < 1 || l > s->model->L || s->ops->on_device) return NULL;
     s->latents_ready = true; // the caller sets them by hand
     return s->x[l];
 }
@@ -84,9 +85,8 @@ void pcn_init_latents(pcn_state *s, const pcn_latent_key *key) {
     const pcn_model *m = s->model;
     for (int l = 1; l <= m->L; l++) {
         uint32_t c1 = ((uint32_t)l << 8) | (uint32_t)key->stream;
-        for (int r = 0; r < s->batch; r++)
-            pcn_rng_normal(key->seed, (uint32_t)(key->first_row + r), c1, key->epoch,
-                           s->x[l] + (size_t)r * m->dims[l], (size_t)m->dims[l]);
+        s->ops->normal_rows(key->seed, (uint32_t)key->first_row, c1, key->epoch, s->batch,
+                            m->dims[l], s->x[l]);
     }
     s->latents_ready = true;
 }
@@ -96,11 +96,12 @@ void pcn_init_latents(pcn_state *s, const pcn_latent_key *key) {
 // ----------------------------------------------------------------------------------------
 
 double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
-                       float lr, bool need_top) {
+                       float lr, bool need_top, bool want_sum) {
     const pcn_backend_ops *ops = m->ops;
     const int B = s->batch, L = m->L, K = m->K, dL = m->dims[L];
     const float *wout = m->w + m->woff[L];
     double sq = 0.0;
+    if (want_sum) ops->sum_begin();
     for (int l = 0; l < L; l++) // (B, d_l) = (B, d_{l+1}) (d_l, d_{l+1})^T
         ops->gemm(false, true, B, m->dims[l], m->dims[l + 1], 1.0f, s->x[l + 1], m->dims[l + 1],
                   m->w + m->woff[l], m->dims[l + 1], 0.0f, s->a[l], m->dims[l]);
@@ -117,6 +118,7 @@ double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const f
     for (int l = 1; l < L; l++)
         sq += ops->error_pass(m->act[l], (size_t)B * m->dims[l], s->x[l], s->a[l], s->e[l],
                               s->h[l], lr);
+    if (want_sum) ops->sum_finish();
     if (lr != 0.0f) {
         if (y) ops->axpy((size_t)B * dL, -lr, s->e[L], s->x[L]);
         for (int l = 1; l <= L; l++) // (B, d_l) += lr (B, d_{l-1}) (d_{l-1}, d_l)
@@ -126,6 +128,8 @@ double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const f
     }
     return sq;
 }
+
+double pcn_step_sum(const pcn_model *m, double returned) { return returned + m->ops->sum_read(); }
 
 void pcn_step_gradient(pcn_model *m, const pcn_state *s, bool has_target) {
     const pcn_backend_ops *ops = m->ops;
@@ -137,7 +141,7 @@ void pcn_step_gradient(pcn_model *m, const pcn_state *s, bool has_target) {
         ops->gemm(true, false, K, dL, B, -1.0f, s->esup, K, s->x[L], dL, 0.0f,
                   m->g + m->woff[L], dL);
     else
-        memset(m->g + m->woff[L], 0, (size_t)K * dL * sizeof(float));
+        ops->zero((size_t)K * dL, m->g + m->woff[L]);
 }
 
 void pcn_step_apply(pcn_model *m, float alpha) {
@@ -156,6 +160,9 @@ void pcn_step_predict(const pcn_model *m, pcn_state *s) {
 
 static pcn_status check_ready(const pcn_model *m, const pcn_state *s, const float *x) {
     if (!m || !s) return pcn_set_error(PCN_EINVAL, "model and state must not be NULL");
+    if (m->ops->on_device)
+        return pcn_set_error(PCN_EINVAL, "the step-level API runs on CPU models; this model "
+                             "is on a GPU (pcn_train and pcn_test run there)");
     if (s->model != m)
         return pcn_set_error(PCN_EINVAL, "state was made for another model");
     if (!s->latents_ready)
@@ -169,7 +176,7 @@ pcn_status pcn_compute_errors(const pcn_model *m, pcn_state *s, const float *x, 
                               pcn_errors *out) {
     pcn_status st = check_ready(m, s, x);
     if (st != PCN_OK) return st;
-    pcn_step_errors(m, s, x, y, 0.0f, true);
+    pcn_step_errors(m, s, x, y, 0.0f, true, true);
     *out = (pcn_errors){
         .n_layers = m->L,
         .batch = s->batch,
@@ -218,14 +225,14 @@ pcn_status pcn_predict(const pcn_model *m, const pcn_state *s, float *yhat) {
 double pcn_inference_step(const pcn_model *m, pcn_state *s, const float *x, const float *y,
                           float lr_infer) {
     if (check_ready(m, s, x) != PCN_OK) return NAN;
-    double sq = pcn_step_errors(m, s, x, y, lr_infer, true);
+    double sq = pcn_step_errors(m, s, x, y, lr_infer, true, true);
     return s->batch > 0 ? 0.5 * sq / s->batch : 0.0;
 }
 
 double pcn_learning_step(pcn_model *m, pcn_state *s, const float *x, const float *y,
                          float lr_learn) {
     if (check_ready(m, s, x) != PCN_OK) return NAN;
-    double sq = pcn_step_errors(m, s, x, y, 0.0f, false);
+    double sq = pcn_step_errors(m, s, x, y, 0.0f, false, true);
     if (s->batch == 0) return 0.0;
     pcn_step_gradient(m, s, y != NULL);
     pcn_step_apply(m, lr_learn / (float)s->batch);

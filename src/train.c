@@ -8,6 +8,12 @@
  * processes take the same decisions (early stop, schedule, divergence). Every buffer is
  * allocated once before the epoch loop; nothing is allocated inside the step loops.
  *
+ * On a GPU (the model's backend is on the device) the batch's x and Y are copied to device
+ * buffers once per batch, repeated inference steps replay a recorded graph, and the host
+ * waits for the device only where a value is needed: step energies only when a callback,
+ * the history or early stopping wants them, otherwise the batch energies before and after
+ * learning and the outputs that are scored.
+ *
  * Order inside a training batch, as pcn-torch 1.1.0:
  *   on_batch_start; T_infer supervised inference steps (early stop on |E_t - E_{t-1}|);
  *   manual lr step (on_lr_reduced); pre-learn energy; T_learn learning steps; batch energy;
@@ -33,6 +39,7 @@ pcn_train_params pcn_train_default_params(void) {
         .early_stop_threshold = 0.0,
         .energy_window_size = 10,
         .use_mixed_precision = true,
+        .mixed_precision = PCN_PRECISION_FP16,
         .lr_schedule = PCN_LR_NONE,
         .lr_decay_factor = 0.5,
         .lr_patience = 1,
@@ -107,6 +114,8 @@ pcn_status pcn_train_params_validate(const pcn_train_params *p) {
     if (p->train_accuracy_every < 0)
         BAD("train_accuracy_every must be >= 0 (0 disables), got %d", p->train_accuracy_every);
     if (p->top_k < 1) BAD("top_k must be >= 1, got %d", p->top_k);
+    if ((unsigned)p->mixed_precision > PCN_PRECISION_FP16)
+        BAD("mixed_precision must be fp32, tf32, bf16 or fp16, got %d", (int)p->mixed_precision);
     if (p->learn_path != PCN_LEARN_AUTO && p->learn_path != PCN_LEARN_PLAIN &&
         p->learn_path != PCN_LEARN_GRAM)
         BAD("learn_path must be auto, plain or gram, got %d", (int)p->learn_path);
@@ -149,6 +158,8 @@ typedef struct {
     int64_t *next_rows;      // (local max batch) the next batch's, for the source's prefetch
     float *x;                // (local max batch, d0)
     float *y;                // (local max batch, K) one-hot or targets
+    float *dx, *dy;          // x and y in the backend's memory (== x, y on the host)
+    float *yhat;             // (local max batch, K) host copy of the outputs (device only)
     int32_t *labels;         // (local max batch)
     float *targets;          // (local max batch, y_dim)
     double *window;          // (energy_window_size) ring of step energies
@@ -187,6 +198,9 @@ static void trainer_free(trainer *t) {
     free(t->perm);
     free(t->rows);
     free(t->next_rows);
+    if (t->dx != t->x) t->m->ops->release(t->dx);
+    if (t->dy != t->y) t->m->ops->release(t->dy);
+    pcn_free(t->yhat);
     pcn_free(t->x);
     pcn_free(t->y);
     free(t->labels);
@@ -212,8 +226,12 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->labels = malloc((size_t)cap * sizeof *t->labels);
     t->targets = pcn_alloc((size_t)cap * (d->y_dim > 0 ? d->y_dim : 1) * sizeof(float));
     t->window = malloc((size_t)p->energy_window_size * sizeof *t->window);
-    if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels || !t->targets ||
-        !t->window) {
+    const pcn_backend_ops *ops = m->ops;
+    t->dx = ops->on_device ? ops->alloc((size_t)cap * m->dims[0] * sizeof(float)) : t->x;
+    t->dy = ops->on_device ? ops->alloc((size_t)cap * m->K * sizeof(float)) : t->y;
+    t->yhat = ops->on_device ? pcn_alloc((size_t)cap * m->K * sizeof(float)) : NULL;
+    if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels ||
+        !t->targets || !t->window || !t->dx || !t->dy || (ops->on_device && !t->yhat)) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
@@ -290,7 +308,11 @@ static pcn_status read_batch(trainer *t, int64_t pos, int64_t gbatch, pcn_task t
             }
         }
     }
-    if (st == PCN_OK) pcn_state_set_batch(t->s, (int)t->count);
+    if (st == PCN_OK) {
+        pcn_state_set_batch(t->s, (int)t->count);
+        t->m->ops->upload(t->dx, t->x, (size_t)t->count * D * sizeof(float));
+        t->m->ops->upload(t->dy, t->y, (size_t)t->count * K * sizeof(float));
+    }
     return agree(t->coll, st);
 }
 
@@ -337,19 +359,50 @@ static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
 // Up to t_steps inference steps, with the target (y) or without (NULL). Early stopping as
 // pcn-torch: after a step's update, stop when the window holds >= 2 energies and the last
 // two differ by less than the threshold. Reports each step's energy when report is set.
+// One inference step as a graph body (a device backend records it once per key).
+typedef struct {
+    const pcn_model *m;
+    pcn_state *s;
+    const float *x, *y;
+    float lr;
+    bool want_sum;
+    double sq;
+} step_call;
+
+static void step_body(void *ctx) {
+    step_call *c = ctx;
+    c->sq = pcn_step_errors(c->m, c->s, c->x, c->y, c->lr, true, c->want_sum);
+}
+
+static pcn_precision inference_precision(const pcn_train_params *p) {
+    return p->use_mixed_precision ? p->mixed_precision : PCN_PRECISION_FP32;
+}
+
 static pcn_status infer(trainer *t, const float *y, int t_steps, bool early_stop, bool report,
                         int *steps_taken) {
     const pcn_train_params *p = t->p;
+    const pcn_backend_ops *ops = t->m->ops;
     const int W = p->energy_window_size;
     const bool stop_on = early_stop && p->early_stop_threshold > 0.0 && W >= 2;
+    report = report && (t->cb->on_inference_step || (p->keep_step_energies && t->h));
+    step_call call = {t->m, t->s, t->dx, y, (float)p->lr_infer, report || stop_on, 0.0};
+    struct { // everything the recorded step depends on; zeroed so padding compares equal
+        const void *s, *x, *y;
+        int batch, want, precision;
+        float lr;
+    } key;
+    memset(&key, 0, sizeof key);
+    key.s = t->s, key.x = t->dx, key.y = y, key.batch = t->s->batch;
+    key.want = call.want_sum, key.precision = (int)inference_precision(p), key.lr = call.lr;
+    ops->set_precision(inference_precision(p));
     double prev = 0.0;
     int filled = 0, step = 0;
     while (step < t_steps) {
-        double sq = pcn_step_errors(t->m, t->s, t->x, y, (float)p->lr_infer, true);
+        ops->replay(&key, sizeof key, step_body, &call);
         step++;
-        if (!report && !stop_on) continue; // no one needs this step's energy
+        if (!call.want_sum) continue; // no one needs this step's energy
         double energy;
-        pcn_status st = energy_of(t, sq, &energy);
+        pcn_status st = energy_of(t, pcn_step_sum(t->m, call.sq), &energy);
         if (st != PCN_OK) return st;
         if (report) {
             if (t->cb->on_inference_step)
@@ -366,9 +419,11 @@ static pcn_status infer(trainer *t, const float *y, int t_steps, bool early_stop
     return PCN_OK;
 }
 
-// The energy of the current snapshot with the target (no update). Collective.
+// The energy of the current snapshot with the target (no update), in float32. Collective.
 static pcn_status snapshot_energy(trainer *t, double *energy) {
-    return energy_of(t, pcn_step_errors(t->m, t->s, t->x, t->y, 0.0f, false), energy);
+    t->m->ops->set_precision(PCN_PRECISION_FP32);
+    double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, true);
+    return energy_of(t, pcn_step_sum(t->m, sq), energy);
 }
 
 // Reports one learning step's energy (callbacks, history). Collective.
@@ -382,19 +437,24 @@ static pcn_status report_learning(void *ctx, int step, double sumsq) {
     return PCN_OK;
 }
 
+// The learning phase in float32. Step energies are computed only when a callback or the
+// history wants them (a diverging step still shows in the batch energy after learning).
 static pcn_status learn(trainer *t, int t_steps, double lr) {
     const pcn_train_params *p = t->p;
     const float alpha = (float)(lr / (double)t->gbatch);
+    const bool want = t->cb->on_learning_step || (p->keep_step_energies && t->h);
     bool use[PCN_MAX_LAYERS + 1], any = false;
+    t->m->ops->set_precision(PCN_PRECISION_FP32);
     if (t->gram) { // one process: the batch-space path where it is cheaper (learn_gram.c)
         pcn_gram_plan(t->m, (int)t->gbatch, t_steps, p->learn_path, use);
         for (int l = 0; l <= t->m->L; l++) any |= use[l];
     }
     if (any)
-        return pcn_gram_learn(t->gram, t->m, t->s, t->x, t->y, t_steps, alpha, use,
-                              report_learning, t);
+        return pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, t_steps, alpha, use,
+                              want ? report_learning : NULL, t);
     for (int step = 0; step < t_steps; step++) {
-        pcn_status st = report_learning(t, step, pcn_step_errors(t->m, t->s, t->x, t->y, 0.0f, false));
+        double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, want);
+        pcn_status st = want ? report_learning(t, step, pcn_step_sum(t->m, sq)) : PCN_OK;
         if (st != PCN_OK) return st;
         pcn_step_gradient(t->m, t->s, true);
         if (t->coll) {
@@ -470,6 +530,14 @@ static void schedule_plateau(trainer *t, double batch_energy) {
     }
 }
 
+// The outputs of the state's rows on the host.
+static const float *host_outputs(trainer *t) {
+    pcn_step_predict(t->m, t->s);
+    if (!t->m->ops->on_device) return t->s->yhat;
+    t->m->ops->download(t->yhat, t->s->yhat, (size_t)t->count * t->K * sizeof(float));
+    return t->yhat;
+}
+
 // Free inference from fresh latents, then argmax vs label; adds global counts to acc[0..1].
 static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos, double acc[2]) {
     const pcn_train_params *p = t->p;
@@ -478,10 +546,10 @@ static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos, 
     pcn_status st = infer(t, NULL, p->t_infer_test ? p->t_infer_test : 10 * p->t_infer, false,
                           false, &steps);
     if (st != PCN_OK) return st;
-    pcn_step_predict(t->m, t->s);
+    const float *yhat = host_outputs(t);
     double counts[2] = {0.0, (double)t->count};
     for (int64_t i = 0; i < t->count; i++)
-        counts[0] += argmax(t->s->yhat + (size_t)i * t->K, t->K) == t->labels[i];
+        counts[0] += argmax(yhat + (size_t)i * t->K, t->K) == t->labels[i];
     st = gsum64(t->coll, counts, 2);
     acc[0] += counts[0];
     acc[1] += counts[1];
@@ -497,15 +565,16 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
     double t0 = pcn_now();
     init_latents(t, PCN_STREAM_TRAIN, epoch, batch, pos);
     int steps;
-    pcn_status st = infer(t, t->y, p->t_infer, true, true, &steps);
+    pcn_status st = infer(t, t->dy, p->t_infer, true, true, &steps);
     if (st != PCN_OK) return st;
     if (t->h) pcn_history_append(t->h, PCN_HIST_INFER_STEPS, steps);
     schedule_steps(t, epoch, batch);
+    t->m->ops->sync();
     double pre, post, t1 = pcn_now();
     if ((st = snapshot_energy(t, &pre)) != PCN_OK) return st;
     double lr = t->pos.lr * warmup(t, epoch, batch, nbatches);
     if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr)) != PCN_OK) return st;
-    if ((st = snapshot_energy(t, &post)) != PCN_OK) return st;
+    if ((st = snapshot_energy(t, &post)) != PCN_OK) return st; // waits for the device
     double t2 = pcn_now();
     if (t->h) {
         pcn_history_append(t->h, PCN_HIST_PER_BATCH_PRE_LEARN, pre);
@@ -544,6 +613,7 @@ static void end_epoch(trainer *t, int epoch) {
 static pcn_status after_batch(trainer *t, bool *stop) {
     const pcn_train_params *p = t->p;
     if (!p->batch_hook) return PCN_OK;
+    pcn_model_pull(t->m); // the hook sees (and may save) the current weights
     return p->batch_hook(p->batch_hook_user, t->m, t->h, &t->pos, stop);
 }
 
@@ -622,7 +692,9 @@ pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_param
             t.pos = (pcn_train_position){.lr = p->lr_learn * lr_scale(p),
                                          .plateau_best = INFINITY};
         }
+        pcn_model_push(m);
         st = train_epochs(&t);
+        pcn_model_pull(m);
         trainer_free(&t);
     }
     pcn_history_free(own);
@@ -647,10 +719,11 @@ static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4],
     pcn_status st = infer(t, NULL, p->t_infer_test ? p->t_infer_test : 10 * p->t_infer, true,
                           false, &steps);
     if (st != PCN_OK) return st;
-    double local[4] = {pcn_step_errors(t->m, t->s, t->x, NULL, 0.0f, false), 0, 0, 0};
-    pcn_step_predict(t->m, t->s);
+    double sq = pcn_step_errors(t->m, t->s, t->dx, NULL, 0.0f, false, true);
+    double local[4] = {pcn_step_sum(t->m, sq), 0, 0, 0};
+    const float *out = host_outputs(t);
     for (int64_t i = 0; i < t->count; i++) {
-        const float *yh = t->s->yhat + (size_t)i * K, *yi = t->y + (size_t)i * K;
+        const float *yh = out + (size_t)i * K, *yi = t->y + (size_t)i * K;
         if (p->task == PCN_TASK_CLASSIFICATION) {
             local[1] += argmax(yh, K) == t->labels[i];
             local[2] += in_top_k(yh, K, t->labels[i], p->top_k);
@@ -674,6 +747,7 @@ pcn_status pcn_test_dist(const pcn_model *m, const pcn_data *d, const pcn_train_
     // The model is only read: trainer keeps a writable pointer for the training path.
     st = agree(coll, trainer_init(&t, (pcn_model *)m, d, p, (int)B, coll));
     if (st != PCN_OK) return st;
+    pcn_model_push((pcn_model *)m); // the host copy is the model's truth between calls
     double sums[4] = {0};
     for (int64_t pos = 0, batch = 0; st == PCN_OK && pos < n; pos += B, batch++) {
         st = read_batch(&t, pos, n - pos < B ? n - pos : B, p->task, "test");

@@ -1,0 +1,36 @@
+/*
+ * backend_host.c — what the two host backends (cpu, reference) share: aligned host memory,
+ * plain copies, Philox latents drawn row by row, and the no-op forms of the device-only
+ * operations (their sums come back from each pass; a "graph" is a direct call).
+ */
+#include <string.h>
+
+#include "pcn_impl.h"
+
+void *pcn_host_alloc(size_t bytes) { return pcn_alloc(bytes); }
+void pcn_host_release(void *p) { pcn_free(p); }
+
+void pcn_host_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) memcpy(dst, src, bytes);
+}
+
+void pcn_host_zero(size_t n, float *p) {
+    if (n) memset(p, 0, n * sizeof(float));
+}
+
+void pcn_host_normal_rows(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2, int rows,
+                          int dim, float *x) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * dim >= 65536)
+    for (int r = 0; r < rows; r++)
+        pcn_rng_normal(seed, first_row + (uint32_t)r, c1, c2, x + (size_t)r * dim, (size_t)dim);
+}
+
+void pcn_host_sum_mark(void) {}
+void pcn_host_sync(void) {}
+double pcn_host_sum_read(void) { return 0.0; }
+void pcn_host_set_precision(pcn_precision p) { (void)p; }
+
+void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx), void *ctx) {
+    (void)key, (void)key_bytes;
+    body(ctx);
+}
