@@ -62,8 +62,16 @@ static const option options[] = {
     OPT("resume", K_STR, resume, false, "resume from this checkpoint"),
     OPT("metrics", K_STR, metrics, false, "metrics file (JSON Lines, rank 0)"),
     OPT("config", K_STR, config, false, "INI file of these options; flags override it"),
-    OPT("device", K_STR, device, false, "auto | cpu | cuda (auto)"),
-    OPT("precision", K_STR, precision, false, "fp32 | tf32 | bf16 | fp16 (GPU inference)"),
+    OPT("device", K_STR, device, false,
+        "auto | cpu | cuda (auto: cuda when every rank sees a GPU; rank r of a node takes GPU "
+        "r mod visible)"),
+    OPT("precision", K_STR, precision, false,
+        "GPU inference products: fp32 | tf32 | bf16 | fp16 (fp32; fp16 is pcn-torch's autocast)"),
+    OPT("comm", K_STR, comm, false,
+        "GPU gradient sums: nccl | mpi (staged through host memory; ranks may share a GPU) | "
+        "auto (nccl when each rank has its own GPU)"),
+    OPT("comm-timeout", K_DBL, comm_timeout, false,
+        "seconds a GPU wait may take with NCCL before every rank stops (300)"),
     OPT("data-mode", K_STR, data_mode, false, "memory (once per node) | stream (memory)"),
     OPT("output", K_STR, output, false, "predict: output file (HDF5)"),
     OPT("split", K_STR, split, false, "test/predict: test | train (test)"),
@@ -95,7 +103,9 @@ void pcn_cli_defaults(pcn_cli *c) {
     c->top_k = 3;
     c->keep_checkpoints = 1;
     strcpy(c->device, "auto");
-    strcpy(c->precision, "auto");
+    strcpy(c->precision, "fp32");
+    strcpy(c->comm, "auto");
+    c->comm_timeout = 300.0;
     strcpy(c->data_mode, "memory");
     strcpy(c->split, "test");
     c->progress = 1;

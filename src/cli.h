@@ -43,7 +43,9 @@ typedef struct {
     char metrics[PCN_CLI_PATH];
     char config[PCN_CLI_PATH];
     char device[8];                 // auto | cpu | cuda
-    char precision[8];              // auto | fp32 | tf32 | bf16 | fp16
+    char precision[8];              // fp32 | tf32 | bf16 | fp16 (GPU inference)
+    char comm[8];                   // auto | nccl | mpi (gradient sums of GPU runs)
+    double comm_timeout;            // seconds a wait on the GPU may take with NCCL up
     char data_mode[8];              // memory | stream
     char output[PCN_CLI_PATH];      // predict: output file
     char split[8];                  // test/predict: train | test

@@ -21,6 +21,7 @@
 #include "pcn_ckpt.h"
 #include "pcn_dataset.h"
 #include "pcn_dist.h"
+#include "pcn_gpu.h"
 #include "pcn_impl.h" // pcn_set_error: the program shares the library's error channel
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
@@ -34,6 +35,7 @@ typedef struct {
     pcn_cli cli;
     int argc;
     char **argv;
+    char device[192];   // where this run computes (setup_device)
 } app;
 
 // Rank 0 prints the agreed message; every rank returns the exit status.
@@ -109,22 +111,70 @@ static pcn_status to_params(const pcn_cli *c, pcn_train_params *p, pcn_lr_step *
 static pcn_status check_device(const pcn_cli *c) {
     if (strcmp(c->device, "auto") && strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
         return pcn_set_error(PCN_EINVAL, "--device must be auto, cpu or cuda, got '%s'", c->device);
-    if (strcmp(c->device, "cuda") == 0)
-        return pcn_set_error(PCN_EINVAL, "--device cuda: this pcn_dist has no CUDA backend yet; "
-                             "use --device cpu");
-    if (strcmp(c->precision, "auto") && strcmp(c->precision, "fp32")) {
-        if (strcmp(c->precision, "tf32") && strcmp(c->precision, "bf16") && strcmp(c->precision, "fp16"))
-            return pcn_set_error(PCN_EINVAL, "--precision must be fp32, tf32, bf16 or fp16, got '%s'",
-                                 c->precision);
+    if (strcmp(c->precision, "fp32") && strcmp(c->precision, "tf32") &&
+        strcmp(c->precision, "bf16") && strcmp(c->precision, "fp16"))
+        return pcn_set_error(PCN_EINVAL, "--precision must be fp32, tf32, bf16 or fp16, got '%s'",
+                             c->precision);
+    if (strcmp(c->comm, "auto") && strcmp(c->comm, "nccl") && strcmp(c->comm, "mpi"))
+        return pcn_set_error(PCN_EINVAL, "--comm must be auto, nccl or mpi, got '%s'", c->comm);
+    if (!(c->comm_timeout > 0.0))
+        return pcn_set_error(PCN_EINVAL, "--comm-timeout must be > 0 seconds, got %g",
+                             c->comm_timeout);
+    if (strcmp(c->device, "cpu") == 0 && strcmp(c->precision, "fp32"))
         return pcn_set_error(PCN_EINVAL, "--precision %s applies to GPU inference; the CPU "
                              "computes in fp32", c->precision);
-    }
+    if (strcmp(c->device, "cpu") == 0 && strcmp(c->comm, "nccl") == 0)
+        return pcn_set_error(PCN_EINVAL, "--comm nccl needs --device cuda (or auto with GPUs)");
     if (strcmp(c->data_mode, "memory") && strcmp(c->data_mode, "stream"))
         return pcn_set_error(PCN_EINVAL, "--data-mode must be memory or stream, got '%s'", c->data_mode);
     if (strcmp(c->split, "train") && strcmp(c->split, "test"))
         return pcn_set_error(PCN_EINVAL, "--split must be train or test, got '%s'", c->split);
     if (c->checkpoint_every < 0 || c->keep_checkpoints < 1)
         return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0 and --keep-checkpoints >= 1");
+    return PCN_OK;
+}
+
+// Chooses where this run computes, after check_device: auto takes CUDA when every rank sees
+// a GPU. On CUDA each rank drives GPU (node-local rank mod visible devices), the model moves
+// there, gradient sums go through NCCL or staged MPI, and the inference products use
+// --precision. Writes the device's description into what (for the progress display).
+// Collective; every rank returns the same status.
+static pcn_status setup_device(app *a, pcn_model *m, pcn_train_params *p, char *what,
+                               size_t what_len) {
+    const pcn_cli *c = &a->cli;
+    int visible = pcn_cuda_device_count(), fewest = visible;
+    PCN_MPI_CHECK(MPI_Allreduce(&visible, &fewest, 1, MPI_INT, MPI_MIN, pcn_dist_mpi(a->comm)));
+    bool cuda = strcmp(c->device, "cuda") == 0 || (strcmp(c->device, "auto") == 0 && fewest > 0);
+    pcn_status st = PCN_OK;
+    if (!cuda) {
+        const char *why = visible ? "another rank sees none" : "this rank sees none";
+        if (strcmp(c->precision, "fp32"))
+            st = pcn_set_error(PCN_EINVAL, "--precision %s needs a GPU, and %s", c->precision, why);
+        else if (strcmp(c->comm, "nccl") == 0)
+            st = pcn_set_error(PCN_EINVAL, "--comm nccl needs a GPU, and %s", why);
+        snprintf(what, what_len, "cpu");
+        return pcn_dist_agree(a->comm, st);
+    }
+    if (visible == 0)
+        st = pcn_set_error(PCN_EINVAL, "--device cuda: rank %d sees no CUDA device%s",
+                           pcn_dist_rank(a->comm),
+                           pcn_gpu_built() ? "" : " (this pcn_dist was built without CUDA)");
+    if (st == PCN_OK) st = pcn_cuda_select(pcn_dist_gpu_for_rank(a->comm));
+    if (st == PCN_OK) st = pcn_model_to_device(m, PCN_DEVICE_CUDA);
+    if ((st = pcn_dist_agree(a->comm, st)) != PCN_OK) return st;
+    bool own_gpu = pcn_dist_local_size(a->comm) <= fewest;
+    pcn_comm_kind kind = strcmp(c->comm, "mpi") == 0                            ? PCN_COMM_MPI
+                       : strcmp(c->comm, "nccl") == 0                           ? PCN_COMM_NCCL
+                       : own_gpu && pcn_gpu_built_nccl() ? PCN_COMM_NCCL : PCN_COMM_MPI;
+    if ((st = pcn_dist_use_gpu(a->comm, kind, c->comm_timeout)) != PCN_OK) return st;
+    pcn_precision prec = strcmp(c->precision, "tf32") == 0   ? PCN_PRECISION_TF32
+                       : strcmp(c->precision, "bf16") == 0   ? PCN_PRECISION_BF16
+                       : strcmp(c->precision, "fp16") == 0   ? PCN_PRECISION_FP16
+                                                             : PCN_PRECISION_FP32;
+    p->use_mixed_precision = prec != PCN_PRECISION_FP32;
+    p->mixed_precision = prec;
+    snprintf(what, what_len, "cuda:%d %s, %s sums, %s", pcn_gpu_device_index(),
+             pcn_gpu_device_name(), kind == PCN_COMM_NCCL ? "nccl" : "mpi", c->precision);
     return PCN_OK;
 }
 
@@ -439,7 +489,7 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
         else r.last = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
         mark = (epoch_mark){{0}, 0.0, pcn_now()};
         if (root && c->progress) {
-            progress = pcn_progress_init(stdout, "cpu");
+            progress = pcn_progress_init(stdout, a->device);
             p->callbacks = pcn_progress_callbacks(progress);
         }
         p->batch_hook = batch_hook, p->batch_hook_user = &r, p->resume = resume;
@@ -512,6 +562,11 @@ static int cmd_train(app *a) {
         goto done;
     }
     if (pcn_dist_agree(a->comm, check_writable(a)) != PCN_OK) goto done;
+    if ((st = setup_device(a, m, &p, a->device, sizeof a->device)) != PCN_OK) {
+        rc = fail(a, st == PCN_EINVAL ? EXIT_USAGE : EXIT_ERROR, NULL);
+        goto done;
+    }
+    if (pcn_dist_rank(a->comm) == 0 && strcmp(a->device, "cpu")) printf("device: %s\n", a->device);
     rc = run_training(a, m, h, &p, resume ? &info.pos : NULL);
 done:
     if (rc == EXIT_ERROR && pcn_last_error()[0]) fail(a, EXIT_ERROR, NULL);
@@ -584,6 +639,10 @@ static int cmd_eval(app *a, bool predict) {
     if (st == PCN_OK) st = to_params(c, &p, steps, 256);
     if (st == PCN_OK) st = check_shape(a, &info, ck);
     if (pcn_dist_agree(a->comm, st) != PCN_OK) goto done;
+    if ((st = setup_device(a, m, &p, a->device, sizeof a->device)) != PCN_OK) {
+        rc = st == PCN_EINVAL ? EXIT_USAGE : EXIT_ERROR;
+        goto done;
+    }
     rc = EXIT_ERROR;
     pcn_dataset *ds = pcn_io_dataset_open(a->comm, c->data, c->split, data_mode(c));
     if (!ds) goto done;

@@ -4,6 +4,9 @@
  * agreement, fatal errors, and the distributed train/test entry points that hand these
  * collectives to the engine's loops.
  *
+ * With a model on a GPU the gradient buffer is device memory: its sum goes through NCCL on
+ * the compute stream, or is staged through a host buffer for MPI (--comm mpi).
+ *
  * Invariant: every function marked Collective is called by every rank in the same order;
  * the library never uses MPI_COMM_WORLD.
  */
@@ -13,13 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pcn_gpu.h"
 #include "pcn_impl.h"
+
+typedef enum { SUM_HOST, SUM_STAGED, SUM_NCCL } sum_path;
 
 struct pcn_comm {
     MPI_Comm comm;         // duplicate of the caller's communicator
     MPI_Comm node;         // processes sharing this node's memory
     int rank, size, local_rank, local_size;
     pcn_collectives coll;  // what the engine's loops call
+    sum_path f32_path;     // how float sums (the gradients) travel
+    float *stage;          // host buffer of SUM_STAGED
+    size_t stage_len;
 };
 
 // ----------------------------------------------------------------------------------------
@@ -54,13 +63,30 @@ pcn_status pcn_dist_sum_f64(pcn_comm *c, double *v, int n) {
     return PCN_OK;
 }
 
-pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n) {
+static void sum_host_f32(pcn_comm *c, float *v, size_t n) {
     // MPI counts are int: large buffers go in pieces (the order of sums is unchanged).
     const size_t piece = (size_t)1 << 30;
     for (size_t off = 0; c->size > 1 && off < n; off += piece) {
         int cnt = (int)(n - off < piece ? n - off : piece);
         PCN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v + off, cnt, MPI_FLOAT, MPI_SUM, c->comm));
     }
+}
+
+pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n) {
+    if (c->f32_path == SUM_NCCL) return pcn_gpu_nccl_sum(v, n); // also at P = 1: one path
+    if (c->f32_path == SUM_HOST || c->size == 1) {
+        if (c->f32_path == SUM_HOST) sum_host_f32(c, v, n);
+        return PCN_OK;
+    }
+    const pcn_backend_ops *gpu = pcn_gpu_backend();
+    if (n > c->stage_len) { // grows once, at the first sum of a model
+        free(c->stage);
+        if (!(c->stage = malloc(n * sizeof(float)))) pcn_fatal("out of memory staging %zu floats", n);
+        c->stage_len = n;
+    }
+    gpu->download(c->stage, v, n * sizeof(float));
+    sum_host_f32(c, c->stage, n);
+    gpu->upload(v, c->stage, n * sizeof(float));
     return PCN_OK;
 }
 
@@ -81,6 +107,46 @@ static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) { return pcn_dist_
 static pcn_status coll_agree(void *ctx, pcn_status st) { return pcn_dist_agree(ctx, st); }
 
 // ----------------------------------------------------------------------------------------
+// GPUs
+// ----------------------------------------------------------------------------------------
+
+int pcn_dist_gpu_for_rank(const pcn_comm *c) {
+    int n = pcn_cuda_device_count();
+    return n > 0 ? c->local_rank % n : -1;
+}
+
+pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
+    pcn_status st = PCN_OK;
+    int visible = pcn_cuda_device_count();
+    if (!pcn_gpu_backend())
+        st = pcn_set_error(PCN_ESTATE, "no CUDA device selected on rank %d", c->rank);
+    else if (kind == PCN_COMM_NCCL && !pcn_gpu_built_nccl())
+        st = pcn_set_error(PCN_EINVAL, "--comm nccl: this pcn_dist was built without NCCL; "
+                           "use --comm mpi");
+    else if (kind == PCN_COMM_NCCL && c->local_size > visible)
+        st = pcn_set_error(PCN_EINVAL, "--comm nccl: %d ranks on this node share %d GPU%s and "
+                           "NCCL needs one GPU per rank; use --comm mpi, or start at most %d "
+                           "ranks per node", c->local_size, visible, visible == 1 ? "" : "s",
+                           visible);
+    if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
+    pcn_gpu_set_timeout(timeout_s);
+    if (kind == PCN_COMM_MPI) {
+        c->f32_path = SUM_STAGED;
+        return PCN_OK;
+    }
+    unsigned char id[PCN_GPU_NCCL_ID_BYTES] = {0};
+    if (c->rank == 0) st = pcn_gpu_nccl_unique_id(id);
+    if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
+    PCN_MPI_CHECK(MPI_Bcast(id, sizeof id, MPI_BYTE, 0, c->comm));
+    st = pcn_dist_agree(c, pcn_gpu_nccl_init(id, c->rank, c->size));
+    if (st == PCN_OK) c->f32_path = SUM_NCCL;
+    return st;
+}
+
+// Device failures (a failed launch, NCCL errors, a timeout) end every rank.
+static void gpu_fatal(const char *msg) { pcn_fatal("%s", msg); }
+
+// ----------------------------------------------------------------------------------------
 // The communicator
 // ----------------------------------------------------------------------------------------
 
@@ -95,11 +161,14 @@ pcn_comm *pcn_dist_init(MPI_Comm comm) {
     PCN_MPI_CHECK(MPI_Comm_rank(c->node, &c->local_rank));
     PCN_MPI_CHECK(MPI_Comm_size(c->node, &c->local_size));
     c->coll = (pcn_collectives){c, c->rank, c->size, coll_sum_f64, coll_sum_f32, coll_agree};
+    pcn_gpu_set_fatal(gpu_fatal);
     return c;
 }
 
 void pcn_dist_free(pcn_comm *c) {
     if (!c) return;
+    if (c->f32_path == SUM_NCCL) pcn_gpu_nccl_free();
+    free(c->stage);
     MPI_Comm_free(&c->node);
     MPI_Comm_free(&c->comm);
     free(c);

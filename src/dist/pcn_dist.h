@@ -44,6 +44,22 @@ pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n);
 // holds that rank's message. Collective.
 pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local);
 
+// ---- GPUs ------------------------------------------------------------------------------
+typedef enum {
+    PCN_COMM_MPI = 0,  // MPI; with a model on a GPU, staged through host memory (ranks may
+                       //   share a GPU)
+    PCN_COMM_NCCL = 1  // NCCL on device buffers, on the compute stream (one GPU per rank)
+} pcn_comm_kind;
+
+// The CUDA device this rank should drive: its node-local rank modulo the devices it sees
+// (-1 when it sees none). Local.
+int pcn_dist_gpu_for_rank(const pcn_comm *c);
+// Gradients of models on this rank's GPU are summed with `kind` from now on; NCCL builds
+// its communicator from a unique id that rank 0 broadcasts over MPI. timeout_s bounds every
+// wait on the device while NCCL is up: a dead or hung peer ends all ranks with a message.
+// pcn_cuda_select() must have run on every rank. Collective; every rank gets the same status.
+pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s);
+
 // pcn_train / pcn_test over the ranks of c: each rank takes its shard of every global batch,
 // gradients, energies and counts are summed globally, so every rank ends with the same
 // weights and history, equal (to float summation order) to a single-process run. The data

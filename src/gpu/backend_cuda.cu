@@ -1,0 +1,594 @@
+/*
+ * backend_cuda.cu — the engine's backend on one CUDA device: cuBLAS matrix products, fused
+ * element-wise kernels, Philox latents drawn on the device, deterministic on-device sums,
+ * CUDA Graphs for repeated steps, and the NCCL communicator (when built with NCCL).
+ *
+ * Invariants:
+ * - One process drives one device through one stream (g.stream); cuBLAS and NCCL work on it
+ *   too, so the order of work is the order of calls and nothing else needs events.
+ * - Sums are deterministic: every pass that sums launches a fixed grid for its size, each
+ *   block writes one partial (in double) into the pass's slot, and sum_finish adds all slots
+ *   in one fixed order on the device. The same inputs give bitwise the same energies, so
+ *   decisions taken from them (early stop, schedules) replay exactly after a resume.
+ * - The host waits for the device only in download, sync and sum_read; with NCCL up those
+ *   waits poll NCCL's asynchronous error and a timeout, so a dead peer ends the run with a
+ *   message instead of a hang.
+ * - A graph is keyed by the caller's description of everything it depends on; releasing
+ *   any buffer drops every graph (a new buffer may reuse an old address).
+ */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <Random123/philox.h>
+#ifdef PCN_HAVE_NCCL
+#include <nccl.h>
+#endif
+
+extern "C" {
+#include "pcn_gpu.h"
+#include "pcn_impl.h"
+}
+
+// ----------------------------------------------------------------------------------------
+// Errors: one generic check, one macro per library (STYLE rule 4)
+// ----------------------------------------------------------------------------------------
+
+static void default_fatal(const char *msg) {
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
+    abort();
+}
+
+static void (*fatal_handler)(const char *) = default_fatal;
+
+static void gpu_fatal(const char *file, int line, const char *fmt, ...) {
+    char msg[1024];
+    int n = snprintf(msg, sizeof msg, "%s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - n, fmt, ap);
+    va_end(ap);
+    fatal_handler(msg);
+    abort(); // a handler must not return
+}
+
+#define PCN_GPU_CHECK(ok, call, errstr)                                                     \
+    do {                                                                                    \
+        if (!(ok)) gpu_fatal(__FILE__, __LINE__, "%s in %s: %s", #call, __func__, errstr); \
+    } while (0)
+#define PCN_CUDA_CHECK(call)                                                                \
+    do {                                                                                    \
+        cudaError_t e_ = (call);                                                            \
+        PCN_GPU_CHECK(e_ == cudaSuccess, call, cudaGetErrorString(e_));                     \
+    } while (0)
+#define PCN_CUBLAS_CHECK(call)                                                              \
+    do {                                                                                    \
+        cublasStatus_t s_ = (call);                                                         \
+        PCN_GPU_CHECK(s_ == CUBLAS_STATUS_SUCCESS, call, cublasGetStatusString(s_));        \
+    } while (0)
+#ifdef PCN_HAVE_NCCL
+#define PCN_NCCL_CHECK(call)                                                                \
+    do {                                                                                    \
+        ncclResult_t r_ = (call);                                                           \
+        PCN_GPU_CHECK(r_ == ncclSuccess, call, ncclGetErrorString(r_));                     \
+    } while (0)
+#endif
+#define LAUNCHED() PCN_CUDA_CHECK(cudaGetLastError())
+
+// ----------------------------------------------------------------------------------------
+// The process's device
+// ----------------------------------------------------------------------------------------
+
+enum {
+    THREADS = 256,                       // threads per block of the element-wise kernels
+    MAX_BLOCKS = 1024,                   // blocks of a summing pass (grid-stride beyond)
+    SLOTS = 2 * (PCN_MAX_LAYERS + 2),    // summing passes between sum_begin and sum_finish
+    MAX_GRAPHS = 16,
+    MAX_KEY = 128,
+};
+
+typedef struct {
+    unsigned char key[MAX_KEY];
+    size_t len;
+    cudaGraphExec_t exec;
+} graph_entry;
+
+static struct {
+    int device;                 // -1: none selected
+    char name[256];
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_workspace;
+    cublasComputeType_t compute; // of the next matrix products
+    double *partials;           // (SLOTS, MAX_BLOCKS) per-block sums
+    double *sum_dev;            // the total of the last sum_finish
+    double *sum_host;           // pinned copy of it
+    int slot;                   // next free slot; -1 outside sum_begin/sum_finish
+    double timeout;             // seconds a wait may take with NCCL up
+    bool graphs_on;             // PCN_CUDA_GRAPHS=0 turns graphs off (benchmarks)
+    graph_entry graphs[MAX_GRAPHS];
+    int n_graphs, next_graph;
+#ifdef PCN_HAVE_NCCL
+    ncclComm_t nccl;
+#endif
+    bool nccl_up;
+} g = {-1};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// Waits for everything queued on the stream. With NCCL up it polls, so that an NCCL error
+// or a peer that never arrives ends the run (through the fatal handler) after g.timeout.
+static void wait_stream(const char *what) {
+    if (!g.nccl_up) {
+        PCN_CUDA_CHECK(cudaStreamSynchronize(g.stream));
+        return;
+    }
+    const double t0 = now();
+    for (int spins = 0;; spins++) {
+        cudaError_t e = cudaStreamQuery(g.stream);
+        if (e == cudaSuccess) return;
+        if (e != cudaErrorNotReady)
+            gpu_fatal(__FILE__, __LINE__, "waiting for %s: %s", what, cudaGetErrorString(e));
+#ifdef PCN_HAVE_NCCL
+        ncclResult_t async = ncclSuccess;
+        ncclCommGetAsyncError(g.nccl, &async);
+        if (async != ncclSuccess && async != ncclInProgress) {
+            ncclCommAbort(g.nccl);
+            g.nccl_up = false;
+            gpu_fatal(__FILE__, __LINE__, "NCCL failed while waiting for %s: %s", what,
+                      ncclGetErrorString(async));
+        }
+#endif
+        if (now() - t0 > g.timeout) {
+#ifdef PCN_HAVE_NCCL
+            ncclCommAbort(g.nccl);
+#endif
+            g.nccl_up = false;
+            gpu_fatal(__FILE__, __LINE__,
+                      "timed out after %.0f s waiting for %s: another rank died or hangs in a "
+                      "collective (raise --comm-timeout if the work is just slow)",
+                      g.timeout, what);
+        }
+        if (spins > 1000) usleep(50);
+    }
+}
+
+extern "C" bool pcn_gpu_built(void) { return true; }
+extern "C" bool pcn_gpu_built_nccl(void) {
+#ifdef PCN_HAVE_NCCL
+    return true;
+#else
+    return false;
+#endif
+}
+extern "C" void pcn_gpu_set_fatal(void (*handler)(const char *msg)) {
+    fatal_handler = handler ? handler : default_fatal;
+}
+extern "C" const char *pcn_gpu_device_name(void) { return g.device >= 0 ? g.name : NULL; }
+extern "C" int pcn_gpu_device_index(void) { return g.device; }
+extern "C" void pcn_gpu_set_timeout(double seconds) { g.timeout = seconds > 0 ? seconds : 300; }
+
+extern "C" int pcn_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); // no driver or no device: clear the sticky error
+        return 0;
+    }
+    return n;
+}
+
+extern "C" pcn_status pcn_cuda_select(int device) {
+    int n = pcn_cuda_device_count();
+    if (n == 0) return pcn_set_error(PCN_EINVAL, "no CUDA device is visible to this process");
+    if (device < 0 || device >= n)
+        return pcn_set_error(PCN_EINVAL, "CUDA device %d does not exist (%d visible)", device, n);
+    if (g.device >= 0)
+        return g.device == device ? PCN_OK
+                                  : pcn_set_error(PCN_ESTATE, "this process already drives "
+                                                  "CUDA device %d", g.device);
+    cudaDeviceProp prop;
+    cudaError_t e = cudaSetDevice(device);
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, device);
+    if (e != cudaSuccess)
+        return pcn_set_error(PCN_EINVAL, "CUDA device %d: %s", device, cudaGetErrorString(e));
+    snprintf(g.name, sizeof g.name, "%s", prop.name);
+    PCN_CUDA_CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
+    PCN_CUBLAS_CHECK(cublasCreate(&g.blas));
+    PCN_CUBLAS_CHECK(cublasSetStream(g.blas, g.stream));
+    // A workspace of our own lets cuBLAS run inside graph capture without allocating.
+    const size_t ws = (size_t)32 << 20;
+    PCN_CUDA_CHECK(cudaMalloc(&g.blas_workspace, ws));
+    PCN_CUBLAS_CHECK(cublasSetWorkspace(g.blas, g.blas_workspace, ws));
+    PCN_CUDA_CHECK(cudaMalloc((void **)&g.partials, sizeof(double) * SLOTS * MAX_BLOCKS));
+    PCN_CUDA_CHECK(cudaMalloc((void **)&g.sum_dev, sizeof(double)));
+    PCN_CUDA_CHECK(cudaMallocHost((void **)&g.sum_host, sizeof(double)));
+    g.compute = CUBLAS_COMPUTE_32F;
+    g.slot = -1;
+    if (g.timeout <= 0) g.timeout = 300;
+    const char *graphs = getenv("PCN_CUDA_GRAPHS");
+    g.graphs_on = !(graphs && strcmp(graphs, "0") == 0);
+    g.device = device;
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// Kernels (private) and their launchers
+// ----------------------------------------------------------------------------------------
+
+// Activation and derivative from one evaluation, as activation_impl.h on the host.
+template <int ACT> __device__ __forceinline__ float act_both(float a, float *d) {
+    if (ACT == PCN_ACT_RELU) {
+        *d = a > 0.0f ? 1.0f : 0.0f;
+        return a > 0.0f ? a : 0.0f;
+    } else if (ACT == PCN_ACT_TANH) {
+        float t = tanhf(a);
+        *d = 1.0f - t * t;
+        return t;
+    } else if (ACT == PCN_ACT_SIGMOID) {
+        float s = 1.0f / (1.0f + expf(-a));
+        *d = s * (1.0f - s);
+        return s;
+    }
+    *d = 1.0f;
+    return a;
+}
+
+// Sum of v over the block, in double, into out (thread 0 writes).
+__device__ void block_sum(double v, double *out) {
+    __shared__ double warp_sums[THREADS / 32];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < THREADS / 32 ? warp_sums[threadIdx.x] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (threadIdx.x == 0) *out = v;
+    }
+}
+
+// Block b writes partial[b]; block 0 also zeroes the slot's unused entries.
+__device__ void write_partial(float part, double *partial) {
+    block_sum((double)part, &partial[blockIdx.x]);
+    if (blockIdx.x == 0)
+        for (int j = gridDim.x + threadIdx.x; j < MAX_BLOCKS; j += blockDim.x) partial[j] = 0.0;
+}
+
+// e = x - f(a); h = e f'(a); x -= lr e when UPDATE; sum e^2 into partial when given.
+template <int ACT, bool UPDATE>
+__global__ void error_kernel(size_t n, float *x, const float *a, float *e, float *h, float lr,
+                             double *partial) {
+    float part = 0.0f;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float d, f = act_both<ACT>(a[i], &d);
+        float xi = x[i], ei = xi - f;
+        e[i] = ei;
+        h[i] = ei * d;
+        part += ei * ei;
+        if (UPDATE) x[i] = xi - lr * ei;
+    }
+    if (partial) write_partial(part, partial);
+}
+
+__global__ void sup_error_kernel(size_t n, const float *yhat, const float *y, float *esup,
+                                 double *partial) {
+    float part = 0.0f;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float d = yhat[i] - y[i];
+        esup[i] = d;
+        part += d * d;
+    }
+    if (partial) write_partial(part, partial);
+}
+
+__global__ void axpy_kernel(size_t n, float alpha, const float *x, float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] += alpha * x[i];
+}
+
+__global__ void scale_kernel(int m, int n, float beta, float *c, int ldc) {
+    size_t total = (size_t)m * n;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float *cij = &c[(i / n) * ldc + i % n];
+        *cij = beta == 0.0f ? 0.0f : beta * *cij;
+    }
+}
+
+// One thread per (row, group of 4 units): the same Philox block and Box-Muller (in double)
+// as pcn_rng_normal on the host.
+__global__ void normal_kernel(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2,
+                              int rows, int dim, float *x) {
+    const int groups = (dim + 3) / 4;
+    size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (idx >= (size_t)rows * groups) return;
+    int r = (int)(idx / groups), q = (int)(idx % groups);
+    philox4x32_ctr_t ctr = {{(uint32_t)q, first_row + (uint32_t)r, c1, c2}};
+    philox4x32_key_t key = {{(uint32_t)seed, (uint32_t)(seed >> 32)}};
+    philox4x32_ctr_t v = philox4x32(ctr, key);
+    const double two_pi = 6.283185307179586476925286766559;
+    double z[4];
+    for (int p = 0; p < 2; p++) {
+        double u1 = ((double)v.v[2 * p] + 0.5) * (1.0 / 4294967296.0);
+        double u2 = ((double)v.v[2 * p + 1] + 0.5) * (1.0 / 4294967296.0);
+        double rad = sqrt(-2.0 * log(u1)), th = two_pi * u2;
+        z[2 * p] = rad * cos(th);
+        z[2 * p + 1] = rad * sin(th);
+    }
+    float *out = x + (size_t)r * dim + 4 * q;
+    for (int k = 0; k < 4 && 4 * q + k < dim; k++) out[k] = (float)z[k];
+}
+
+// Adds n partials in one fixed order (one block, strided then tree) into *out.
+__global__ void total_kernel(const double *partials, int n, double *out) {
+    double v = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) v += partials[i];
+    block_sum(v, out);
+}
+
+static int blocks_for(size_t n, int cap) {
+    size_t b = (n + THREADS - 1) / THREADS;
+    return (int)(b < 1 ? 1 : b > (size_t)cap ? cap : b);
+}
+
+// The slot of the next summing pass, or NULL outside sum_begin/sum_finish.
+static double *next_partial(void) {
+    if (g.slot < 0) return NULL;
+    if (g.slot >= SLOTS) gpu_fatal(__FILE__, __LINE__, "more than %d summing passes in one sum", SLOTS);
+    return g.partials + (size_t)MAX_BLOCKS * g.slot++;
+}
+
+// ----------------------------------------------------------------------------------------
+// Backend operations
+// ----------------------------------------------------------------------------------------
+
+// Row-major C (m, n) = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS gets the
+// operands swapped and each transpose flag as given.
+static void cuda_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                      int ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) { // an empty product (a rank holding no rows): C = beta C
+        scale_kernel<<<blocks_for((size_t)m * n, 4096), THREADS, 0, g.stream>>>(m, n, beta, c, ldc);
+        LAUNCHED();
+        return;
+    }
+    PCN_CUBLAS_CHECK(cublasGemmEx(g.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b,
+                                  CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc,
+                                  g.compute, CUBLAS_GEMM_DEFAULT));
+}
+
+template <int ACT>
+static void launch_error(size_t n, float *x, const float *a, float *e, float *h, float lr) {
+    double *partial = next_partial();
+    int blocks = blocks_for(n, MAX_BLOCKS);
+    if (lr != 0.0f)
+        error_kernel<ACT, true><<<blocks, THREADS, 0, g.stream>>>(n, x, a, e, h, lr, partial);
+    else
+        error_kernel<ACT, false><<<blocks, THREADS, 0, g.stream>>>(n, x, a, e, h, lr, partial);
+    LAUNCHED();
+}
+
+static double cuda_error_pass(pcn_activation act, size_t n, float *x, const float *a, float *e,
+                              float *h, float lr) {
+    if (n == 0) return 0.0;
+    switch (act) {
+    case PCN_ACT_RELU: launch_error<PCN_ACT_RELU>(n, x, a, e, h, lr); break;
+    case PCN_ACT_TANH: launch_error<PCN_ACT_TANH>(n, x, a, e, h, lr); break;
+    case PCN_ACT_SIGMOID: launch_error<PCN_ACT_SIGMOID>(n, x, a, e, h, lr); break;
+    default: launch_error<PCN_ACT_IDENTITY>(n, x, a, e, h, lr); break;
+    }
+    return 0.0; // the sum stays on the device (sum_read)
+}
+
+static double cuda_sup_error(size_t n, const float *yhat, const float *y, float *esup) {
+    if (n == 0) return 0.0;
+    sup_error_kernel<<<blocks_for(n, MAX_BLOCKS), THREADS, 0, g.stream>>>(n, yhat, y, esup,
+                                                                        next_partial());
+    LAUNCHED();
+    return 0.0;
+}
+
+static void cuda_axpy(size_t n, float alpha, const float *x, float *y) {
+    if (n == 0) return;
+    axpy_kernel<<<blocks_for(n, 8192), THREADS, 0, g.stream>>>(n, alpha, x, y);
+    LAUNCHED();
+}
+
+static void cuda_zero(size_t n, float *p) {
+    if (n) PCN_CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(float), g.stream));
+}
+
+static void cuda_normal_rows(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2,
+                             int rows, int dim, float *x) {
+    size_t threads = (size_t)rows * ((dim + 3) / 4);
+    if (threads == 0) return;
+    normal_kernel<<<(unsigned)((threads + THREADS - 1) / THREADS), THREADS, 0, g.stream>>>(
+        seed, first_row, c1, c2, rows, dim, x);
+    LAUNCHED();
+}
+
+static void drop_graphs(void) {
+    for (int i = 0; i < g.n_graphs; i++) cudaGraphExecDestroy(g.graphs[i].exec);
+    g.n_graphs = g.next_graph = 0;
+}
+
+static void *cuda_alloc(size_t bytes) {
+    if (bytes == 0) return NULL;
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    PCN_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g.stream));
+    return p;
+}
+
+static void cuda_release(void *p) {
+    if (!p) return;
+    wait_stream("work before freeing device memory");
+    drop_graphs();
+    PCN_CUDA_CHECK(cudaFree(p));
+}
+
+static void cuda_upload(void *dst, const void *src, size_t bytes) {
+    if (bytes) PCN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g.stream));
+}
+
+static void cuda_download(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    PCN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g.stream));
+    wait_stream("a copy from the device");
+}
+
+static void cuda_sync(void) { wait_stream("the device"); }
+
+static void cuda_sum_begin(void) { g.slot = 0; }
+
+static void cuda_sum_finish(void) {
+    total_kernel<<<1, THREADS, 0, g.stream>>>(g.partials, g.slot * MAX_BLOCKS, g.sum_dev);
+    LAUNCHED();
+    PCN_CUDA_CHECK(cudaMemcpyAsync(g.sum_host, g.sum_dev, sizeof(double), cudaMemcpyDeviceToHost,
+                                   g.stream));
+    g.slot = -1;
+}
+
+static double cuda_sum_read(void) {
+    wait_stream("a sum on the device");
+    return *g.sum_host;
+}
+
+static void cuda_set_precision(pcn_precision p) {
+    g.compute = p == PCN_PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+              : p == PCN_PRECISION_BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
+              : p == PCN_PRECISION_FP16   ? CUBLAS_COMPUTE_32F_FAST_16F
+                                          : CUBLAS_COMPUTE_32F;
+}
+
+static void cuda_replay(const void *key, size_t len, void (*body)(void *), void *ctx) {
+    if (!g.graphs_on || len > MAX_KEY) {
+        body(ctx);
+        return;
+    }
+    for (int i = 0; i < g.n_graphs; i++)
+        if (g.graphs[i].len == len && memcmp(g.graphs[i].key, key, len) == 0) {
+            PCN_CUDA_CHECK(cudaGraphLaunch(g.graphs[i].exec, g.stream));
+            return;
+        }
+    cudaGraph_t graph;
+    PCN_CUDA_CHECK(cudaStreamBeginCapture(g.stream, cudaStreamCaptureModeThreadLocal));
+    body(ctx);
+    PCN_CUDA_CHECK(cudaStreamEndCapture(g.stream, &graph));
+    graph_entry *slot = &g.graphs[g.next_graph];
+    if (g.n_graphs == MAX_GRAPHS) cudaGraphExecDestroy(slot->exec); // the oldest goes
+    else g.n_graphs++;
+    g.next_graph = (g.next_graph + 1) % MAX_GRAPHS;
+    PCN_CUDA_CHECK(cudaGraphInstantiate(&slot->exec, graph, 0));
+    PCN_CUDA_CHECK(cudaGraphDestroy(graph));
+    memcpy(slot->key, key, len);
+    slot->len = len;
+    PCN_CUDA_CHECK(cudaGraphLaunch(slot->exec, g.stream));
+}
+
+static pcn_backend_ops make_ops(void) {
+    pcn_backend_ops o;
+    memset(&o, 0, sizeof o);
+    o.name = "cuda";
+    o.gemm = cuda_gemm;
+    o.error_pass = cuda_error_pass;
+    o.sup_error = cuda_sup_error;
+    o.axpy = cuda_axpy;
+    o.zero = cuda_zero;
+    o.normal_rows = cuda_normal_rows;
+    o.on_device = true;
+    o.alloc = cuda_alloc;
+    o.release = cuda_release;
+    o.upload = cuda_upload;
+    o.download = cuda_download;
+    o.sync = cuda_sync;
+    o.sum_begin = cuda_sum_begin;
+    o.sum_finish = cuda_sum_finish;
+    o.sum_read = cuda_sum_read;
+    o.set_precision = cuda_set_precision;
+    o.replay = cuda_replay;
+    return o;
+}
+
+static const pcn_backend_ops cuda_ops = make_ops();
+
+extern "C" const pcn_backend_ops *pcn_gpu_backend(void) { return g.device >= 0 ? &cuda_ops : NULL; }
+
+// ----------------------------------------------------------------------------------------
+// NCCL
+// ----------------------------------------------------------------------------------------
+
+#ifdef PCN_HAVE_NCCL
+static_assert(sizeof(ncclUniqueId) == PCN_GPU_NCCL_ID_BYTES, "NCCL unique id size");
+
+extern "C" pcn_status pcn_gpu_nccl_unique_id(unsigned char id[PCN_GPU_NCCL_ID_BYTES]) {
+    ncclUniqueId u;
+    ncclResult_t r = ncclGetUniqueId(&u);
+    if (r != ncclSuccess)
+        return pcn_set_error(PCN_EIO, "ncclGetUniqueId: %s", ncclGetErrorString(r));
+    memcpy(id, &u, sizeof u);
+    return PCN_OK;
+}
+
+extern "C" pcn_status pcn_gpu_nccl_init(const unsigned char id[PCN_GPU_NCCL_ID_BYTES], int rank,
+                                        int size) {
+    if (g.device < 0) return pcn_set_error(PCN_ESTATE, "NCCL: no CUDA device selected");
+    if (g.nccl_up) return pcn_set_error(PCN_ESTATE, "NCCL: this process already has a communicator");
+    ncclUniqueId u;
+    memcpy(&u, id, sizeof u);
+    ncclResult_t r = ncclCommInitRank(&g.nccl, size, u, rank);
+    if (r != ncclSuccess)
+        return pcn_set_error(PCN_EIO, "ncclCommInitRank (rank %d of %d): %s%s", rank, size,
+                             ncclGetErrorString(r),
+                             r == ncclInvalidUsage ? " (two ranks on one GPU? use --comm mpi)" : "");
+    g.nccl_up = true;
+    return PCN_OK;
+}
+
+extern "C" pcn_status pcn_gpu_nccl_sum(float *v, size_t n) {
+    if (!g.nccl_up) return pcn_set_error(PCN_ESTATE, "NCCL: no communicator");
+    PCN_NCCL_CHECK(ncclAllReduce(v, v, n, ncclFloat, ncclSum, g.nccl, g.stream));
+    return PCN_OK;
+}
+
+extern "C" void pcn_gpu_nccl_free(void) {
+    if (!g.nccl_up) return;
+    wait_stream("collectives before closing NCCL");
+    ncclCommDestroy(g.nccl);
+    g.nccl_up = false;
+}
+#else
+extern "C" pcn_status pcn_gpu_nccl_unique_id(unsigned char id[PCN_GPU_NCCL_ID_BYTES]) {
+    (void)id;
+    return pcn_set_error(PCN_EINVAL, "this libpcn was built without NCCL; use --comm mpi");
+}
+extern "C" pcn_status pcn_gpu_nccl_init(const unsigned char id[PCN_GPU_NCCL_ID_BYTES], int rank,
+                                        int size) {
+    (void)id, (void)rank, (void)size;
+    return pcn_set_error(PCN_EINVAL, "this libpcn was built without NCCL; use --comm mpi");
+}
+extern "C" pcn_status pcn_gpu_nccl_sum(float *v, size_t n) {
+    (void)v, (void)n;
+    return pcn_set_error(PCN_EINVAL, "this libpcn was built without NCCL; use --comm mpi");
+}
+extern "C" void pcn_gpu_nccl_free(void) {}
+#endif
