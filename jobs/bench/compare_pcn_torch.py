@@ -11,6 +11,12 @@ rate pcn_bench measures in the same run).
     pip install pcn-torch==1.1.0 torch h5py
     python3 jobs/bench/compare_pcn_torch.py --config fmnist --threads 2 --dataset fmnist.h5
     python3 jobs/bench/compare_pcn_torch.py --config cifar --threads 2 --batches 1
+    python3 jobs/bench/compare_pcn_torch.py --config cifar --device cuda --batches 4
+
+On a GPU (--device cuda) both sides run there (pcn-torch's model moved with .to('cuda'));
+--precision fp32 runs both in float32 (pcn-torch use_mixed_precision=False, TF32 off),
+--precision fp16 runs pcn-torch's default autocast against pcn_dist --precision fp16. The
+floor is then the cuBLAS rate that torch measures in the same run on the step's products.
 
 Configs: cifar = pcn-torch's README CIFAR-10 config on synthetic CIFAR-shaped data (dims
 [3072, 1000, 500, 10], batch 500, T_infer 50, T_learn = 500, T_infer_test 500);
@@ -18,6 +24,7 @@ fmnist = the quickstart's ([784, 256, 10], batch 100, T_infer 20, T_learn 20,
 T_infer_test 100, lr_infer 0.1, lr_learn 0.02).
 """
 import argparse
+import copy
 import json
 import os
 import resource
@@ -76,13 +83,15 @@ def run_torch(args):
     import pcn_torch
     assert pcn_torch.__version__ == "1.1.0", pcn_torch.__version__
     torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 on both sides
+    dev = torch.device(args.device)
     cfg = CONFIGS[args.config]
     with h5py.File(args.data) as f:
         xtr, ytr = torch.from_numpy(f["train/x"][:]), torch.from_numpy(f["train/y"][:]).long()
         xte, yte = torch.from_numpy(f["test/x"][:]), torch.from_numpy(f["test/y"][:]).long()
     torch.manual_seed(0)
     model = pcn_torch.PredictiveCodingNetwork(dims=cfg["dims"], activation=cfg["activation"],
-                                              output_dim=cfg["dims"][-1])
+                                              output_dim=cfg["dims"][-1]).to(dev)
 
     class Quiet(pcn_torch.TrainCallback):
         pass
@@ -97,18 +106,27 @@ def run_torch(args):
     kind = pcn_torch.TrainConfig if args.train_accuracy else NoTrainAccuracy
     settings = dict(T_infer=cfg["t_infer"], T_learn=cfg["t_learn"],
                     T_infer_test=cfg["t_infer_test"], lr_infer=cfg["lr_infer"],
-                    lr_learn=cfg["lr_learn"], num_epochs=1, callback=Quiet())
+                    lr_learn=cfg["lr_learn"], num_epochs=1, callback=Quiet(),
+                    use_mixed_precision=args.precision == "fp16")
     conf = kind(**settings)
     train = DataLoader(TensorDataset(xtr, ytr), batch_size=cfg["batch"])
     test = DataLoader(TensorDataset(xte, yte), batch_size=cfg["batch"])
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if dev.type == "cuda":  # warm-up outside the clock: CUDA context, cuBLAS handles
+        warm = kind(**dict(settings, T_infer=2, T_learn=2, T_infer_test=2))
+        pcn_torch.train_pcn(copy.deepcopy(model), DataLoader(TensorDataset(xtr[:cfg["batch"]],
+                            ytr[:cfg["batch"]]), batch_size=cfg["batch"]), warm)
+    sync()
     t0 = time.perf_counter()
     pcn_torch.train_pcn(model, train, conf)
+    sync()
     conf = pcn_torch.TrainConfig(**settings)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = pcn_torch.test_pcn(model, test, conf)
+    sync()
     t_test = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # host memory
     print(json.dumps({"train_s": t_train, "test_s": t_test, "accuracy": res["accuracy"],
                       "peak_mib": peak}))
 
@@ -116,7 +134,8 @@ def run_torch(args):
 def run_side(args, side, extra_env=None):
     cmd = [sys.executable, __file__, "--side", side, "--data", args.data, "--config",
            args.config, "--threads", str(args.threads), "--batches", str(args.batches),
-           "--build", args.build] + (["--train-accuracy"] if args.train_accuracy else [])
+           "--build", args.build, "--device", args.device, "--precision", args.precision] + (
+           ["--train-accuracy"] if args.train_accuracy else [])
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), **(extra_env or {}))
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -133,18 +152,47 @@ def run_pcn_dist(args):
                   "--t-infer-test", str(cfg["t_infer_test"]), "--lr-infer", str(cfg["lr_infer"]),
                   "--lr-learn", str(cfg["lr_learn"]), "--epochs", "1", "--shuffle", "0",
                   "--progress", "0", "--train-accuracy-every",
-                  "1" if args.train_accuracy else "0"]
+                  "1" if args.train_accuracy else "0", "--device", args.device,
+                  "--precision", args.precision]
         metrics = os.path.join(tmp, "m.jsonl")
         subprocess.run([exe, "train", *common, "--checkpoint", ck, "--metrics", metrics],
                        check=True, capture_output=True, text=True)
         with open(metrics) as f:  # the epoch's own wall time, without start-up and test
             t_train = [json.loads(l) for l in f if '"epoch"' in l][-1]["seconds"]
         out = subprocess.run([exe, "test", "--data", args.data, "--checkpoint", ck, "--json",
-                              "--progress", "0"], check=True, capture_output=True, text=True).stdout
+                              "--progress", "0", "--device", args.device, "--precision",
+                              args.precision], check=True, capture_output=True, text=True).stdout
     res = json.loads(out.strip().splitlines()[-1])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # pcn_dist runs
     print(json.dumps({"train_s": t_train, "test_s": res["seconds"], "accuracy": res["accuracy"],
                       "peak_mib": peak}))
+
+
+def cublas_rate(args):
+    """GFLOP/s of one step's matrix products (A = X W^T and X += H W per layer and the
+    readout, B rows) through torch's cuBLAS at --precision, median of 20 timed repeats."""
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+    cfg = CONFIGS[args.config]
+    dims, B, dev = cfg["dims"], cfg["batch"], torch.device("cuda")
+    shapes = list(zip(dims, dims[1:])) + [(dims[-1], dims[-1])]
+    dt = torch.float16 if args.precision == "fp16" else torch.bfloat16 if args.precision == "bf16" \
+        else torch.float32
+    mats = [(torch.randn(B, i, device=dev, dtype=dt), torch.randn(o, i, device=dev, dtype=dt),
+             torch.randn(B, o, device=dev, dtype=dt)) for o, i in shapes]
+    def step():
+        for x, w, h in mats:
+            x @ w.t()
+            h @ w
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(20):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record(); step(); b.record(); torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1e3)
+    flops = sum(4.0 * B * o * i for o, i in shapes)
+    return flops / sorted(times)[len(times) // 2] / 1e9
 
 
 def sgemm_rate(args):
@@ -167,6 +215,9 @@ def main():
     ap.add_argument("--dataset", help="a pcn-dataset file to train on (e.g. Fashion-MNIST from "
                     "pcn_convert) instead of synthetic data: its first BATCHES x B training rows "
                     "and its whole test split")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16"], default="fp32",
+                    help="GPU inference products on both sides (fp16: pcn-torch's autocast)")
     ap.add_argument("--side", choices=["torch", "pcn_dist"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -181,7 +232,8 @@ def main():
             subset(args.dataset, args.data, args.batches * cfg["batch"])
         else:
             make_data(args.data, cfg, args.batches)
-        bench = sgemm_rate(args)
+        rate = cublas_rate(args) * 1e9 if args.device == "cuda" else \
+            sgemm_rate(args)["learn"]["floor_gflops"] * 1e9
         ours = run_side(args, "pcn_dist")
         theirs = run_side(args, "torch")
     # Cost model: (T_infer + T_learn + T_acc) * 4 * B * P flops per batch.
@@ -189,13 +241,12 @@ def main():
     P = sum(a * b for a, b in zip(dims, dims[1:])) + dims[-1] * dims[-1]
     t_acc = cfg["t_infer_test"] if args.train_accuracy else 0
     flops = (cfg["t_infer"] + cfg["t_learn"] + t_acc) * 4.0 * B * P
-    rate = bench["learn"]["floor_gflops"] * 1e9
     floor = flops / rate
     per_batch = [ours["train_s"] / args.batches, theirs["train_s"] / args.batches]
     print(f"config {args.config}: dims {dims}, batch {B}, T_infer {cfg['t_infer']}, T_learn "
           f"{cfg['t_learn']}, T_infer_test {cfg['t_infer_test']}, {args.batches} batches, "
           f"{args.threads} threads, train accuracy {'on' if args.train_accuracy else 'off'} "
-          "(pcn-torch: always on)")
+          f"(pcn-torch: always on), device {args.device}, precision {args.precision}")
     print(f"{'':22}{'pcn_dist':>12}{'pcn-torch':>12}{'ratio':>9}")
     print(f"{'s / training batch':22}{per_batch[0]:12.3f}{per_batch[1]:12.3f}"
           f"{per_batch[1] / per_batch[0]:9.2f}")
@@ -205,9 +256,11 @@ def main():
     print(f"{'peak memory MiB':22}{pk[0]:12.0f}{pk[1]:12.0f}{pk[1] / pk[0]:9.2f}")
     chance = "" if args.dataset else f"  (synthetic random labels: chance {1 / dims[-1]:.2f})"
     print(f"{'test accuracy':22}{ours['accuracy']:12.4f}{theirs['accuracy']:12.4f}{chance}")
+    lib = "cuBLAS" if args.device == "cuda" else "sgemm"
     print(f"pcn_dist vs floor: {per_batch[0]:.3f} s / batch against {floor:.3f} s "
-          f"({flops / 1e9:.1f} GFLOP at the sgemm rate {rate / 1e9:.0f} GFLOP/s measured now): "
-          f"{per_batch[0] / floor:.2f}x")
+          f"({flops / 1e9:.1f} GFLOP at the {lib} rate {rate / 1e9:.0f} GFLOP/s measured now): "
+          f"{per_batch[0] / floor:.2f}x; achieved {flops / per_batch[0] / 1e12:.2f} TFLOP/s "
+          f"(cost-model flops / time; pcn-torch {flops / per_batch[1] / 1e12:.2f})")
 
 
 if __name__ == "__main__":
