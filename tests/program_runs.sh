@@ -9,6 +9,11 @@
 #               and the resumed run ends bitwise identical to the unbroken one;
 #   stream      --data-mode stream trains bitwise like the default memory mode;
 #   keep        periodic checkpoints keep the last K files, each loadable.
+#   gpu         (exit 77 without a GPU) --device cuda in float32 trains like --device cpu to
+#               1e-4 relative; P = 2 sharing one GPU with --comm mpi matches P = 1 to 1e-5;
+#               P = 1 with --comm nccl matches --comm mpi to 1e-5; a GPU run stopped and
+#               resumed ends bitwise identical to the unbroken GPU run; --precision fp16
+#               trains and its test accuracy is reported.
 # Usage: program_runs.sh CASE   (PCN_DIST, PCN_TESTTOOL, MPIEXEC, SCRATCH from CTest)
 set -u
 case_name=$1
@@ -72,6 +77,24 @@ signal)
     mpi 2 train --resume part.h5 --checkpoint part.h5 --progress 0 > res.log 2>&1 || fail "resume: $(cat res.log)"
   fi
   "$PCN_TESTTOOL" compare part.h5 full.h5 exact || fail "SIGUSR1 stop and resume is not bitwise identical"
+  ;;
+gpu)
+  [ "$("$PCN_TESTGPU" count)" -gt 0 ] 2>/dev/null || { echo "no GPU: not run"; exit 77; }
+  mpi 1 train "${common[@]}" --device cpu --checkpoint cpu.h5 > cpu.log 2>&1 || fail "cpu: $(cat cpu.log)"
+  mpi 1 train "${common[@]}" --device cuda --comm mpi --checkpoint g1.h5 > g1.log 2>&1 || fail "gpu: $(cat g1.log)"
+  grep "^device:" g1.log
+  "$PCN_TESTTOOL" compare g1.h5 cpu.h5 1e-4 || fail "GPU run differs from the CPU run"
+  mpi 2 train "${common[@]}" --device cuda --comm mpi --checkpoint g2.h5 > g2.log 2>&1 || fail "P=2: $(cat g2.log)"
+  "$PCN_TESTTOOL" compare g2.h5 g1.h5 1e-5 || fail "P=2 on one GPU differs from P=1"
+  mpi 1 train "${common[@]}" --device cuda --comm nccl --checkpoint gn.h5 > gn.log 2>&1 || fail "nccl: $(cat gn.log)"
+  "$PCN_TESTTOOL" compare gn.h5 g1.h5 1e-5 || fail "NCCL run differs from the staged-MPI run"
+  mpi 1 train "${common[@]}" --device cuda --checkpoint gp.h5 --stop-after-batches 3 > gs.log 2>&1
+  rc=$?; [ $rc -eq 3 ] || fail "stopped GPU run exited $rc, want 3: $(cat gs.log)"
+  mpi 1 train --resume gp.h5 --checkpoint gp.h5 --device cuda --progress 0 > gr.log 2>&1 || fail "resume: $(cat gr.log)"
+  mpi 1 train "${common[@]}" --device cuda --checkpoint gf.h5 > gf.log 2>&1 || fail "$(cat gf.log)"
+  "$PCN_TESTTOOL" compare gp.h5 gf.h5 exact || fail "GPU resume is not bitwise identical"
+  mpi 1 train "${common[@]}" --device cuda --precision fp16 --checkpoint h.h5 > h.log 2>&1 || fail "fp16: $(cat h.log)"
+  grep "^test" h.log
   ;;
 keep)
   # --checkpoint-every 2 --keep-checkpoints 3 over 10 batches: c.h5, c.h5.1, c.h5.2, each a
