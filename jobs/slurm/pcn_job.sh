@@ -176,7 +176,7 @@ pcn_job_main() {
   mkdir -p "$run_dir" || exit 1
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
   echo "== job ${SLURM_JOB_ID} restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST}:" \
-       "${SLURM_NTASKS} ranks on ${SLURM_JOB_NUM_NODES} nodes"
+       "${SLURM_NTASKS} ranks, ${SLURM_JOB_NUM_NODES} node(s)"
   pcn_launcher
   pcn_device || exit 1
   echo "== launcher: ${LAUNCH[*]}; pcn_dist ${DEVICE_ARGS[*]}"
