@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2015
 # Sourced by the tests in tests/slurm/: skips (77) where slurm-wlm, munge or root are
 # missing, makes the test's folder $dir ($SCRATCH/NAME) and goes there, starts a real
 # one-node cluster in it (cluster.sh; FAKE_GPUS=N declares N fake GPUs) and stops it when
@@ -7,10 +7,12 @@
 command -v slurmctld > /dev/null && command -v munged > /dev/null && [ "$(id -u)" -eq 0 ] || {
   echo "slurm-wlm, munge or root missing: not run"; exit 77; }
 dir=$SCRATCH/$1
+[ -d "$dir/cluster" ] && "$CLUSTER" stop "$dir/cluster"   # left by a run that was killed
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 fail() { echo "FAIL: $*"; for f in "$dir"/*.out; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done; exit 1; }
 cleanup() { scancel --user=root 2>/dev/null; "$CLUSTER" stop "$dir/cluster"; }
 trap cleanup EXIT
+trap 'exit 1' TERM INT   # so that the EXIT trap runs
 out=$("$CLUSTER" start "$dir/cluster") || { echo "$out"; exit 1; }
 eval "$(grep ^export <<<"$out")"
 # Under the sanitizer build: no leak check in the job's processes (MPI singletons and

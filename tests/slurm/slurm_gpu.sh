@@ -15,8 +15,10 @@
 #      (not run on a machine with a real GPU, where the fake devices would mislead it).
 # No GPU computation is tested here. Skipped (77) without slurm-wlm, munge or root.
 # Environment from CTest: PCN_DIST, PCN_TESTTOOL, JOBS, CLUSTER, SCRATCH.
+# shellcheck disable=SC2015  # "A && B || fail" fails when either does, as meant
 set -u
 export FAKE_GPUS=2
+# shellcheck source=SCRIPTDIR/common.sh
 . "$(dirname "$0")/common.sh" slurm_gpu
 gpu=$JOBS/pcn_train_gpu.sbatch
 export PCN_DATA=$dir/data.h5

@@ -5,7 +5,9 @@
 # checkpoint and ends bitwise identical to the unbroken job. The cluster is stopped at the
 # end, also on failure. Skipped (77) where slurm-wlm/munge are missing or not root.
 # Environment from CTest: PCN_DIST, PCN_TESTTOOL, SBATCH_SCRIPT, CLUSTER, SCRATCH.
+# shellcheck disable=SC2015  # "A && B || fail" fails when either does, as meant
 set -u
+# shellcheck source=SCRIPTDIR/common.sh
 . "$(dirname "$0")/common.sh" slurm_job
 export PCN_DIST PCN_DATA=$dir/data.h5
 "$PCN_TESTTOOL" mkdata "$PCN_DATA" 2000 100 64 4 7 || fail "mkdata"

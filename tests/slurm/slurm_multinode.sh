@@ -6,7 +6,9 @@
 # nodes cannot read stops the job in the preflight with a message, without training or
 # requeueing. Several real nodes are not tested. Skipped (77) without slurm-wlm, munge, root.
 # Environment from CTest: PCN_DIST, PCN_TESTTOOL, JOBS, CLUSTER, SCRATCH.
+# shellcheck disable=SC2015  # "A && B || fail" fails when either does, as meant
 set -u
+# shellcheck source=SCRIPTDIR/common.sh
 . "$(dirname "$0")/common.sh" slurm_multinode
 export PCN_DIST PCN_DATA=$dir/data.h5
 "$PCN_TESTTOOL" mkdata "$PCN_DATA" 1000 100 32 4 5 || fail "mkdata"

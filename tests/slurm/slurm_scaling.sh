@@ -6,7 +6,9 @@
 # Markdown table and, where gnuplot exists, the PNG plots; RUNNER=slurm (one job per P)
 # does the same for a weak-scaling study. Skipped (77) without slurm-wlm, munge or root.
 # Environment from CTest: PCN_DIST, PCN_TESTTOOL, STUDY, CLUSTER, SCRATCH.
+# shellcheck disable=SC2015  # "A && B || fail" fails when either does, as meant
 set -u
+# shellcheck source=SCRIPTDIR/common.sh
 . "$(dirname "$0")/common.sh" slurm_scaling
 export OMP_NUM_THREADS=1 PCN_DIST
 "$PCN_TESTTOOL" mkdata "$dir/d.h5" 600 100 32 4 5 || fail mkdata
