@@ -2,6 +2,7 @@
 # Proves that jobs/scaling/study.sh, run here with P = 1, 2 on a small config, produces the
 # CSV (one row per P, speedup 1 at P = 1, the same final energy at both P up to 1e-5), the
 # Markdown table and, where gnuplot exists, the two PNG plots; for strong and large modes.
+# And that a run that fails is named and fails the study (the report still made).
 set -u
 dir=$SCRATCH/scaling && rm -rf "$dir" && mkdir -p "$dir" || exit 1
 fail() { echo "FAIL: $*"; exit 1; }
@@ -24,4 +25,8 @@ done
 # Strong scaling: the same training at P = 1 and 2 ends at the same energy.
 awk -F, 'NR == 2 { e = $10 } NR == 3 { d = $10 - e; if (d < 0) d = -d; if (d > 1e-5 * (e < 0 ? -e : e)) exit 1 }' \
   "$dir/out/strong.csv" || fail "strong: final energies differ: $(cat "$dir/out/strong.csv")"
-echo "PASS: scaling study tables and plots"
+# A run that cannot train (ARGS names a width the data does not have).
+ARGS="--dims 31,4 --epochs 1" "$STUDY" weak "$dir/bad" 1 > "$dir/bad.txt" 2>&1 \
+  && fail "a study whose run failed succeeded: $(cat "$dir/bad.txt")"
+grep -q "no metrics from weak-p1" "$dir/bad.txt" || fail "the failed run is not named: $(cat "$dir/bad.txt")"
+echo "PASS: scaling study tables and plots; a failed run fails the study"

@@ -37,6 +37,8 @@ def rows_of(out, mode):
         batches, epochs, test = load(path)
         if not batches or not epochs:
             continue
+        if epochs[0].get("ranks", p) != p:  # the run must have had the ranks its name says
+            sys.exit(f"{path}: the run had {epochs[0]['ranks']} ranks, its name says {p}")
         seconds = sum(e["seconds"] for e in epochs)
         samples = sum(b["samples"] for b in batches)
         comm = sum(e["seconds_max"]["collectives"] for e in epochs)

@@ -4,6 +4,9 @@
 # ports of their own, so it touches nothing of the machine's and can run beside another.
 #   cluster.sh start DIR   # prints "export SLURM_CONF=DIR/slurm.conf" once the node is idle
 #   cluster.sh stop DIR    # ends the three daemons (also after a failure)
+# With FAKE_GPUS=N the node also declares N GPUs (GRES gpu) whose device files
+# DIR/dev/gpuI are links to /dev/null: Slurm schedules, counts and binds them (it sets
+# CUDA_VISIBLE_DEVICES) as it does real ones, but nothing can compute on them.
 # Needs Debian's slurm-wlm and munge, and root (slurmd runs jobs as their user).
 set -u
 cmd=$1 dir=$(mkdir -p "$2" && cd "$2" && pwd)
@@ -33,7 +36,12 @@ start() {
   munged --key-file="$dir/key/munge.key" --socket="$dir/munge/munge.sock" \
          --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
          --seed-file="$dir/munge/seed" || { echo "munged did not start"; return 1; }
-  local base=$(( 20000 + (RANDOM % 2000) * 2 ))
+  local base=$(( 20000 + (RANDOM % 2000) * 2 )) gres="" gpus=${FAKE_GPUS:-0}
+  if [ "$gpus" -gt 0 ]; then
+    mkdir -p "$dir/dev" && for i in $(seq 0 $(( gpus - 1 ))); do ln -sf /dev/null "$dir/dev/gpu$i"; done
+    echo "NodeName=localhost Name=gpu File=$dir/dev/gpu[0-$(( gpus - 1 ))]" > "$dir/gres.conf"
+    gres="Gres=gpu:$gpus"
+  fi
   cat > "$dir/slurm.conf" <<CONF
 ClusterName=pcntest
 SlurmctldHost=localhost
@@ -53,12 +61,14 @@ SlurmdPort=$(( base + 1 ))
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
 JobRequeue=1
-NodeName=localhost CPUs=$(nproc) State=UNKNOWN
+${gres:+GresTypes=gpu}
+NodeName=localhost CPUs=$(nproc) $gres State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
   export SLURM_CONF=$dir/slurm.conf

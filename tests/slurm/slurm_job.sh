@@ -5,33 +5,13 @@
 # checkpoint and ends bitwise identical to the unbroken job. The cluster is stopped at the
 # end, also on failure. Skipped (77) where slurm-wlm/munge are missing or not root.
 # Environment from CTest: PCN_DIST, PCN_TESTTOOL, SBATCH_SCRIPT, CLUSTER, SCRATCH.
+# shellcheck disable=SC2015  # "A && B || fail" fails when either does, as meant
 set -u
-command -v slurmctld > /dev/null && command -v munged > /dev/null && [ "$(id -u)" -eq 0 ] || {
-  echo "slurm-wlm, munge or root missing: not run"; exit 77; }
-dir=$SCRATCH/slurm_job
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
-fail() { echo "FAIL: $*"; for f in "$dir"/*.out; do echo "--- $f"; cat "$f"; done; exit 1; }
-cleanup() { scancel --user=root 2>/dev/null; "$CLUSTER" stop "$dir/cluster"; }
-trap cleanup EXIT
-out=$("$CLUSTER" start "$dir/cluster") || { echo "$out"; exit 1; }
-eval "$(grep ^export <<<"$out")"
-# Under the sanitizer build: no leak check in the job's processes (MPI singletons and
-# srun-launched ranks trip LeakSanitizer inside Open MPI); errors are still caught.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "$0")/common.sh" slurm_job
 export PCN_DIST PCN_DATA=$dir/data.h5
 "$PCN_TESTTOOL" mkdata "$PCN_DATA" 2000 100 64 4 7 || fail "mkdata"
 export PCN_ARGS="--dims 64,48,24 --output-dim 4 --epochs 12 --batch-size 50 --t-infer 10 --t-learn 10 --t-infer-test 20 --lr-learn 0.05 --seed 3"
-
-# state JOBID: the job's state from slurmctld (no accounting database needed)
-state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
-wait_done() {
-  for _ in $(seq 900); do
-    case $(state "$1") in COMPLETED) return 0 ;; FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) return 1 ;; esac
-    sleep 0.2
-  done
-  return 1
-}
 
 # 1. The unbroken job.
 a=$(PCN_RUN_DIR=$dir/a sbatch --parsable -n 2 -o "$dir/a.out" "$SBATCH_SCRIPT") || fail "sbatch"
@@ -44,12 +24,14 @@ b=$(PCN_RUN_DIR=$dir/b sbatch --parsable -n 2 -o "$dir/b.out" "$SBATCH_SCRIPT") 
 for _ in $(seq 600); do [ -s "$dir/b/metrics.jsonl" ] && break; sleep 0.05; done
 [ -s "$dir/b/metrics.jsonl" ] || fail "job $b never started training"
 scancel --signal=USR1 --batch "$b" || fail "scancel --signal=USR1"
-# Slurm holds a requeued job for about two minutes before it may start again; release it.
+# Slurm holds a requeued job for about two minutes before it may start again; release it,
+# but not within the second of the requeue: slurmd refuses a credential issued in the same
+# second as the one it revoked ("Job credential revoked").
 for _ in $(seq 300); do
   scontrol show job "$b" | grep -q 'Restarts=[1-9]' && [ "$(state "$b")" = PENDING ] && break
   sleep 0.1
 done
-scontrol update JobId="$b" StartTime=now 2>/dev/null
+scontrol update JobId="$b" StartTime=now+2 2>/dev/null
 wait_done "$b" || fail "job $b did not complete: $(state "$b")"
 grep -q "requeueing" b.out || fail "job $b was not requeued (did it finish before the signal?)"
 grep -q "restart 1" b.out && grep -q "resuming from" b.out || fail "job $b did not resume"

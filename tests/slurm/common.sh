@@ -1,0 +1,32 @@
+# shellcheck shell=bash disable=SC2015
+# Sourced by the tests in tests/slurm/: skips (77) where slurm-wlm, munge or root are
+# missing, makes the test's folder $dir ($SCRATCH/NAME) and goes there, starts a real
+# one-node cluster in it (cluster.sh; FAKE_GPUS=N declares N fake GPUs) and stops it when
+# the test ends, also on failure. Gives fail MESSAGE, state JOBID and wait_done JOBID.
+# Environment from CTest: CLUSTER, SCRATCH (and what each test names).
+command -v slurmctld > /dev/null && command -v munged > /dev/null && [ "$(id -u)" -eq 0 ] || {
+  echo "slurm-wlm, munge or root missing: not run"; exit 77; }
+dir=$SCRATCH/$1
+[ -d "$dir/cluster" ] && "$CLUSTER" stop "$dir/cluster"   # left by a run that was killed
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
+fail() { echo "FAIL: $*"; for f in "$dir"/*.out; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done; exit 1; }
+cleanup() { scancel --user=root 2>/dev/null; "$CLUSTER" stop "$dir/cluster"; }
+trap cleanup EXIT
+trap 'exit 1' TERM INT   # so that the EXIT trap runs
+out=$("$CLUSTER" start "$dir/cluster") || { echo "$out"; exit 1; }
+eval "$(grep ^export <<<"$out")"
+# Under the sanitizer build: no leak check in the job's processes (MPI singletons and
+# srun-launched ranks trip LeakSanitizer inside Open MPI); errors are still caught.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+
+# state JOBID: the job's state from slurmctld (no accounting database needed)
+state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
+# wait_done JOBID: 0 once the job completed, 1 when it ended otherwise or after 180 s
+wait_done() {
+  for _ in $(seq 900); do
+    case $(state "$1") in COMPLETED) return 0 ;; FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) return 1 ;; esac
+    sleep 0.2
+  done
+  return 1
+}
