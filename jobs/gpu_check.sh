@@ -252,17 +252,18 @@ fi
 # Output goes to the log; write files for later reading under $OUT.
 # =====================================================================================================
 bench_hook() {
-  step bench_pcn_bench_cifar 120 '
-    has_opt pcn_bench --device || { echo "pcn_bench has no --device option in this build"; exit 77; }
-    pcn_bench --dims 3072,1000,500,10 --batch 500 --device cuda --repeats 20 --warmup 3'
-  step bench_pcn_bench_fmnist 90 '
-    has_opt pcn_bench --device || { echo "pcn_bench has no --device option in this build"; exit 77; }
-    pcn_bench --dims 784,256,64,10 --batch 256 --device cuda --repeats 20 --warmup 3'
-  step bench_compare_cifar 240 '
-    py=$PCN_BUNDLE/src/jobs/bench/compare_pcn_torch.py
-    python3 -c "import pcn_torch" 2> /dev/null || { echo "pcn_torch is not importable (pip_whl)"; exit 77; }
-    has_opt python3 "$py" --device || { echo "compare_pcn_torch.py has no --device option yet"; exit 77; }
-    python3 "$py" --device cuda --config cifar --batches 2 --build "$PCN_BUNDLE/wrap"'
+  # The issue's side-by-side: pcn-torch's CIFAR-10 config on synthetic data, float32 on both
+  # sides (TF32 off) and fp16 inference (pcn-torch's autocast default); then the quickstart
+  # config; then pcn_dist alone with CUDA graphs off, for their effect.
+  local py='$PCN_BUNDLE/src/jobs/bench/compare_pcn_torch.py'
+  step bench_cifar_fp32 200 "python3 -c 'import pcn_torch' || exit 77
+    python3 $py --device cuda --config cifar --batches 4 --build \$PCN_BUNDLE/wrap --precision fp32"
+  step bench_cifar_fp16 150 "python3 -c 'import pcn_torch' || exit 77
+    python3 $py --device cuda --config cifar --batches 4 --build \$PCN_BUNDLE/wrap --precision fp16"
+  step bench_fmnist_fp32 120 "python3 -c 'import pcn_torch' || exit 77
+    python3 $py --device cuda --config fmnist --batches 30 --train-accuracy --build \$PCN_BUNDLE/wrap"
+  step bench_fmnist_nographs 120 "python3 -c 'import pcn_torch' || exit 77
+    PCN_CUDA_GRAPHS=0 python3 $py --device cuda --config fmnist --batches 30 --train-accuracy --build \$PCN_BUNDLE/wrap"
 }
 # ===================================================================================== end of hook
 
