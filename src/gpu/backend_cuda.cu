@@ -98,7 +98,7 @@ enum {
 typedef struct {
     unsigned char key[MAX_KEY];
     size_t len;
-    cudaGraphExec_t exec;
+    cudaGraphExec_t exec; // NULL: seen once, not recorded yet
 } graph_entry;
 
 static struct {
@@ -424,7 +424,8 @@ static void cuda_normal_rows(uint64_t seed, uint32_t first_row, uint32_t c1, uin
 }
 
 static void drop_graphs(void) {
-    for (int i = 0; i < g.n_graphs; i++) cudaGraphExecDestroy(g.graphs[i].exec);
+    for (int i = 0; i < g.n_graphs; i++)
+        if (g.graphs[i].exec) cudaGraphExecDestroy(g.graphs[i].exec);
     g.n_graphs = g.next_graph = 0;
 }
 
@@ -485,24 +486,32 @@ static void cuda_replay(const void *key, size_t len, void (*body)(void *), void 
         body(ctx);
         return;
     }
-    for (int i = 0; i < g.n_graphs; i++)
-        if (g.graphs[i].len == len && memcmp(g.graphs[i].key, key, len) == 0) {
-            PCN_CUDA_CHECK(cudaGraphLaunch(g.graphs[i].exec, g.stream));
-            return;
-        }
+    graph_entry *hit = NULL;
+    for (int i = 0; i < g.n_graphs && !hit; i++)
+        if (g.graphs[i].len == len && memcmp(g.graphs[i].key, key, len) == 0) hit = &g.graphs[i];
+    if (hit && hit->exec) {
+        PCN_CUDA_CHECK(cudaGraphLaunch(hit->exec, g.stream));
+        return;
+    }
+    if (!hit) { // first call: run it directly (cuBLAS picks and loads its kernels outside
+                // any capture), remember the key, record on the second call
+        hit = &g.graphs[g.next_graph];
+        if (g.n_graphs == MAX_GRAPHS && hit->exec) cudaGraphExecDestroy(hit->exec); // oldest
+        else if (g.n_graphs < MAX_GRAPHS) g.n_graphs++;
+        g.next_graph = (g.next_graph + 1) % MAX_GRAPHS;
+        memcpy(hit->key, key, len);
+        hit->len = len;
+        hit->exec = NULL;
+        body(ctx);
+        return;
+    }
     cudaGraph_t graph;
     PCN_CUDA_CHECK(cudaStreamBeginCapture(g.stream, cudaStreamCaptureModeThreadLocal));
     body(ctx);
     PCN_CUDA_CHECK(cudaStreamEndCapture(g.stream, &graph));
-    graph_entry *slot = &g.graphs[g.next_graph];
-    if (g.n_graphs == MAX_GRAPHS) cudaGraphExecDestroy(slot->exec); // the oldest goes
-    else g.n_graphs++;
-    g.next_graph = (g.next_graph + 1) % MAX_GRAPHS;
-    PCN_CUDA_CHECK(cudaGraphInstantiate(&slot->exec, graph, 0));
+    PCN_CUDA_CHECK(cudaGraphInstantiate(&hit->exec, graph, 0));
     PCN_CUDA_CHECK(cudaGraphDestroy(graph));
-    memcpy(slot->key, key, len);
-    slot->len = len;
-    PCN_CUDA_CHECK(cudaGraphLaunch(slot->exec, g.stream));
+    PCN_CUDA_CHECK(cudaGraphLaunch(hit->exec, g.stream));
 }
 
 static pcn_backend_ops make_ops(void) {
