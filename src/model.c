@@ -171,27 +171,36 @@ pcn_status pcn_model_to_device(pcn_model *m, pcn_device dev) {
     if (dev != PCN_DEVICE_CPU && dev != PCN_DEVICE_CUDA)
         return pcn_set_error(PCN_EINVAL, "device must be cpu or cuda, got %d", (int)dev);
     if (dev == m->device) return PCN_OK;
-    const size_t n = m->woff[m->L + 1], bytes = n * sizeof(float);
     const pcn_backend_ops *to = dev == PCN_DEVICE_CUDA ? pcn_gpu_backend() : &pcn_backend_cpu;
     if (!to)
         return pcn_set_error(PCN_EINVAL, pcn_cuda_device_count() > 0
                                  ? "no CUDA device selected: call pcn_cuda_select() first"
                                  : "no CUDA device: this libpcn has no CUDA support or sees no "
                                    "GPU");
+    return pcn_model_to_backend(m, to, dev);
+}
+
+pcn_status pcn_model_to_backend(pcn_model *m, const pcn_backend_ops *to, pcn_device dev) {
+    const size_t n = m->woff[m->L + 1], bytes = n * sizeof(float);
     float *w = to->alloc(bytes), *g = to->alloc(bytes);
     if (!w || !g) {
         to->release(w), to->release(g);
         return pcn_set_error(PCN_ENOMEM, "out of %s memory for %zu weights",
-                             dev == PCN_DEVICE_CUDA ? "GPU" : "host", n);
+                             to->on_device ? "device" : "host", n);
     }
-    if (dev == PCN_DEVICE_CUDA) { // host copy stays as hw
-        to->upload(w, m->hw, bytes);
+    if (to->on_device) { // the host copy stays (or becomes) hw
+        float *host = m->hw;
+        if (m->ops->on_device) { // device to device: through the host copy
+            pcn_model_pull(m);
+            m->ops->release(m->w);
+        }
+        to->upload(w, host, bytes);
         m->ops->release(m->g);
     } else { // back to the host: hw becomes the compute buffer
         pcn_model_pull(m);
         memcpy(w, m->hw, bytes);
         m->ops->release(m->w), m->ops->release(m->g);
-        pcn_free(m->hw);
+        if (m->hw != m->w) pcn_free(m->hw);
         m->hw = w;
     }
     m->w = w, m->g = g, m->ops = to, m->device = dev;

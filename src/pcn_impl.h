@@ -88,6 +88,9 @@ uint64_t pcn_rng_u64(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2, uint6
 // ----------------------------------------------------------------------------------------
 
 void pcn_model_set_backend(pcn_model *model, const pcn_backend_ops *ops);
+// Moves the model's compute to backend `to` (pcn_model_to_device with any backend; tests
+// run the device paths on an emulated device with it). Local.
+pcn_status pcn_model_to_backend(pcn_model *model, const pcn_backend_ops *to, pcn_device dev);
 // Device models: host copy -> device weights (push) and back (pull). No-ops on the host.
 void pcn_model_push(pcn_model *model);
 void pcn_model_pull(pcn_model *model);
@@ -144,7 +147,8 @@ typedef struct pcn_collectives {
     int rank, size;
     // In-place global sums. Collective.
     pcn_status (*sum_f64)(void *ctx, double *v, int n);
-    pcn_status (*sum_f32)(void *ctx, float *v, size_t n);
+    // where: the backend whose memory v is in (NULL or a host backend: host memory).
+    pcn_status (*sum_f32)(void *ctx, float *v, size_t n, const pcn_backend_ops *where);
     // Agreement on a local status: every rank returns the status and message (in
     // pcn_last_error()) of the lowest failing rank. Collective.
     pcn_status (*agree)(void *ctx, pcn_status local);

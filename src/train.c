@@ -459,7 +459,7 @@ static pcn_status learn(trainer *t, int t_steps, double lr) {
         pcn_step_gradient(t->m, t->s, true);
         if (t->coll) {
             double t0 = pcn_now();
-            st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1]);
+            st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1], t->m->ops);
             t->pos.seconds[T_COMM] += pcn_now() - t0;
             if (st != PCN_OK) return st;
         }

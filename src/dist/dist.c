@@ -19,15 +19,14 @@
 #include "pcn_gpu.h"
 #include "pcn_impl.h"
 
-typedef enum { SUM_HOST, SUM_STAGED, SUM_NCCL } sum_path;
 
 struct pcn_comm {
     MPI_Comm comm;         // duplicate of the caller's communicator
     MPI_Comm node;         // processes sharing this node's memory
     int rank, size, local_rank, local_size;
     pcn_collectives coll;  // what the engine's loops call
-    sum_path f32_path;     // how float sums (the gradients) travel
-    float *stage;          // host buffer of SUM_STAGED
+    bool nccl;             // device buffers are summed with NCCL (else staged through stage)
+    float *stage;          // host buffer for device sums through MPI
     size_t stage_len;
 };
 
@@ -73,20 +72,25 @@ static void sum_host_f32(pcn_comm *c, float *v, size_t n) {
 }
 
 pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n) {
-    if (c->f32_path == SUM_NCCL) return pcn_gpu_nccl_sum(v, n); // also at P = 1: one path
-    if (c->f32_path == SUM_HOST || c->size == 1) {
-        if (c->f32_path == SUM_HOST) sum_host_f32(c, v, n);
-        return PCN_OK;
-    }
-    const pcn_backend_ops *gpu = pcn_gpu_backend();
+    sum_host_f32(c, v, n);
+    return PCN_OK;
+}
+
+// A sum of n floats in the memory of backend `where`: host memory directly; device memory
+// with NCCL (also at P = 1, so that one path is always exercised), or staged through a host
+// buffer for MPI.
+static pcn_status sum_f32_in(pcn_comm *c, float *v, size_t n, const pcn_backend_ops *where) {
+    if (!where || !where->on_device) return pcn_dist_sum_f32(c, v, n);
+    if (c->nccl) return pcn_gpu_nccl_sum(v, n);
+    if (c->size == 1) return PCN_OK;
     if (n > c->stage_len) { // grows once, at the first sum of a model
         free(c->stage);
         if (!(c->stage = malloc(n * sizeof(float)))) pcn_fatal("out of memory staging %zu floats", n);
         c->stage_len = n;
     }
-    gpu->download(c->stage, v, n * sizeof(float));
+    where->download(c->stage, v, n * sizeof(float));
     sum_host_f32(c, c->stage, n);
-    gpu->upload(v, c->stage, n * sizeof(float));
+    where->upload(v, c->stage, n * sizeof(float));
     return PCN_OK;
 }
 
@@ -103,7 +107,9 @@ pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local) {
 }
 
 static pcn_status coll_sum_f64(void *ctx, double *v, int n) { return pcn_dist_sum_f64(ctx, v, n); }
-static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) { return pcn_dist_sum_f32(ctx, v, n); }
+static pcn_status coll_sum_f32(void *ctx, float *v, size_t n, const pcn_backend_ops *where) {
+    return sum_f32_in(ctx, v, n, where);
+}
 static pcn_status coll_agree(void *ctx, pcn_status st) { return pcn_dist_agree(ctx, st); }
 
 // ----------------------------------------------------------------------------------------
@@ -130,16 +136,13 @@ pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
                            visible);
     if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
     pcn_gpu_set_timeout(timeout_s);
-    if (kind == PCN_COMM_MPI) {
-        c->f32_path = SUM_STAGED;
-        return PCN_OK;
-    }
+    if (kind == PCN_COMM_MPI) return PCN_OK; // device sums stage through host memory
     unsigned char id[PCN_GPU_NCCL_ID_BYTES] = {0};
     if (c->rank == 0) st = pcn_gpu_nccl_unique_id(id);
     if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
     PCN_MPI_CHECK(MPI_Bcast(id, sizeof id, MPI_BYTE, 0, c->comm));
     st = pcn_dist_agree(c, pcn_gpu_nccl_init(id, c->rank, c->size));
-    if (st == PCN_OK) c->f32_path = SUM_NCCL;
+    if (st == PCN_OK) c->nccl = true;
     return st;
 }
 
@@ -167,7 +170,7 @@ pcn_comm *pcn_dist_init(MPI_Comm comm) {
 
 void pcn_dist_free(pcn_comm *c) {
     if (!c) return;
-    if (c->f32_path == SUM_NCCL) pcn_gpu_nccl_free();
+    if (c->nccl) pcn_gpu_nccl_free();
     free(c->stage);
     MPI_Comm_free(&c->node);
     MPI_Comm_free(&c->comm);

@@ -1,0 +1,187 @@
+/*
+ * test_devpath.c — the trainer's device paths, run on every machine: an emulated device
+ * backend (the CPU backend's arithmetic behind the device contract of backend.h) trains
+ * exactly like the CPU backend, on one process and across ranks.
+ *
+ * The emulated device keeps what makes the device paths different and could hide bugs on
+ * a machine without a GPU:
+ *   - its buffers are its own allocations; the model's host copy (pcn_model_weights) is a
+ *     separate buffer that only push/pull connect, so a missed push or pull shows;
+ *   - its passes return 0: sums exist only between sum_begin and sum_finish and come back
+ *     through sum_read, so a step whose energy the trainer needs but did not ask for reads
+ *     a stale value (poisoned with NaN after every read);
+ *   - replay runs a recorded step's body again, like a graph replay, while the host-side
+ *     value it returns is ignored (a graph returns nothing to the host);
+ *   - gradients across ranks are staged through the collectives' host buffer (where =
+ *     this backend), as --comm mpi does with a GPU.
+ * Since the arithmetic is the CPU backend's, in the same order, the result must be
+ * bitwise the CPU run's: weights, per-batch energies and test outputs, for classification
+ * with per-step callbacks and early stopping, regression, the batch-space and the per-step
+ * learning paths. Run under mpirun with P = 1, 2, 3 (CTest); at P > 1 the batch-space path
+ * is not used by the trainer, the per-step path with staged sums is.
+ *
+ * Usage: mpirun -np P test_devpath
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pcn_dist.h"
+#include "pcn_impl.h"
+#include "testutil.h"
+
+// ---- the emulated device ------------------------------------------------------------------
+
+static struct {
+    bool summing;
+    double acc, total;
+    int replays, uploads, downloads;
+} emu;
+
+static void *emu_alloc(size_t bytes) { return bytes ? calloc(1, bytes) : NULL; }
+static void emu_release(void *p) { free(p); }
+static void emu_upload(void *d, const void *s, size_t n) {
+    emu.uploads++;
+    if (n) memcpy(d, s, n);
+}
+static void emu_download(void *d, const void *s, size_t n) {
+    emu.downloads++;
+    if (n) memcpy(d, s, n);
+}
+static void emu_sync(void) {}
+
+static double emu_error_pass(pcn_activation act, size_t n, float *x, const float *a, float *e,
+                             float *h, float lr) {
+    double s = pcn_backend_cpu.error_pass(act, n, x, a, e, h, lr);
+    if (emu.summing) emu.acc += s;
+    return 0.0;
+}
+static double emu_sup_error(size_t n, const float *yhat, const float *y, float *esup) {
+    double s = pcn_backend_cpu.sup_error(n, yhat, y, esup);
+    if (emu.summing) emu.acc += s;
+    return 0.0;
+}
+static void emu_sum_begin(void) { emu.summing = true, emu.acc = 0.0; }
+static void emu_sum_finish(void) { emu.summing = false, emu.total = emu.acc; }
+static double emu_sum_read(void) {
+    double v = emu.total;
+    emu.total = NAN; // read once: a second read without a new sum is a bug
+    return v;
+}
+static void emu_replay(const void *key, size_t len, void (*body)(void *), void *ctx) {
+    (void)key, (void)len;
+    emu.replays++;
+    body(ctx);
+}
+
+static pcn_backend_ops emu_ops(void) {
+    pcn_backend_ops o = pcn_backend_cpu;
+    o.name = "emulated device";
+    o.on_device = true;
+    o.alloc = emu_alloc, o.release = emu_release;
+    o.upload = emu_upload, o.download = emu_download, o.sync = emu_sync;
+    o.error_pass = emu_error_pass, o.sup_error = emu_sup_error;
+    o.sum_begin = emu_sum_begin, o.sum_finish = emu_sum_finish, o.sum_read = emu_sum_read;
+    o.replay = emu_replay;
+    return o;
+}
+
+// ---- runs ---------------------------------------------------------------------------------
+
+static int inference_calls;
+static void on_step(void *u, int s, double e) {
+    (void)u, (void)s;
+    TU_CHECK(isfinite(e), "a step energy is %g", e);
+    inference_calls++;
+}
+
+typedef struct {
+    const char *name;
+    pcn_task task;
+    pcn_learn_path path;
+    bool callbacks;
+    double early_stop;
+    int train_accuracy_every;
+} run_case;
+
+static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case rc) {
+    const int dims[] = {24, 16, 10}, K = 4;
+    const int64_t n = 133, ntest = 41;
+    bool cls = rc.task == PCN_TASK_CLASSIFICATION;
+    float *x = malloc(n * dims[0] * sizeof(float)), *t = malloc(n * K * sizeof(float));
+    int32_t *lab = malloc(n * sizeof(int32_t));
+    for (int64_t i = 0; i < n; i++) {
+        lab[i] = (int32_t)((i * 5 + i / 7) % K);
+        for (int j = 0; j < dims[0]; j++)
+            x[i * dims[0] + j] = (float)(0.5 * sin(0.91 * (double)(i * dims[0] + j))) + (j % K == lab[i]);
+        for (int k = 0; k < K; k++) t[i * K + k] = (float)cos(0.3 * (double)(i + k));
+    }
+    pcn_arrays atr = {x, cls ? lab : NULL, cls ? NULL : t, n, dims[0], cls ? 0 : K};
+    pcn_arrays ate = {x + (n - ntest) * dims[0], cls ? lab + (n - ntest) : NULL,
+                      cls ? NULL : t + (n - ntest) * K, ntest, dims[0], cls ? 0 : K};
+    pcn_data dtr = pcn_data_from_arrays(&atr), dte = pcn_data_from_arrays(&ate);
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH;
+    mp.mode = rc.task, mp.seed = 21;
+    pcn_model *cpu = pcn_model_init(&mp), *dev = pcn_model_init(&mp);
+    TU_CHECK(pcn_model_to_backend(dev, emu_backend, PCN_DEVICE_CUDA) == PCN_OK, "%s", pcn_last_error());
+    TU_CHECK(pcn_model_weights(dev) != dev->w, "%s: the host copy is the device buffer", rc.name);
+    pcn_train_params p = pcn_train_default_params();
+    p.task = rc.task, p.t_infer = 9, p.t_learn = 7, p.t_infer_test = 12, p.batch_size = 30;
+    p.lr_infer = 0.1, p.lr_learn = 0.05, p.num_epochs = 2, p.seed = 3, p.learn_path = rc.path;
+    p.early_stop_threshold = rc.early_stop, p.lr_schedule = PCN_LR_PLATEAU;
+    p.train_accuracy_every = rc.train_accuracy_every;
+    if (rc.callbacks) p.callbacks.on_inference_step = on_step, p.callbacks.on_learning_step = on_step;
+    pcn_history *hc = pcn_history_init(), *hd = pcn_history_init();
+    inference_calls = 0;
+    TU_CHECK(pcn_dist_train(cpu, &dtr, &p, hc, c) == PCN_OK, "%s cpu: %s", rc.name, pcn_last_error());
+    int cpu_calls = inference_calls;
+    inference_calls = 0;
+    emu.replays = emu.uploads = emu.downloads = 0;
+    TU_CHECK(pcn_dist_train(dev, &dtr, &p, hd, c) == PCN_OK, "%s dev: %s", rc.name, pcn_last_error());
+    TU_CHECK(inference_calls == cpu_calls, "%s: %d callbacks, CPU %d", rc.name, inference_calls, cpu_calls);
+    TU_CHECK(emu.replays > 0 && emu.uploads > 0 && emu.downloads > 0,
+             "%s: the device paths did not run (%d replays, %d uploads, %d downloads)", rc.name,
+             emu.replays, emu.uploads, emu.downloads);
+    char label[160];
+    snprintf(label, sizeof label, "%s: weights (bitwise)", rc.name);
+    tu_close_f(label, pcn_model_weights(dev), pcn_model_weights(cpu), pcn_model_num_weights(cpu), 0, 0);
+    for (int s = 0; s < PCN_HIST_COUNT; s++) {
+        size_t len = pcn_history_len(hc, (pcn_history_series)s);
+        TU_CHECK(len == pcn_history_len(hd, (pcn_history_series)s), "%s: %s lengths", rc.name,
+                 pcn_history_series_name((pcn_history_series)s));
+        snprintf(label, sizeof label, "%s: %s (bitwise)", rc.name,
+                 pcn_history_series_name((pcn_history_series)s));
+        if (len == pcn_history_len(hd, (pcn_history_series)s))
+            tu_close_d(label, pcn_history_data(hd, (pcn_history_series)s),
+                       pcn_history_data(hc, (pcn_history_series)s), len, 0, 0);
+    }
+    pcn_test_result rcpu, rdev;
+    float *ycpu = calloc((size_t)ntest * K, sizeof(float)), *ydev = calloc((size_t)ntest * K, sizeof(float));
+    TU_CHECK(pcn_dist_test(cpu, &dte, &p, &rcpu, ycpu, c) == PCN_OK, "%s", pcn_last_error());
+    TU_CHECK(pcn_dist_test(dev, &dte, &p, &rdev, ydev, c) == PCN_OK, "%s", pcn_last_error());
+    snprintf(label, sizeof label, "%s: test outputs (bitwise)", rc.name);
+    tu_close_f(label, ydev, ycpu, (size_t)ntest * K, 0, 0);
+    tu_close_d(label, &rdev.energy, &rcpu.energy, 1, 0, 0);
+    TU_CHECK(rdev.accuracy == rcpu.accuracy && rdev.mse == rcpu.mse, "%s: test scores differ", rc.name);
+    pcn_history_free(hc), pcn_history_free(hd);
+    pcn_model_free(cpu), pcn_model_free(dev);
+    free(x), free(t), free(lab), free(ycpu), free(ydev);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    pcn_comm *c = pcn_dist_init(MPI_COMM_WORLD);
+    pcn_backend_ops ops = emu_ops();
+    check_case(c, &ops, (run_case){"cls auto, train accuracy", PCN_TASK_CLASSIFICATION, PCN_LEARN_AUTO, false, 0, 1});
+    check_case(c, &ops, (run_case){"cls gram, callbacks", PCN_TASK_CLASSIFICATION, PCN_LEARN_GRAM, true, 0, 2});
+    check_case(c, &ops, (run_case){"cls plain, early stop", PCN_TASK_CLASSIFICATION, PCN_LEARN_PLAIN, false, 1e-3, 0});
+    check_case(c, &ops, (run_case){"reg plain, callbacks, early stop", PCN_TASK_REGRESSION, PCN_LEARN_PLAIN, true, 1e-3, 0});
+    int failed = tu_failures, any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (pcn_dist_rank(c) == 0)
+        printf("test_devpath: %d ranks: %s\n", pcn_dist_size(c), any ? "FAILED" : "all checks passed");
+    pcn_dist_free(c);
+    MPI_Finalize();
+    return any ? 1 : 0;
+}
