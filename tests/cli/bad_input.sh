@@ -312,8 +312,16 @@ nonsense_options)
   expect_fail lr_learn_negative "lr_learn|-1" train "${base[@]}" --lr-learn -1
   expect_fail activation_gelu "activation|gelu" train "${base[@]}" --activation gelu
   expect_fail unknown_flag "--unknown-flag" train "${base[@]}" --unknown-flag
-  expect_fail device_cuda "--device|cuda" train "${base[@]}" --device cuda
-  expect_fail precision_bf16 "--precision|bf16" train "${base[@]}" --precision bf16
+  # GPU options: refused on every rank where they cannot apply (this machine's GPU, if it
+  # has one, would make the first two valid; then they are not bad input).
+  if ! { command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q GPU; }; then
+    expect_fail device_cuda "--device|cuda|no CUDA device" train "${base[@]}" --device cuda
+    expect_fail precision_bf16 "--precision|bf16|needs a GPU" train "${base[@]}" --precision bf16
+  fi
+  expect_fail comm_nccl_cpu "--comm nccl|--device cuda" train "${base[@]}" --device cpu --comm nccl
+  expect_fail precision_cpu "--precision fp16|CPU" train "${base[@]}" --device cpu --precision fp16
+  expect_fail comm_bogus "--comm|ucx" train "${base[@]}" --comm ucx
+  expect_fail comm_timeout_zero "--comm-timeout|0" train "${base[@]}" --comm-timeout 0
   expect_fail lr_schedule_bogus "--lr-schedule|bogus" train "${base[@]}" --lr-schedule bogus
   expect_fail missing_data "--data|required" \
     train --dims 16,8,4 "${small[@]}" --checkpoint C.h5
@@ -322,8 +330,10 @@ nonsense_options)
   expect_fail value_missing "--batch-size|needs a value" train "${base[@]}" --batch-size
   expect_fail config_missing "--config|missing.ini" train "${base[@]}" --config missing.ini
   expect_fail test_no_checkpoint "--checkpoint|required" test --data d.h5
-  expect_fail test_device_cuda "--device|cuda" \
-    test --data d.h5 --checkpoint C.h5 --device cuda
+  if ! { command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q GPU; }; then
+    expect_fail test_device_cuda "--device|cuda" \
+      test --data d.h5 --checkpoint C.h5 --device cuda
+  fi
   expect_fail predict_no_output "--output|required" predict --data d.h5 --checkpoint C.h5
   ;;
 ckpt_write_fault)
