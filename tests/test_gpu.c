@@ -41,12 +41,7 @@
 #include "testutil.h"
 
 static uint64_t rng_s = 7;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return tu_rng_next(&rng_s); }
 static float urand(float lo, float hi) {
     return lo + (hi - lo) * (float)((rng_next() >> 40) * (1.0 / 16777216.0));
 }

@@ -122,3 +122,10 @@ double tu_fixture_scalar(tu_fixture *f, const char *name) {
     const double *v = tu_fixture_get(f, name, &n);
     return (v && n == 1) ? v[0] : NAN;
 }
+
+uint64_t tu_rng_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "pcn.h"
@@ -29,6 +30,8 @@ int tu_close_f(const char *label, const float *got, const float *ref, size_t n, 
                double rtol);
 int tu_close_d(const char *label, const double *got, const double *ref, size_t n, double atol,
                double rtol);
+// Deterministic test randomness (splitmix64) on a caller-held state.
+uint64_t tu_rng_next(uint64_t *state);
 // Prints "name: N passed, M failed" style summary and returns the exit code.
 int tu_finish(const char *name);
 
