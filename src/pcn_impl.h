@@ -148,6 +148,11 @@ typedef struct pcn_collectives {
     // Agreement on a local status: every rank returns the status and message (in
     // pcn_last_error()) of the lowest failing rank. Collective.
     pcn_status (*agree)(void *ctx, pcn_status local);
+    // All-gather of a batch sharded by rows (pcn_shard): rank r passes its rows of `width`
+    // floats in mine and every rank receives all `global` rows, in order, in all (host
+    // buffers only; mine and all do not overlap). Collective.
+    pcn_status (*gather_rows_f32)(void *ctx, const float *mine, float *all, int64_t global,
+                                  int width);
 } pcn_collectives;
 
 // Rows [*lo, *lo + *count) of a global batch of `global` rows taken by `rank` of `size`:
