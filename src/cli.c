@@ -72,6 +72,9 @@ static const option options[] = {
         "auto (nccl when each rank has its own GPU)"),
     OPT("comm-timeout", K_DBL, comm_timeout, false,
         "seconds a GPU wait may take with NCCL before every rank stops (300)"),
+    OPT("learn-path", K_STR, learn_path, false,
+        "learning phase: auto (per layer the cheaper of the two) | plain (per-step updates) | "
+        "gram (batch space); equal up to rounding (auto)"),
     OPT("data-mode", K_STR, data_mode, false, "memory (once per node) | stream (memory)"),
     OPT("output", K_STR, output, false, "predict: output file (HDF5)"),
     OPT("split", K_STR, split, false, "test/predict: test | train (test)"),
@@ -105,6 +108,7 @@ void pcn_cli_defaults(pcn_cli *c) {
     strcpy(c->device, "auto");
     strcpy(c->precision, "fp32");
     strcpy(c->comm, "auto");
+    strcpy(c->learn_path, "auto");
     c->comm_timeout = 300.0;
     strcpy(c->data_mode, "memory");
     strcpy(c->split, "test");

@@ -45,6 +45,7 @@ typedef struct {
     char device[8];                 // auto | cpu | cuda
     char precision[8];              // fp32 | tf32 | bf16 | fp16 (GPU inference)
     char comm[8];                   // auto | nccl | mpi (gradient sums of GPU runs)
+    char learn_path[8];             // auto | plain | gram (learning phase; equal to rounding)
     double comm_timeout;            // seconds a wait on the GPU may take with NCCL up
     char data_mode[8];              // memory | stream
     char output[PCN_CLI_PATH];      // predict: output file

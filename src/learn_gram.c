@@ -1,5 +1,5 @@
 /*
- * learn_gram.c — the learning phase in batch space (one process).
+ * learn_gram.c — the learning phase in batch space, on one process or across ranks.
  *
  * With the latents fixed, a learning step moves layer l's preactivation by
  *   A[l] += (lr/B) X[l+1] X[l+1]^T H[l] = (lr/B) G H[l],   G = X[l+1] X[l+1]^T  (B x B),
@@ -8,36 +8,88 @@
  *   W[l] += (lr/B) S^T X[l+1],   Wout -= (lr/B) Sout^T X[L]
  * — the same result as T per-step weight updates, up to rounding. Each layer's dynamics
  * are independent while the latents are fixed, so every layer (and the readout) takes
- * whichever path costs fewer flops for its shape, B and T (pcn_gram_plan). Energies are
- * those of the per-step path: every step reports the snapshot it starts from.
+ * whichever path costs less for its shape, B, T and rank count (pcn_gram_plan). Energies
+ * are those of the per-step path: every step reports the snapshot it starts from.
  *
- * Only for one process: across ranks the batch-space step would need every rank's H each
- * step (an all-gather of B x d_l) instead of one all-reduce of the gradient; the trainer
- * keeps the plain path there.
+ * Across P ranks (rank r holds rows R_r of the batch): A_r += (lr/B) sum_s (X_r X_s^T) H_s.
+ * Once per batch each batch-space layer all-gathers its latent X (B, in) and forms its own
+ * rows of G, G_r = X_r X^T (B_r, B); every step it all-gathers H (B, out; Esup for the
+ * readout) and updates A_r += (lr/B) G_r H; S_r accumulates its own rows of H. At the end
+ * each rank computes S_r^T X_r (out, in) and one all-reduce (all batch-space layers packed
+ * together in the model's gradient buffer) gives every rank the same update, as the
+ * per-step path's all-reduce does: weights stay identical on every rank, and the final
+ * product costs 2 B_r out in flops instead of 2 B out in (a redundant full S^T X on every
+ * rank would cost a quarter of the phase at P = 64 with the CIFAR config). Layers on the
+ * per-step path still sum their gradients every step, all of them packed into one
+ * contiguous prefix of the gradient buffer and summed in one collective: the sum carries
+ * exactly their floats and no zeros of the batch-space layers in between.
+ *
+ * The planner charges each path the flops of the busiest rank (B_r = ceil(B/P) rows) plus
+ * flops_per_byte times the bytes it sends: an all-reduce of n floats sends 2 (P-1)/P 4n
+ * bytes (ring), an all-gather of a result of n floats (P-1)/P 4n. Per layer and T steps:
+ *   plain: T (4 B_r out in + allreduce(out in))
+ *   gram:  2 B_r B in + gather(B in)                      G_r
+ *        + 4 B_r out in + allreduce(out in)               A_r at the start, S_r^T X_r
+ *        + T (2 B_r B out + gather(B out))                the steps
+ * At P = 1 the byte terms vanish and these are the one-process flop counts. The default
+ * flops_per_byte, 80, is what the development machine measured (2 ranks of one thread:
+ * 72 GFLOP/s sgemm per rank against 0.9 GB/s per rank in a ring all-reduce of the CIFAR
+ * gradient over shared memory); PCN_LEARN_FLOPS_PER_BYTE overrides it (a cluster's ratio
+ * of one rank's flop rate to its network bandwidth). Per-collective latency is not
+ * charged. The distributed path needs the collectives on host buffers: the trainer takes
+ * it across ranks only for models in host memory.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pcn_impl.h"
 
+#define FLOPS_PER_BYTE 80.0 // see the header
+
 struct pcn_gram {
-    const pcn_backend_ops *ops; // owns the buffers
-    int max_batch;
-    float *g[PCN_MAX_LAYERS + 1]; // G of X[l+1] for layer l (l = L: X[L] for the readout)
-    float *s[PCN_MAX_LAYERS + 1]; // accumulated H[l] (B, d_l); s[L]: accumulated Esup (B, K)
+    const pcn_backend_ops *ops;   // owns the buffers
+    const pcn_collectives *coll;  // NULL: one process
+    int max_local, max_global;
+    float *g[PCN_MAX_LAYERS + 1];    // (B_r, B) own rows of G of X[l+1] (l = L: of X[L])
+    float *s[PCN_MAX_LAYERS + 1];    // (B_r, d_l) accumulated own H[l]; s[L]: Esup (B_r, K)
+    float *xall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, in) the gathered latent of layer l
+    float *dall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, out) the step's gathered H (Esup)
 };
 
-pcn_gram *pcn_gram_init(const pcn_model *m, int max_batch) {
+static bool distributed(const pcn_gram *gr) { return gr->coll && gr->coll->size > 1; }
+
+static int out_dim(const pcn_model *m, int l) { return l < m->L ? m->dims[l] : m->K; }
+static int in_dim(const pcn_model *m, int l) { return m->dims[l < m->L ? l + 1 : m->L]; }
+
+double pcn_gram_flops_per_byte(void) {
+    const char *v = getenv("PCN_LEARN_FLOPS_PER_BYTE");
+    if (!v || !*v) return FLOPS_PER_BYTE;
+    char *end;
+    errno = 0;
+    double f = strtod(v, &end);
+    return errno == 0 && *end == '\0' && f >= 0.0 && isfinite(f) ? f : FLOPS_PER_BYTE;
+}
+
+pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
+                        const pcn_collectives *coll) {
     pcn_gram *gr = calloc(1, sizeof *gr);
     if (!gr) return NULL;
-    gr->ops = m->ops;
-    gr->max_batch = max_batch;
-    size_t bb = (size_t)max_batch * max_batch;
+    gr->ops = m->ops, gr->coll = coll;
+    gr->max_local = max_local, gr->max_global = max_global;
+    const size_t bl = (size_t)max_local, bg = (size_t)max_global;
     for (int l = 0; l <= m->L; l++) {
-        int width = l < m->L ? m->dims[l] : m->K;
-        gr->g[l] = gr->ops->alloc(bb * sizeof(float));
-        gr->s[l] = gr->ops->alloc((size_t)max_batch * width * sizeof(float));
-        if (!gr->g[l] || !gr->s[l]) {
+        const size_t out = (size_t)out_dim(m, l), in = (size_t)in_dim(m, l);
+        gr->g[l] = gr->ops->alloc(bl * bg * sizeof(float));
+        gr->s[l] = gr->ops->alloc(bl * out * sizeof(float));
+        bool ok = gr->g[l] && gr->s[l];
+        if (distributed(gr)) {
+            gr->xall[l] = gr->ops->alloc(bg * in * sizeof(float));
+            gr->dall[l] = gr->ops->alloc(bg * out * sizeof(float));
+            ok = ok && gr->xall[l] && gr->dall[l];
+        }
+        if (!ok) {
             pcn_gram_free(gr);
             return NULL;
         }
@@ -46,50 +98,93 @@ pcn_gram *pcn_gram_init(const pcn_model *m, int max_batch) {
 }
 
 void pcn_gram_free(pcn_gram *gr) {
-    for (int l = 0; gr && l <= PCN_MAX_LAYERS; l++) gr->ops->release(gr->g[l]), gr->ops->release(gr->s[l]);
+    for (int l = 0; gr && l <= PCN_MAX_LAYERS; l++) {
+        gr->ops->release(gr->g[l]), gr->ops->release(gr->s[l]);
+        gr->ops->release(gr->xall[l]), gr->ops->release(gr->dall[l]);
+    }
     free(gr);
 }
 
 // ----------------------------------------------------------------------------------------
+// The planner
+// ----------------------------------------------------------------------------------------
 
-// Flops of T steps of layer l (l = L: readout) on each path; out/in are the matrix's shape.
-static void costs(const pcn_model *m, int l, double B, double T, double *plain, double *gram) {
-    double out = l < m->L ? m->dims[l] : m->K, in = l < m->L ? m->dims[l + 1] : m->dims[m->L];
-    *plain = T * 4.0 * B * out * in;
-    *gram = 2.0 * B * B * in + 4.0 * B * out * in + T * 2.0 * B * B * out;
+// Flop-equivalents of T steps of layer l (l = L: readout) on each path for the busiest
+// rank (the header's formulas). At P = 1 the byte terms are exactly zero.
+static void costs(const pcn_model *m, int l, double B, double T, const pcn_gram_cost *c,
+                  double *plain, double *gram) {
+    const double out = out_dim(m, l), in = in_dim(m, l);
+    const double P = c && c->ranks > 1 ? c->ranks : 1.0, Br = ceil(B / P);
+    const double gather = P > 1 ? c->flops_per_byte * 4.0 * (P - 1.0) / P : 0.0; // per float
+    const double reduce = 2.0 * gather;
+    *plain = T * 4.0 * Br * out * in + T * reduce * out * in;
+    *gram = 2.0 * Br * B * in + 4.0 * Br * out * in + T * 2.0 * Br * B * out +
+            (gather * B * in + reduce * out * in + T * gather * B * out);
 }
 
-void pcn_gram_plan(const pcn_model *m, int B, int T, pcn_learn_path path, bool *use) {
+void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
+                   pcn_learn_path path, bool *use) {
     for (int l = 0; l <= m->L; l++) {
         double plain, gram;
-        costs(m, l, B, T, &plain, &gram);
+        costs(m, l, B, T, cost, &plain, &gram);
         use[l] = path == PCN_LEARN_GRAM || (path == PCN_LEARN_AUTO && gram < plain);
     }
 }
 
-double pcn_learning_phase_flops(const pcn_model *m, int batch, int t_learn, pcn_learn_path path) {
+double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
+                           pcn_learn_path path) {
     bool use[PCN_MAX_LAYERS + 1];
-    pcn_gram_plan(m, batch, t_learn, path, use);
+    pcn_gram_plan(m, B, T, cost, path, use);
     double total = 0.0;
     for (int l = 0; l <= m->L; l++) {
         double plain, gram;
-        costs(m, l, batch, t_learn, &plain, &gram);
+        costs(m, l, B, T, cost, &plain, &gram);
         total += use[l] ? gram : plain;
     }
     return total;
 }
 
-// G = X X^T (B, B) of one latent, and the starting point of the layer: A[l] = X[l+1] W^T or
-// Yhat = X[L] Wout^T. S starts at zero.
-static void gram_setup(pcn_gram *gr, const pcn_model *m, pcn_state *s, int l) {
+double pcn_learning_phase_flops(const pcn_model *m, int batch, int t_learn, pcn_learn_path path) {
+    return pcn_gram_phase_cost(m, batch, t_learn, NULL, path);
+}
+
+// ----------------------------------------------------------------------------------------
+// The phase
+// ----------------------------------------------------------------------------------------
+
+// A collective of the phase, timed into *seconds.
+static pcn_status gather(pcn_gram *gr, const float *mine, float *all, int B, int width,
+                         double *seconds) {
+    double t0 = pcn_now();
+    pcn_status st = gr->coll->gather_rows_f32(gr->coll->ctx, mine, all, B, width);
+    if (seconds) *seconds += pcn_now() - t0;
+    return st;
+}
+
+static pcn_status sum(pcn_gram *gr, float *v, size_t n, double *seconds) {
+    double t0 = pcn_now();
+    pcn_status st = gr->coll->sum_f32(gr->coll->ctx, v, n);
+    if (seconds) *seconds += pcn_now() - t0;
+    return st;
+}
+
+// Own rows of G = X X^T (B_r, B) of one layer's latent (gathered first across ranks), and
+// the starting point of the layer: A[l] = X[l+1] W^T or Yhat = X[L] Wout^T. S starts at 0.
+static pcn_status gram_setup(pcn_gram *gr, const pcn_model *m, pcn_state *s, int l, int B,
+                             double *comm) {
     const pcn_backend_ops *ops = m->ops;
-    const int B = s->batch, in = m->dims[l < m->L ? l + 1 : m->L];
-    const int out = l < m->L ? m->dims[l] : m->K;
-    const float *x = s->x[l < m->L ? l + 1 : m->L];
-    ops->gemm(false, true, B, B, in, 1.0f, x, in, x, in, 0.0f, gr->g[l], B);
-    ops->gemm(false, true, B, out, in, 1.0f, x, in, m->w + m->woff[l], in, 0.0f,
+    const int Br = s->batch, in = in_dim(m, l), out = out_dim(m, l);
+    const float *x = s->x[l < m->L ? l + 1 : m->L], *xall = x;
+    if (distributed(gr)) {
+        pcn_status st = gather(gr, x, gr->xall[l], B, in, comm);
+        if (st != PCN_OK) return st;
+        xall = gr->xall[l];
+    }
+    ops->gemm(false, true, Br, B, in, 1.0f, x, in, xall, in, 0.0f, gr->g[l], B);
+    ops->gemm(false, true, Br, out, in, 1.0f, x, in, m->w + m->woff[l], in, 0.0f,
               l < m->L ? s->a[l] : s->yhat, out);
-    ops->zero((size_t)B * out, gr->s[l]);
+    ops->zero((size_t)Br * out, gr->s[l]);
+    return PCN_OK;
 }
 
 // Errors of one layer at the current step: plain layers recompute A from the weights.
@@ -111,47 +206,101 @@ static double layer_errors(const pcn_model *m, pcn_state *s, const float *x, con
                            0.0f);
 }
 
-// One layer's update at the end of a step: batch space (A or Yhat, and S) or the weights.
-static void layer_update(pcn_gram *gr, pcn_model *m, pcn_state *s, int l, bool gram,
-                         float alpha) {
+// One layer's update at the end of a step: batch space (A or Yhat, and S; H gathered
+// across ranks first), or the weights — on one process directly, across ranks the
+// layer's gradient into the packed gradient buffer at goff (summed by the caller).
+static pcn_status layer_update(pcn_gram *gr, pcn_model *m, pcn_state *s, int l, bool gram,
+                               int B, float alpha, size_t goff, double *comm) {
     const pcn_backend_ops *ops = m->ops;
-    const int B = s->batch, L = m->L, dL = m->dims[L];
-    const int out = l < L ? m->dims[l] : m->K, in = l < L ? m->dims[l + 1] : dL;
-    const float *d = l < L ? s->h[l] : s->esup;     // (B, out): H, or Esup for the readout
+    const int Br = s->batch, L = m->L, out = out_dim(m, l), in = in_dim(m, l);
+    const float *d = l < L ? s->h[l] : s->esup; // (B_r, out): H, or Esup for the readout
+    const float *x = s->x[l < L ? l + 1 : L];
     const float sign = l < L ? 1.0f : -1.0f;
     if (gram) {
-        ops->axpy((size_t)B * out, 1.0f, d, gr->s[l]);
-        ops->gemm(false, false, B, out, B, sign * alpha, gr->g[l], B, d, out, 1.0f,
+        ops->axpy((size_t)Br * out, 1.0f, d, gr->s[l]);
+        const float *dall = d;
+        if (distributed(gr)) {
+            pcn_status st = gather(gr, d, gr->dall[l], B, out, comm);
+            if (st != PCN_OK) return st;
+            dall = gr->dall[l];
+        }
+        ops->gemm(false, false, Br, out, B, sign * alpha, gr->g[l], B, dall, out, 1.0f,
                   l < L ? s->a[l] : s->yhat, out);
+    } else if (distributed(gr)) { // as pcn_step_gradient, into the packed buffer
+        ops->gemm(true, false, out, in, Br, sign, d, out, x, in, 0.0f, m->g + goff, in);
     } else { // the per-step weight update, as pcn_step_gradient + pcn_step_apply
-        ops->gemm(true, false, out, in, B, sign * alpha, d, out, s->x[l < L ? l + 1 : L], in,
-                  1.0f, m->w + m->woff[l], in);
+        ops->gemm(true, false, out, in, Br, sign * alpha, d, out, x, in, 1.0f,
+                  m->w + m->woff[l], in);
     }
+    return PCN_OK;
+}
+
+// Offsets of the layers with use[l] == want packed from the start of the gradient buffer;
+// returns their total size.
+static size_t pack(const pcn_model *m, const bool *use, bool want, size_t *off) {
+    size_t n = 0;
+    for (int l = 0; l <= m->L; l++) {
+        off[l] = n;
+        if (use[l] == want) n += (size_t)out_dim(m, l) * in_dim(m, l);
+    }
+    return n;
+}
+
+// Across ranks: w += alpha g for the layers packed at off (after the sum of g[0..n)).
+static pcn_status apply_packed(pcn_gram *gr, pcn_model *m, const bool *use, bool want,
+                               const size_t *off, size_t n, float alpha, double *comm) {
+    if (n == 0) return PCN_OK;
+    pcn_status st = sum(gr, m->g, n, comm);
+    for (int l = 0; st == PCN_OK && l <= m->L; l++)
+        if (use[l] == want)
+            m->ops->axpy((size_t)out_dim(m, l) * in_dim(m, l), alpha, m->g + off[l],
+                         m->w + m->woff[l]);
+    return st;
+}
+
+// The weights move once: W += (lr/B) S^T X; across ranks each rank's rows, then one sum.
+static pcn_status final_update(pcn_gram *gr, pcn_model *m, pcn_state *s, const bool *use,
+                               float alpha, double *comm) {
+    const int L = m->L, Br = s->batch;
+    size_t off[PCN_MAX_LAYERS + 1], n = pack(m, use, true, off);
+    for (int l = 0; l <= L; l++) {
+        if (!use[l]) continue;
+        const int out = out_dim(m, l), in = in_dim(m, l);
+        const float sign = l < L ? 1.0f : -1.0f, *x = s->x[l < L ? l + 1 : L];
+        if (distributed(gr))
+            m->ops->gemm(true, false, out, in, Br, sign, gr->s[l], out, x, in, 0.0f,
+                         m->g + off[l], in);
+        else
+            m->ops->gemm(true, false, out, in, Br, sign * alpha, gr->s[l], out, x, in, 1.0f,
+                         m->w + m->woff[l], in);
+    }
+    return distributed(gr) ? apply_packed(gr, m, use, true, off, n, alpha, comm) : PCN_OK;
 }
 
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
-                          const float *y, int t_steps, float alpha, const bool *use,
-                          pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx) {
-    const int L = m->L, B = s->batch;
-    if (B > gr->max_batch) return pcn_set_error(PCN_EINVAL, "batch %d above the Gram workspace", B);
-    for (int l = 0; l <= L; l++)
-        if (use[l]) gram_setup(gr, m, s, l);
-    for (int step = 0; step < t_steps; step++) {
+                          const float *y, int B, int t_steps, float alpha, const bool *use,
+                          pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
+                          double *comm) {
+    const int L = m->L;
+    if (s->batch > gr->max_local || B > gr->max_global)
+        return pcn_set_error(PCN_EINVAL, "batch %d (%d here) above the Gram workspace", B,
+                             s->batch);
+    pcn_status st = PCN_OK;
+    for (int l = 0; st == PCN_OK && l <= L; l++)
+        if (use[l]) st = gram_setup(gr, m, s, l, B, comm);
+    size_t poff[PCN_MAX_LAYERS + 1], plain_n = pack(m, use, false, poff);
+    for (int step = 0; st == PCN_OK && step < t_steps; step++) {
         double sq = 0.0;
         if (report) m->ops->sum_begin();
         for (int l = 0; l <= L; l++) sq += layer_errors(m, s, x, y, l, use[l]);
         if (report) {
             m->ops->sum_finish();
-            pcn_status st = report(ctx, step, sq + m->ops->sum_read());
-            if (st != PCN_OK) return st;
+            if ((st = report(ctx, step, sq + m->ops->sum_read())) != PCN_OK) return st;
         }
-        for (int l = 0; l <= L; l++) layer_update(gr, m, s, l, use[l], alpha);
+        for (int l = 0; st == PCN_OK && l <= L; l++)
+            st = layer_update(gr, m, s, l, use[l], B, alpha, poff[l], comm);
+        if (st == PCN_OK && distributed(gr))
+            st = apply_packed(gr, m, use, false, poff, plain_n, alpha, comm);
     }
-    for (int l = 0; l <= L; l++) { // the weights move once: W += (lr/B) S^T X
-        if (!use[l]) continue;
-        const int out = l < L ? m->dims[l] : m->K, in = l < L ? m->dims[l + 1] : m->dims[L];
-        m->ops->gemm(true, false, out, in, B, (l < L ? 1.0f : -1.0f) * alpha, gr->s[l], out,
-                     s->x[l < L ? l + 1 : L], in, 1.0f, m->w + m->woff[l], in);
-    }
-    return PCN_OK;
+    return st == PCN_OK ? final_update(gr, m, s, use, alpha, comm) : st;
 }

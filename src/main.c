@@ -100,6 +100,11 @@ static pcn_status to_params(const pcn_cli *c, pcn_train_params *p, pcn_lr_step *
     else return pcn_set_error(PCN_EINVAL, "--lr-scaling must be none, linear or sqrt, got '%s'",
                               c->lr_scaling);
     p->lr_ref_batch = c->lr_ref_batch, p->lr_warmup_batches = c->lr_warmup;
+    if (strcmp(c->learn_path, "auto") == 0) p->learn_path = PCN_LEARN_AUTO;
+    else if (strcmp(c->learn_path, "plain") == 0) p->learn_path = PCN_LEARN_PLAIN;
+    else if (strcmp(c->learn_path, "gram") == 0) p->learn_path = PCN_LEARN_GRAM;
+    else return pcn_set_error(PCN_EINVAL, "--learn-path must be auto, plain or gram, got '%s'",
+                              c->learn_path);
     if (c->lr_steps[0]) {
         pcn_status st = parse_steps(c->lr_steps, steps, max_steps, &p->n_lr_steps);
         if (st != PCN_OK) return st;

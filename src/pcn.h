@@ -317,9 +317,11 @@ typedef enum {
 
 // How the learning phase runs (results equal up to rounding; see README "Performance").
 typedef enum {
-    PCN_LEARN_AUTO = 0,   // per layer, whichever path costs fewer flops (one process only)
+    PCN_LEARN_AUTO = 0,   // per layer, whichever path costs less (flops, and across ranks
+                          //   the bytes of its collectives)
     PCN_LEARN_PLAIN = 1,  // per-step weight updates, as pcn-torch
-    PCN_LEARN_GRAM = 2    // batch space (B x B Gram matrices) for every layer (one process)
+    PCN_LEARN_GRAM = 2    // batch space (B x B Gram matrices) for every layer
+    // Several ranks with a model on a GPU always take the per-step path.
 } pcn_learn_path;
 
 typedef struct {
@@ -413,7 +415,7 @@ struct pcn_train_params {
     int top_k;                   // test: also report top-k accuracy, >= 1; default 3
     bool keep_step_energies;     // keep every step's energy in the history; default false
     pcn_learn_path learn_path;   // learning phase: auto, plain or gram; several processes
-                                 //   always take plain; default auto
+                                 //   with a model on a GPU take plain; default auto
     pcn_callbacks callbacks;     // hooks; default none
     // Latent initialiser; NULL means pcn_init_latents with (seed, stream, epoch, first_row).
     // Tests use it to replay a fixed state.

@@ -122,27 +122,51 @@ void pcn_step_apply(pcn_model *m, float alpha);
 void pcn_step_predict(const pcn_model *m, pcn_state *s);
 
 // ----------------------------------------------------------------------------------------
-// Batch-space learning (learn_gram.c), one process
+// Batch-space learning (learn_gram.c), one process or several on host memory
 // ----------------------------------------------------------------------------------------
 
+typedef struct pcn_collectives pcn_collectives;
 typedef struct pcn_gram pcn_gram;
-pcn_gram *pcn_gram_init(const pcn_model *m, int max_batch);
+
+// What the planner charges for communication. A rank's flops and the bytes it sends in
+// collectives are added as flops + flops_per_byte * bytes.
+typedef struct {
+    int ranks;              // P, >= 1; 1: no communication
+    double flops_per_byte;  // flop-equivalents of one byte sent (PCN_LEARN_FLOPS_PER_BYTE)
+} pcn_gram_cost;
+
+// The planner's default flops_per_byte, or the environment's PCN_LEARN_FLOPS_PER_BYTE when
+// it holds a number >= 0 (the trainer takes rank 0's value on every rank). Local.
+double pcn_gram_flops_per_byte(void);
+// A workspace for batches of up to max_global rows over coll's ranks (NULL: one process)
+// of which this process holds up to max_local. Local.
+pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
+                        const pcn_collectives *coll);
 void pcn_gram_free(pcn_gram *gr);
-// use[l], l = 0..L (L: readout): whether layer l takes the batch-space path for a batch of B
-// rows and T learning steps.
-void pcn_gram_plan(const pcn_model *m, int B, int T, pcn_learn_path path, bool *use);
-// T learning steps with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees
-// each step's local sum of squared errors before its update and may stop the phase with an
-// error (without report a device backend never waits inside the phase).
+// use[l], l = 0..L (L: readout): whether layer l takes the batch-space path for a global
+// batch of B rows and T learning steps; cost NULL means one process. Local, and the same
+// on every rank for the same arguments.
+void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
+                   pcn_learn_path path, bool *use);
+// The flop-equivalents (flops plus charged bytes) of the busiest rank in one learning phase
+// on the plan pcn_gram_plan makes. Local.
+double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
+                           pcn_learn_path path);
+// T learning steps over a global batch of B rows (the state holds this process's shard)
+// with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees each step's
+// local sum of squared errors before its update and may stop the phase with an error
+// (without report a device backend never waits inside the phase). Seconds spent in
+// collectives are added to *comm_seconds. Collective over the workspace's ranks.
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
-                          const float *y, int t_steps, float alpha, const bool *use,
-                          pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx);
+                          const float *y, int B, int t_steps, float alpha, const bool *use,
+                          pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
+                          double *comm_seconds);
 
 // ----------------------------------------------------------------------------------------
 // Collectives seen by the trainer (src/dist fills them; NULL means one process)
 // ----------------------------------------------------------------------------------------
 
-typedef struct pcn_collectives {
+struct pcn_collectives {
     void *ctx;
     int rank, size;
     // In-place global sums. Collective.
@@ -152,7 +176,12 @@ typedef struct pcn_collectives {
     // Agreement on a local status: every rank returns the status and message (in
     // pcn_last_error()) of the lowest failing rank. Collective.
     pcn_status (*agree)(void *ctx, pcn_status local);
-} pcn_collectives;
+    // All-gather of a batch sharded by rows (pcn_shard): rank r passes its rows of `width`
+    // floats in mine and every rank receives all `global` rows, in order, in all (host
+    // buffers only; mine and all do not overlap). Collective.
+    pcn_status (*gather_rows_f32)(void *ctx, const float *mine, float *all, int64_t global,
+                                  int width);
+};
 
 // Rows [*lo, *lo + *count) of a global batch of `global` rows taken by `rank` of `size`:
 // contiguous, balanced, the first global % size ranks take one more.

@@ -163,7 +163,8 @@ typedef struct {
     int32_t *labels;         // (local max batch)
     float *targets;          // (local max batch, y_dim)
     double *window;          // (energy_window_size) ring of step energies
-    pcn_gram *gram;          // batch-space learning workspace (one process), or NULL
+    pcn_gram *gram;          // batch-space learning workspace, or NULL
+    pcn_gram_cost cost;      // what the learning planner charges (ranks, flops per byte)
     int64_t gbatch;          // current global batch
     int64_t lo, count;       // this process's slice of it
     pcn_train_position pos;  // where training stands; also the schedule's state
@@ -236,12 +237,25 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
     for (int64_t i = 0; i < d->n; i++) t->perm[i] = i;
-    if ((!coll || coll->size == 1) && p->learn_path != PCN_LEARN_PLAIN &&
-        !(t->gram = pcn_gram_init(m, (int)cap))) {
+    // Across ranks batch space gathers rows through host buffers: device models there keep
+    // the per-step path (its gradient sum stages through the host or goes through NCCL).
+    bool one = !coll || coll->size == 1;
+    t->cost = (pcn_gram_cost){one ? 1 : coll->size, pcn_gram_flops_per_byte()};
+    if ((one || !ops->on_device) && p->learn_path != PCN_LEARN_PLAIN &&
+        !(t->gram = pcn_gram_init(m, (int)cap, (int)gmax, coll))) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the batch-space learner");
     }
     return PCN_OK;
+}
+
+// Every rank plans the learning phase with rank 0's flops per byte (an environment that
+// differs between ranks must not split the plan). Collective.
+static pcn_status agree_costs(trainer *t) {
+    double v = !t->coll || t->coll->rank == 0 ? t->cost.flops_per_byte : 0.0;
+    pcn_status st = gsum64(t->coll, &v, 1);
+    t->cost.flops_per_byte = v;
+    return st;
 }
 
 // Fisher-Yates on Philox draws of (seed, epoch): the same order on every process.
@@ -445,13 +459,13 @@ static pcn_status learn(trainer *t, int t_steps, double lr) {
     const bool want = t->cb->on_learning_step || (p->keep_step_energies && t->h);
     bool use[PCN_MAX_LAYERS + 1], any = false;
     t->m->ops->set_precision(PCN_PRECISION_FP32);
-    if (t->gram) { // one process: the batch-space path where it is cheaper (learn_gram.c)
-        pcn_gram_plan(t->m, (int)t->gbatch, t_steps, p->learn_path, use);
+    if (t->gram) { // the batch-space path where it is cheaper (learn_gram.c)
+        pcn_gram_plan(t->m, (int)t->gbatch, t_steps, &t->cost, p->learn_path, use);
         for (int l = 0; l <= t->m->L; l++) any |= use[l];
     }
     if (any)
-        return pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, t_steps, alpha, use,
-                              want ? report_learning : NULL, t);
+        return pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, alpha,
+                              use, want ? report_learning : NULL, t, &t->pos.seconds[T_COMM]);
     for (int step = 0; step < t_steps; step++) {
         double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, want);
         pcn_status st = want ? report_learning(t, step, pcn_step_sum(t->m, sq)) : PCN_OK;
@@ -682,6 +696,7 @@ pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_param
     pcn_history *own = h ? NULL : pcn_history_init();
     st = trainer_init(&t, m, d, p, p->batch_size, coll);
     st = agree(coll, st);
+    if (st == PCN_OK) st = agree_costs(&t);
     if (st == PCN_OK) {
         t.h = h ? h : own;
         if (p->resume) {

@@ -78,14 +78,14 @@ static void test_plan(void) {
     mp.dims = dims, mp.n_dims = 4;
     pcn_model *m = pcn_model_init(&mp);
     bool use[4];
-    pcn_gram_plan(m, 500, 500, PCN_LEARN_AUTO, use); // pcn-torch's CIFAR config
+    pcn_gram_plan(m, 500, 500, NULL, PCN_LEARN_AUTO, use); // pcn-torch's CIFAR config
     TU_CHECK(use[0] && use[1] && !use[2] && !use[3], "CIFAR plan %d %d %d %d", use[0], use[1],
              use[2], use[3]);
-    pcn_gram_plan(m, 4000, 4000, PCN_LEARN_AUTO, use); // a large batch: per-step everywhere
+    pcn_gram_plan(m, 4000, 4000, NULL, PCN_LEARN_AUTO, use); // a large batch: per-step everywhere
     TU_CHECK(!use[0] && !use[1], "large-batch plan %d %d", use[0], use[1]);
-    pcn_gram_plan(m, 500, 500, PCN_LEARN_PLAIN, use);
+    pcn_gram_plan(m, 500, 500, NULL, PCN_LEARN_PLAIN, use);
     TU_CHECK(!use[0] && !use[1] && !use[2] && !use[3], "plain plan");
-    pcn_gram_plan(m, 500, 500, PCN_LEARN_GRAM, use);
+    pcn_gram_plan(m, 500, 500, NULL, PCN_LEARN_GRAM, use);
     TU_CHECK(use[0] && use[1] && use[2] && use[3], "gram plan");
     // Flops: the per-step phase is T * 4 B P; auto never costs more than either pure path.
     double P = 3072.0 * 1000 + 1000.0 * 500 + 500.0 * 10 + 10.0 * 10;

@@ -5,13 +5,15 @@
  * collectives to the engine's loops.
  *
  * With a model on a GPU the gradient buffer is device memory: its sum goes through NCCL on
- * the compute stream, or is staged through a host buffer for MPI (--comm mpi).
+ * the compute stream, or is staged through a host buffer for MPI (--comm mpi). The row
+ * all-gather of batch-space learning takes host buffers only.
  *
  * Invariant: every function marked Collective is called by every rank in the same order;
  * the library never uses MPI_COMM_WORLD.
  */
 #include "pcn_dist.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,8 @@ struct pcn_comm {
     bool nccl;             // device buffers are summed with NCCL (else staged through stage)
     float *stage;          // host buffer for device sums through MPI
     size_t stage_len;
+    int *rows_count;       // (size) per-rank counts and displacements of gathers, or NULL
+    int *rows_displ;
 };
 
 // ----------------------------------------------------------------------------------------
@@ -106,11 +110,37 @@ pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local) {
     return pcn_set_error((pcn_status)first[1], "%s", msg);
 }
 
+// Host buffers only: a device model's batch-space learning across ranks would need device
+// buffers here (the trainer keeps the per-step path for device models on several ranks).
+pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, int64_t global,
+                                    int width) {
+    if ((double)global * width > (double)INT_MAX)
+        return pcn_set_error(PCN_EINVAL, "gathering %lld rows of %d floats: more than %d "
+                             "values in one MPI call", (long long)global, width, INT_MAX);
+    if (!c->rows_count) { // once per communicator
+        c->rows_count = malloc((size_t)c->size * sizeof *c->rows_count);
+        c->rows_displ = malloc((size_t)c->size * sizeof *c->rows_displ);
+        if (!c->rows_count || !c->rows_displ) pcn_fatal("out of memory in a gather");
+    }
+    for (int r = 0; r < c->size; r++) {
+        int64_t lo, count;
+        pcn_shard(global, r, c->size, &lo, &count);
+        c->rows_count[r] = (int)(count * width), c->rows_displ[r] = (int)(lo * width);
+    }
+    PCN_MPI_CHECK(MPI_Allgatherv(mine, c->rows_count[c->rank], MPI_FLOAT, all, c->rows_count,
+                                 c->rows_displ, MPI_FLOAT, c->comm));
+    return PCN_OK;
+}
+
 static pcn_status coll_sum_f64(void *ctx, double *v, int n) { return pcn_dist_sum_f64(ctx, v, n); }
 static pcn_status coll_sum_f32(void *ctx, float *v, size_t n, const pcn_backend_ops *where) {
     return sum_f32_in(ctx, v, n, where);
 }
 static pcn_status coll_agree(void *ctx, pcn_status st) { return pcn_dist_agree(ctx, st); }
+static pcn_status coll_gather_rows_f32(void *ctx, const float *mine, float *all, int64_t global,
+                                       int width) {
+    return pcn_dist_gather_rows_f32(ctx, mine, all, global, width);
+}
 
 // ----------------------------------------------------------------------------------------
 // GPUs
@@ -163,7 +193,8 @@ pcn_comm *pcn_dist_init(MPI_Comm comm) {
                                       &c->node));
     PCN_MPI_CHECK(MPI_Comm_rank(c->node, &c->local_rank));
     PCN_MPI_CHECK(MPI_Comm_size(c->node, &c->local_size));
-    c->coll = (pcn_collectives){c, c->rank, c->size, coll_sum_f64, coll_sum_f32, coll_agree};
+    c->coll = (pcn_collectives){c, c->rank, c->size, coll_sum_f64, coll_sum_f32, coll_agree,
+                                coll_gather_rows_f32};
     pcn_gpu_set_fatal(gpu_fatal);
     return c;
 }
@@ -172,6 +203,7 @@ void pcn_dist_free(pcn_comm *c) {
     if (!c) return;
     if (c->nccl) pcn_gpu_nccl_free();
     free(c->stage);
+    free(c->rows_count), free(c->rows_displ);
     MPI_Comm_free(&c->node);
     MPI_Comm_free(&c->comm);
     free(c);

@@ -38,6 +38,12 @@ void pcn_dist_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *co
 // In-place global sums. Collective.
 pcn_status pcn_dist_sum_f64(pcn_comm *c, double *v, int n);
 pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n);
+// All-gather of a batch of `global` rows sharded as pcn_dist_shard: each rank passes its own
+// rows of `width` floats in mine (host memory) and receives all rows, in order, in all
+// (global * width floats, not overlapping mine). PCN_EINVAL when global * width exceeds
+// INT_MAX. Collective.
+pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, int64_t global,
+                                    int width);
 
 // Collective error agreement: every rank passes its local status; all return the status of
 // the lowest failing rank (PCN_OK when none failed), and pcn_last_error() on every rank

@@ -1,0 +1,220 @@
+/*
+ * test_dist_learn.c — the learning phase's paths across ranks (run under mpirun -np P).
+ *
+ * Proves: over P ranks, training with learn_path = gram (batch space for every layer),
+ * auto (the planner's per-layer mix) and plain (per-step all-reduce) ends with the weights
+ * and history of the single-process per-step path (|a-b| <= 1e-6 + 1e-5 |ref|; step counts
+ * exactly), with bitwise-identical weights on every rank; for a last partial batch, a
+ * global batch below P (ranks holding zero rows), regression, T_learn above B, step
+ * energies kept or not, and two models whose auto plan mixes both paths (checked, so the
+ * packed per-step sum next to batch-space layers is exercised). Also the row all-gather
+ * itself on uneven shards, and the planner across ranks: P = 1 plans by flops alone
+ * whatever bytes cost, bytes add to the phase's cost at P > 1, and the plans at any P and
+ * flops per byte equal the one-process plans (both paths' bytes are proportional to their
+ * flops, see learn_gram.c).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pcn_dist.h"
+#include "pcn_impl.h"
+#include "testutil.h"
+
+enum { N = 23, D = 16, K = 3 };
+
+static float X[N * D], T[N * K];
+static int32_t Y[N];
+
+static void make_data(void) {
+    uint32_t s = 2024;
+    for (int i = 0; i < N; i++) {
+        Y[i] = i % K;
+        for (int j = 0; j < D; j++) {
+            s = s * 1664525u + 1013904223u;
+            X[i * D + j] = (float)((j % K == Y[i] ? 1.0 : 0.0) + 0.3 * (s >> 8) / 16777216.0);
+        }
+        for (int k = 0; k < K; k++) T[i * K + k] = 0.5f * X[i * D + k] - 0.2f;
+    }
+}
+
+static pcn_model *model(pcn_task task, int hidden0, int hidden1) {
+    int dims[] = {D, hidden0, hidden1};
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.mode = task, mp.seed = 31;
+    mp.activation = PCN_ACT_TANH;
+    return pcn_model_init(&mp);
+}
+
+static pcn_train_params base(void) {
+    pcn_train_params p = pcn_train_default_params();
+    p.t_infer = 6, p.t_infer_test = 6, p.num_epochs = 2, p.batch_size = 10, p.lr_infer = 0.1;
+    p.lr_learn = 0.05, p.seed = 9, p.keep_step_energies = true;
+    p.train_accuracy_every = 0;
+    return p;
+}
+
+// Whether every rank holds rank 0's weights bit for bit.
+static bool same_on_every_rank(pcn_comm *c, pcn_model *m) {
+    size_t n = pcn_model_num_weights(m);
+    float *w0 = malloc(n * sizeof *w0);
+    memcpy(w0, pcn_model_weights(m), n * sizeof *w0);
+    MPI_Bcast(w0, (int)n, MPI_FLOAT, 0, pcn_dist_mpi(c));
+    int same = memcmp(w0, pcn_model_weights(m), n * sizeof *w0) == 0, all = 0;
+    MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_LAND, pcn_dist_mpi(c));
+    free(w0);
+    return all != 0;
+}
+
+// The single-process per-step run against the distributed run on each path.
+static void run_case(pcn_comm *c, const char *label, pcn_train_params p, int h0, int h1) {
+    bool reg = p.task == PCN_TASK_REGRESSION;
+    pcn_arrays a = {X, reg ? NULL : Y, reg ? T : NULL, N, D, reg ? K : 0};
+    pcn_data data = pcn_data_from_arrays(&a);
+    pcn_model *ref = model(p.task, h0, h1);
+    pcn_history *href = pcn_history_init();
+    p.learn_path = PCN_LEARN_PLAIN;
+    TU_CHECK(pcn_train(ref, &data, &p, href) == PCN_OK, "%s reference: %s", label, pcn_last_error());
+    const pcn_learn_path paths[] = {PCN_LEARN_GRAM, PCN_LEARN_AUTO, PCN_LEARN_PLAIN};
+    const char *names[] = {"gram", "auto", "plain"};
+    for (int k = 0; k < 3; k++) {
+        pcn_model *m = model(p.task, h0, h1);
+        pcn_history *h = pcn_history_init();
+        p.learn_path = paths[k];
+        TU_CHECK(pcn_dist_train(m, &data, &p, h, c) == PCN_OK, "%s %s: %s", label, names[k],
+                 pcn_last_error());
+        char name[128];
+        snprintf(name, sizeof name, "%s %s weights", label, names[k]);
+        tu_close_f(name, pcn_model_weights(m), pcn_model_weights(ref), pcn_model_num_weights(ref),
+                   1e-6, 1e-5);
+        TU_CHECK(same_on_every_rank(c, m), "%s %s: weights differ between ranks", label, names[k]);
+        for (int s = 0; s < PCN_HIST_COUNT; s++) {
+            snprintf(name, sizeof name, "%s %s %s", label, names[k],
+                     pcn_history_series_name((pcn_history_series)s));
+            size_t n = pcn_history_len(href, (pcn_history_series)s);
+            TU_CHECK(pcn_history_len(h, (pcn_history_series)s) == n, "%s: length %zu vs %zu",
+                     name, pcn_history_len(h, (pcn_history_series)s), n);
+            if (n == pcn_history_len(h, (pcn_history_series)s))
+                tu_close_d(name, pcn_history_data(h, (pcn_history_series)s),
+                           pcn_history_data(href, (pcn_history_series)s), n, 1e-6, 1e-5);
+        }
+        pcn_history_free(h);
+        pcn_model_free(m);
+    }
+    pcn_history_free(href);
+    pcn_model_free(ref);
+}
+
+// The auto plan of the first batch on this many ranks, as the trainer makes it.
+static void plan(pcn_comm *c, int h0, int h1, int B, bool *use) {
+    pcn_model *m = model(PCN_TASK_CLASSIFICATION, h0, h1);
+    pcn_gram_cost cost = {pcn_dist_size(c), pcn_gram_flops_per_byte()};
+    pcn_gram_plan(m, B, B, &cost, PCN_LEARN_AUTO, use);
+    pcn_model_free(m);
+}
+
+static void mixed_case(pcn_comm *c, const char *label, int h0, int h1) {
+    bool use[3];
+    plan(c, h0, h1, 10, use);
+    TU_CHECK((use[0] || use[1] || use[2]) && !(use[0] && use[1] && use[2]),
+             "%s: the auto plan is not mixed (%d %d %d)", label, use[0], use[1], use[2]);
+    pcn_train_params p = base();
+    run_case(c, label, p, h0, h1);
+    p.keep_step_energies = false; // no per-step energies: the phase reports nothing
+    char name[96];
+    snprintf(name, sizeof name, "%s, no step energies", label);
+    run_case(c, name, p, h0, h1);
+}
+
+// ---- the all-gather and the planner -------------------------------------------------------
+
+static void test_gather(pcn_comm *c) {
+    enum { W = 3 };
+    const int64_t globals[] = {7, 2, 1, 5};
+    for (size_t g = 0; g < sizeof globals / sizeof *globals; g++) {
+        int64_t B = globals[g], lo, count;
+        pcn_dist_shard(B, pcn_dist_rank(c), pcn_dist_size(c), &lo, &count);
+        float mine[8 * W], all[8 * W];
+        for (int64_t i = 0; i < count * W; i++) mine[i] = (float)(lo * W + i) + 0.5f;
+        for (int i = 0; i < 8 * W; i++) all[i] = -1.0f;
+        TU_CHECK(pcn_dist_gather_rows_f32(c, mine, all, B, W) == PCN_OK, "gather: %s",
+                 pcn_last_error());
+        for (int64_t i = 0; i < B * W; i++)
+            TU_CHECK(all[i] == (float)i + 0.5f, "gather of %lld rows: value %lld is %g",
+                     (long long)B, (long long)i, all[i]);
+        TU_CHECK(all[B * W] == -1.0f, "gather of %lld rows wrote past them", (long long)B);
+    }
+}
+
+static void test_plan(void) {
+    int dims[] = {3072, 1000, 500, 10};
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 4;
+    pcn_model *m = pcn_model_init(&mp);
+    bool use[4], one[4];
+    // P = 1 with any flops per byte is the one-process plan.
+    pcn_gram_cost c1 = {1, 1e6};
+    for (int T = 1; T <= 1000; T *= 10) {
+        pcn_gram_plan(m, 500, T, &c1, PCN_LEARN_AUTO, use);
+        pcn_gram_plan(m, 500, T, NULL, PCN_LEARN_AUTO, one);
+        TU_CHECK(!memcmp(use, one, sizeof use), "P = 1 plan differs at T = %d", T);
+        TU_CHECK(pcn_gram_phase_cost(m, 500, T, &c1, PCN_LEARN_AUTO) ==
+                 pcn_learning_phase_flops(m, 500, T, PCN_LEARN_AUTO), "P = 1 cost, T = %d", T);
+    }
+    // The CIFAR config at P = 2, B = T = 500: batch space for the two wide layers.
+    pcn_gram_cost c2 = {2, 80.0};
+    pcn_gram_plan(m, 500, 500, &c2, PCN_LEARN_AUTO, use);
+    TU_CHECK(use[0] && use[1] && !use[2] && !use[3], "CIFAR P = 2 plan %d %d %d %d", use[0],
+             use[1], use[2], use[3]);
+    // Each collective moves one float per 2 B_r flops of the product it feeds, on both paths,
+    // so charging bytes scales both costs alike: plans equal the one-process plans for any
+    // P and flops per byte (learn_gram.c), while the phase costs more as bytes get dearer.
+    const int Bs[] = {7, 64, 500, 4000}, Ts[] = {1, 2, 50, 500};
+    const double fs[] = {0.0, 80.0, 1e4};
+    for (int P = 2; P <= 8; P++)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                for (int k = 0; k < 3; k++) {
+                    pcn_gram_cost cp = {P, fs[k]};
+                    pcn_gram_plan(m, Bs[i], Ts[j], &cp, PCN_LEARN_AUTO, use);
+                    pcn_gram_plan(m, Bs[i], Ts[j], NULL, PCN_LEARN_AUTO, one);
+                    TU_CHECK(!memcmp(use, one, sizeof use), "plan at P = %d, B = %d, T = %d, "
+                             "%g flops/byte differs from P = 1", P, Bs[i], Ts[j], fs[k]);
+                }
+    pcn_gram_cost cheap = {4, 0.0}, dear = {4, 1000.0};
+    const pcn_learn_path paths[] = {PCN_LEARN_PLAIN, PCN_LEARN_GRAM, PCN_LEARN_AUTO};
+    for (int k = 0; k < 3; k++)
+        TU_CHECK(pcn_gram_phase_cost(m, 500, 500, &dear, paths[k]) >
+                     pcn_gram_phase_cost(m, 500, 500, &cheap, paths[k]),
+                 "bytes must cost something at P = 4 (path %d)", (int)paths[k]);
+    // Free bytes at P = 4: a quarter of the one-process flops (B = 500 splits evenly).
+    double f4 = pcn_gram_phase_cost(m, 500, 500, &cheap, PCN_LEARN_AUTO);
+    double f1 = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_AUTO);
+    TU_CHECK(fabs(f4 - 0.25 * f1) <= 1e-12 * f1, "P = 4 flops %g vs %g / 4", f4, f1);
+    pcn_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    pcn_comm *c = pcn_dist_init(MPI_COMM_WORLD);
+    make_data();
+    test_gather(c);
+    test_plan();
+    pcn_train_params p = base(); // 10, 10, 3: an uneven last batch (zero rows at P = 4)
+    run_case(c, "partial batch", p, 10, 6);
+    p = base(), p.batch_size = 2, p.shuffle = false; // below P: ranks with zero rows
+    run_case(c, "batch 2 (< P)", p, 10, 6);
+    p = base(), p.task = PCN_TASK_REGRESSION, p.batch_size = 7, p.t_learn = 12;
+    run_case(c, "regression, T_learn > B", p, 10, 6);
+    mixed_case(c, "mixed 16-40-4", 40, 4);
+    mixed_case(c, "mixed 16-4-40", 4, 40);
+
+    int local = tu_failures, total = 0;
+    MPI_Allreduce(&local, &total, 1, MPI_INT, MPI_SUM, pcn_dist_mpi(c));
+    int rank = pcn_dist_rank(c), size = pcn_dist_size(c);
+    pcn_dist_free(c);
+    MPI_Finalize();
+    if (rank == 0)
+        printf("test_dist_learn with %d ranks: %s\n", size, total ? "FAILED" : "all checks passed");
+    return total ? 1 : 0;
+}
