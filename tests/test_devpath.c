@@ -17,8 +17,8 @@
  * Since the arithmetic is the CPU backend's, in the same order, the result must be
  * bitwise the CPU run's: weights, per-batch energies and test outputs, for classification
  * with per-step callbacks and early stopping, regression, the batch-space and the per-step
- * learning paths. Run under mpirun with P = 1, 2, 3 (CTest); at P > 1 the batch-space path
- * is not used by the trainer, the per-step path with staged sums is.
+ * learning paths. Run under mpirun with P = 1, 2, 3 (CTest); at P > 1 a device model takes
+ * the per-step path with staged sums (the CPU reference is told to take it too).
  *
  * Usage: mpirun -np P test_devpath
  */
@@ -134,7 +134,11 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
     if (rc.callbacks) p.callbacks.on_inference_step = on_step, p.callbacks.on_learning_step = on_step;
     pcn_history *hc = pcn_history_init(), *hd = pcn_history_init();
     inference_calls = 0;
-    TU_CHECK(pcn_dist_train(cpu, &dtr, &p, hc, c) == PCN_OK, "%s cpu: %s", rc.name, pcn_last_error());
+    // Across ranks a device model keeps the per-step path (batch space gathers through host
+    // buffers), so the CPU reference takes it too there.
+    pcn_train_params pc = p;
+    if (pcn_dist_size(c) > 1) pc.learn_path = PCN_LEARN_PLAIN;
+    TU_CHECK(pcn_dist_train(cpu, &dtr, &pc, hc, c) == PCN_OK, "%s cpu: %s", rc.name, pcn_last_error());
     int cpu_calls = inference_calls;
     inference_calls = 0;
     emu.replays = emu.uploads = emu.downloads = 0;
