@@ -8,8 +8,16 @@ batch, seconds for a test pass, peak memory (max RSS of each side's own process)
 ratios, and pcn_dist's time against the floor of DESIGN.md's cost model (flops / the sgemm
 rate pcn_bench measures in the same run).
 
+--seeds N repeats the pair of runs for seeds 0..N-1 (pcn_dist --seed s; pcn-torch
+torch.manual_seed(s) before it builds the model, which seeds its weights and every latent
+it draws) on the same data, each seed's two runs back to back, and prints per side the mean
+and sample standard deviation over the seeds, each seed's test accuracy, and whether the
+difference of the mean test accuracies is within 2 standard errors (Welch:
+SE = sqrt(s1^2/N + s2^2/N)). N = 1 (default) is one run of seed 0 with the plain table.
+
     pip install pcn-torch==1.1.0 torch h5py
     python3 jobs/bench/compare_pcn_torch.py --config fmnist --threads 2 --dataset fmnist.h5
+    python3 jobs/bench/compare_pcn_torch.py --config fmnist --dataset fmnist.h5 --seeds 5
     python3 jobs/bench/compare_pcn_torch.py --config cifar --threads 2 --batches 1
     python3 jobs/bench/compare_pcn_torch.py --config cifar --device cuda --batches 4
 
@@ -89,7 +97,7 @@ def run_torch(args):
     with h5py.File(args.data) as f:
         xtr, ytr = torch.from_numpy(f["train/x"][:]), torch.from_numpy(f["train/y"][:]).long()
         xte, yte = torch.from_numpy(f["test/x"][:]), torch.from_numpy(f["test/y"][:]).long()
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)  # weights, then the latents train_pcn/test_pcn draw
     model = pcn_torch.PredictiveCodingNetwork(dims=cfg["dims"], activation=cfg["activation"],
                                               output_dim=cfg["dims"][-1]).to(dev)
 
@@ -134,7 +142,8 @@ def run_torch(args):
 def run_side(args, side, extra_env=None):
     cmd = [sys.executable, __file__, "--side", side, "--data", args.data, "--config",
            args.config, "--threads", str(args.threads), "--batches", str(args.batches),
-           "--build", args.build, "--device", args.device, "--precision", args.precision] + (
+           "--build", args.build, "--device", args.device, "--precision", args.precision,
+           "--seed", str(args.seed)] + (
            ["--train-accuracy"] if args.train_accuracy else [])
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), **(extra_env or {}))
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
@@ -153,7 +162,7 @@ def run_pcn_dist(args):
                   "--lr-learn", str(cfg["lr_learn"]), "--epochs", "1", "--shuffle", "0",
                   "--progress", "0", "--train-accuracy-every",
                   "1" if args.train_accuracy else "0", "--device", args.device,
-                  "--precision", args.precision]
+                  "--precision", args.precision, "--seed", str(args.seed)]
         metrics = os.path.join(tmp, "m.jsonl")
         subprocess.run([exe, "train", *common, "--checkpoint", ck, "--metrics", metrics],
                        check=True, capture_output=True, text=True)
@@ -218,9 +227,15 @@ def main():
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16"], default="fp32",
                     help="GPU inference products on both sides (fp16: pcn-torch's autocast)")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="repeat for seeds 0..N-1 and report mean, sample sd and a Welch "
+                    "2-standard-error check of test accuracy (default 1: one run, seed 0)")
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--side", choices=["torch", "pcn_dist"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
     if args.side == "torch":
         return run_torch(args)
     if args.side == "pcn_dist":
@@ -234,34 +249,88 @@ def main():
             make_data(args.data, cfg, args.batches)
         rate = cublas_rate(args) * 1e9 if args.device == "cuda" else \
             sgemm_rate(args)["learn"]["floor_gflops"] * 1e9
-        ours = run_side(args, "pcn_dist")
-        theirs = run_side(args, "torch")
+        runs = []
+        for seed in range(args.seeds):  # each seed's pair back to back
+            args.seed = seed
+            runs.append((run_side(args, "pcn_dist"), run_side(args, "torch")))
+            if args.seeds > 1:
+                print(f"seed {seed}: test accuracy pcn_dist {runs[-1][0]['accuracy']:.4f}, "
+                      f"pcn-torch {runs[-1][1]['accuracy']:.4f}", file=sys.stderr, flush=True)
     # Cost model: (T_infer + T_learn + T_acc) * 4 * B * P flops per batch.
     dims, B = cfg["dims"], cfg["batch"]
     P = sum(a * b for a, b in zip(dims, dims[1:])) + dims[-1] * dims[-1]
     t_acc = cfg["t_infer_test"] if args.train_accuracy else 0
     flops = (cfg["t_infer"] + cfg["t_learn"] + t_acc) * 4.0 * B * P
     floor = flops / rate
-    per_batch = [ours["train_s"] / args.batches, theirs["train_s"] / args.batches]
     print(f"config {args.config}: dims {dims}, batch {B}, T_infer {cfg['t_infer']}, T_learn "
           f"{cfg['t_learn']}, T_infer_test {cfg['t_infer_test']}, {args.batches} batches, "
           f"{args.threads} threads, train accuracy {'on' if args.train_accuracy else 'off'} "
-          f"(pcn-torch: always on), device {args.device}, precision {args.precision}")
-    print(f"{'':22}{'pcn_dist':>12}{'pcn-torch':>12}{'ratio':>9}")
-    print(f"{'s / training batch':22}{per_batch[0]:12.3f}{per_batch[1]:12.3f}"
-          f"{per_batch[1] / per_batch[0]:9.2f}")
-    print(f"{'s / test pass':22}{ours['test_s']:12.3f}{theirs['test_s']:12.3f}"
-          f"{theirs['test_s'] / ours['test_s']:9.2f}")
-    pk = [ours["peak_mib"], theirs["peak_mib"]]
-    print(f"{'peak memory MiB':22}{pk[0]:12.0f}{pk[1]:12.0f}{pk[1] / pk[0]:9.2f}")
+          f"(pcn-torch: always on), device {args.device}, precision {args.precision}"
+          + (f", seeds 0..{args.seeds - 1}" if args.seeds > 1 else ""))
     chance = "" if args.dataset else f"  (synthetic random labels: chance {1 / dims[-1]:.2f})"
-    print(f"{'test accuracy':22}{ours['accuracy']:12.4f}{theirs['accuracy']:12.4f}{chance}")
+    if args.seeds == 1:
+        ours, theirs = runs[0]
+        per_batch = [ours["train_s"] / args.batches, theirs["train_s"] / args.batches]
+        print(f"{'':22}{'pcn_dist':>12}{'pcn-torch':>12}{'ratio':>9}")
+        print(f"{'s / training batch':22}{per_batch[0]:12.3f}{per_batch[1]:12.3f}"
+              f"{per_batch[1] / per_batch[0]:9.2f}")
+        print(f"{'s / test pass':22}{ours['test_s']:12.3f}{theirs['test_s']:12.3f}"
+              f"{theirs['test_s'] / ours['test_s']:9.2f}")
+        pk = [ours["peak_mib"], theirs["peak_mib"]]
+        print(f"{'peak memory MiB':22}{pk[0]:12.0f}{pk[1]:12.0f}{pk[1] / pk[0]:9.2f}")
+        print(f"{'test accuracy':22}{ours['accuracy']:12.4f}{theirs['accuracy']:12.4f}{chance}")
+    else:
+        per_batch = print_seeds(args, runs, chance)
     lib = "cuBLAS" if args.device == "cuda" else "sgemm"
     print(f"pcn_dist vs floor: {per_batch[0]:.3f} s / batch against {floor:.3f} s "
           f"({flops / 1e9:.1f} GFLOP at the {lib} rate {rate / 1e9:.0f} GFLOP/s measured now): "
           f"{per_batch[0] / floor:.2f}x; achieved {flops / per_batch[0] / 1e12:.2f} TFLOP/s "
-          f"(cost-model flops / time; pcn-torch {flops / per_batch[1] / 1e12:.2f})")
+          f"(cost-model flops / time; pcn-torch {flops / per_batch[1] / 1e12:.2f})"
+          + (" (mean s / batch)" if args.seeds > 1 else ""))
 
+
+def mean_sd(xs):
+    """Mean and sample standard deviation (n - 1)."""
+    m = sum(xs) / len(xs)
+    return m, (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+
+
+def print_seeds(args, runs, chance):
+    """The table over seeds (mean ± sample sd, ratio of means) and the Welch check of the
+    test accuracies; returns the two mean seconds per training batch."""
+    n = len(runs)
+    col = lambda side, key, scale=1.0: [r[side][key] * scale for r in runs]
+    rows = [("s / training batch", "train_s", 1.0 / args.batches, ".4f"),
+            ("s / test pass", "test_s", 1.0, ".3f"),
+            ("peak memory MiB", "peak_mib", 1.0, ".0f"),
+            ("test accuracy", "accuracy", 1.0, ".4f")]
+    print(f"{'mean ± sd over ' + str(n) + ' seeds':24}{'pcn_dist':>20}{'pcn-torch':>20}"
+          f"{'ratio':>9}")
+    stats = {}
+    for label, key, scale, fmt in rows:
+        a, b = mean_sd(col(0, key, scale)), mean_sd(col(1, key, scale))
+        stats[key] = (a, b)
+        cell = lambda ms: f"{format(ms[0], fmt)} ± {format(ms[1], fmt)}"
+        ratio = f"{b[0] / a[0]:9.2f}" if key != "accuracy" else chance
+        print(f"{label:24}{cell(a):>20}{cell(b):>20}{ratio}")
+    med = [sorted(col(side, "train_s", 1.0 / args.batches))[n // 2] if n % 2 else
+           sum(sorted(col(side, "train_s", 1.0 / args.batches))[n // 2 - 1:n // 2 + 1]) / 2
+           for side in (0, 1)]
+    print(f"{'median s / batch':24}{med[0]:>20.4f}{med[1]:>20.4f}{med[1] / med[0]:9.2f}"
+          "  (one run slowed by other load moves the mean, not the median)")
+    for side, name in ((0, "pcn_dist"), (1, "pcn-torch")):
+        print(f"test accuracy per seed, {name}: "
+              + " ".join(f"{x:.4f}" for x in col(side, "accuracy")))
+    (m1, s1), (m2, s2) = stats["accuracy"]
+    v1, v2 = s1 * s1 / n, s2 * s2 / n
+    se = (v1 + v2) ** 0.5
+    df = (v1 + v2) ** 2 / ((v1 * v1 + v2 * v2) / (n - 1)) if se > 0 else float("inf")
+    diff = m1 - m2
+    within = abs(diff) <= 2 * se
+    print(f"test accuracy, pcn_dist - pcn-torch: {diff:+.4f}; Welch standard error {se:.4f} "
+          f"(df {df:.1f}); |difference| = {abs(diff) / se if se > 0 else float('inf'):.2f} SE: "
+          f"{'within' if within else 'NOT within'} 2 standard errors")
+    return [stats["train_s"][0][0], stats["train_s"][1][0]]
 
 if __name__ == "__main__":
     main()
