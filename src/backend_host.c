@@ -20,7 +20,7 @@ void pcn_host_zero(size_t n, float *p) {
 
 void pcn_host_normal_rows(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2, int rows,
                           int dim, float *x) {
-#pragma omp parallel for schedule(static) if ((size_t)rows * dim >= 65536)
+#pragma omp parallel for schedule(static) if ((size_t)rows * dim >= 8192)
     for (int r = 0; r < rows; r++)
         pcn_rng_normal(seed, first_row + (uint32_t)r, c1, c2, x + (size_t)r * dim, (size_t)dim);
 }
