@@ -194,7 +194,7 @@ $(echo "$out" | grep "=> /" | grep -v "=> $PCN_BUNDLE/" | awk "{print \$1, \$2, 
     echo "-- libraries the executables take from outside the bundle (should be glibc, libstdc++, libgcc_s, CUDA):"
     echo "$outside" | sort -u | grep .
     if command -v cuobjdump > /dev/null; then
-      echo "-- CUDA device code in pcn_dist:"; cuobjdump --list-elf --list-ptx "$PCN_BUNDLE/build/pcn_dist" 2>&1 | head -10
+      echo "-- CUDA device code in the CUDA module:"; cuobjdump --list-elf --list-ptx "$PCN_BUNDLE/build/libpcn_cuda.so" 2>&1 | head -10
     fi
     exit $fail'
   step mpi_smoke 90 '

@@ -161,9 +161,10 @@ static pcn_status setup_device(app *a, pcn_model *m, pcn_train_params *p, char *
         return pcn_dist_agree(a->comm, st);
     }
     if (visible == 0)
-        st = pcn_set_error(PCN_EINVAL, "--device cuda: rank %d sees no CUDA device%s",
-                           pcn_dist_rank(a->comm),
-                           pcn_gpu_built() ? "" : " (this pcn_dist was built without CUDA)");
+        st = pcn_set_error(PCN_EINVAL, "--device cuda: rank %d sees no CUDA device%s%s%s",
+                           pcn_dist_rank(a->comm), pcn_gpu_built() ? "" : " (",
+                           pcn_gpu_built() ? "" : pcn_gpu_unavailable_reason(),
+                           pcn_gpu_built() ? "" : ")");
     if (st == PCN_OK) st = pcn_cuda_select(pcn_dist_gpu_for_rank(a->comm));
     if (st == PCN_OK) st = pcn_model_to_device(m, PCN_DEVICE_CUDA);
     if ((st = pcn_dist_agree(a->comm, st)) != PCN_OK) return st;

@@ -15,6 +15,9 @@
  *   message instead of a hang.
  * - A graph is keyed by the caller's description of everything it depends on; releasing
  *   any buffer drops every graph (a new buffer may reuse an old address).
+ *
+ * Built as the module libpcn_cuda.so (gpu_module.h): everything here is static but the
+ * one entry point at the end, which hands libpcn's loader the table of functions.
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -33,9 +36,22 @@
 #endif
 
 extern "C" {
+#include "gpu_module.h"
 #include "pcn_gpu.h"
 #include "pcn_impl.h"
 }
+
+// Errors go to libpcn's pcn_last_error() through the function the loader hands over; the
+// module links nothing of libpcn.
+static pcn_errorv_fn host_errorv;
+static pcn_status module_error(pcn_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (host_errorv) host_errorv(status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+#define pcn_set_error module_error
 
 // ----------------------------------------------------------------------------------------
 // Errors: one generic check, one macro per library (STYLE rule 4)
@@ -165,22 +181,21 @@ static void wait_stream(const char *what) {
     }
 }
 
-extern "C" bool pcn_gpu_built(void) { return true; }
-extern "C" bool pcn_gpu_built_nccl(void) {
+static bool has_nccl(void) {
 #ifdef PCN_HAVE_NCCL
     return true;
 #else
     return false;
 #endif
 }
-extern "C" void pcn_gpu_set_fatal(void (*handler)(const char *msg)) {
+static void m_pcn_gpu_set_fatal(void (*handler)(const char *msg)) {
     fatal_handler = handler ? handler : default_fatal;
 }
-extern "C" const char *pcn_gpu_device_name(void) { return g.device >= 0 ? g.name : NULL; }
-extern "C" int pcn_gpu_device_index(void) { return g.device; }
-extern "C" void pcn_gpu_set_timeout(double seconds) { g.timeout = seconds > 0 ? seconds : 300; }
+static const char *m_pcn_gpu_device_name(void) { return g.device >= 0 ? g.name : NULL; }
+static int m_pcn_gpu_device_index(void) { return g.device; }
+static void m_pcn_gpu_set_timeout(double seconds) { g.timeout = seconds > 0 ? seconds : 300; }
 
-extern "C" int pcn_cuda_device_count(void) {
+static int m_pcn_cuda_device_count(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
         cudaGetLastError(); // no driver or no device: clear the sticky error
@@ -189,8 +204,8 @@ extern "C" int pcn_cuda_device_count(void) {
     return n;
 }
 
-extern "C" pcn_status pcn_cuda_select(int device) {
-    int n = pcn_cuda_device_count();
+static pcn_status m_pcn_cuda_select(int device) {
+    int n = m_pcn_cuda_device_count();
     if (n == 0) return pcn_set_error(PCN_EINVAL, "no CUDA device is visible to this process");
     if (device < 0 || device >= n)
         return pcn_set_error(PCN_EINVAL, "CUDA device %d does not exist (%d visible)", device, n);
@@ -540,7 +555,7 @@ static pcn_backend_ops make_ops(void) {
 
 static const pcn_backend_ops cuda_ops = make_ops();
 
-extern "C" const pcn_backend_ops *pcn_gpu_backend(void) { return g.device >= 0 ? &cuda_ops : NULL; }
+static const pcn_backend_ops *m_pcn_gpu_backend(void) { return g.device >= 0 ? &cuda_ops : NULL; }
 
 // ----------------------------------------------------------------------------------------
 // NCCL
@@ -549,7 +564,7 @@ extern "C" const pcn_backend_ops *pcn_gpu_backend(void) { return g.device >= 0 ?
 #ifdef PCN_HAVE_NCCL
 static_assert(sizeof(ncclUniqueId) == PCN_GPU_NCCL_ID_BYTES, "NCCL unique id size");
 
-extern "C" pcn_status pcn_gpu_nccl_unique_id(unsigned char id[PCN_GPU_NCCL_ID_BYTES]) {
+static pcn_status m_pcn_gpu_nccl_unique_id(unsigned char *id) {
     ncclUniqueId u;
     ncclResult_t r = ncclGetUniqueId(&u);
     if (r != ncclSuccess)
@@ -558,7 +573,7 @@ extern "C" pcn_status pcn_gpu_nccl_unique_id(unsigned char id[PCN_GPU_NCCL_ID_BY
     return PCN_OK;
 }
 
-extern "C" pcn_status pcn_gpu_nccl_init(const unsigned char id[PCN_GPU_NCCL_ID_BYTES], int rank,
+static pcn_status m_pcn_gpu_nccl_init(const unsigned char *id, int rank,
                                         int size) {
     if (g.device < 0) return pcn_set_error(PCN_ESTATE, "NCCL: no CUDA device selected");
     if (g.nccl_up) return pcn_set_error(PCN_ESTATE, "NCCL: this process already has a communicator");
@@ -573,31 +588,55 @@ extern "C" pcn_status pcn_gpu_nccl_init(const unsigned char id[PCN_GPU_NCCL_ID_B
     return PCN_OK;
 }
 
-extern "C" pcn_status pcn_gpu_nccl_sum(float *v, size_t n) {
+static pcn_status m_pcn_gpu_nccl_sum(float *v, size_t n) {
     if (!g.nccl_up) return pcn_set_error(PCN_ESTATE, "NCCL: no communicator");
     PCN_NCCL_CHECK(ncclAllReduce(v, v, n, ncclFloat, ncclSum, g.nccl, g.stream));
     return PCN_OK;
 }
 
-extern "C" void pcn_gpu_nccl_free(void) {
+static void m_pcn_gpu_nccl_free(void) {
     if (!g.nccl_up) return;
     wait_stream("collectives before closing NCCL");
     ncclCommDestroy(g.nccl);
     g.nccl_up = false;
 }
 #else
-extern "C" pcn_status pcn_gpu_nccl_unique_id(unsigned char id[PCN_GPU_NCCL_ID_BYTES]) {
+static pcn_status m_pcn_gpu_nccl_unique_id(unsigned char *id) {
     (void)id;
     return pcn_set_error(PCN_EINVAL, "this libpcn was built without NCCL; use --comm mpi");
 }
-extern "C" pcn_status pcn_gpu_nccl_init(const unsigned char id[PCN_GPU_NCCL_ID_BYTES], int rank,
+static pcn_status m_pcn_gpu_nccl_init(const unsigned char *id, int rank,
                                         int size) {
     (void)id, (void)rank, (void)size;
     return pcn_set_error(PCN_EINVAL, "this libpcn was built without NCCL; use --comm mpi");
 }
-extern "C" pcn_status pcn_gpu_nccl_sum(float *v, size_t n) {
+static pcn_status m_pcn_gpu_nccl_sum(float *v, size_t n) {
     (void)v, (void)n;
     return pcn_set_error(PCN_EINVAL, "this libpcn was built without NCCL; use --comm mpi");
 }
-extern "C" void pcn_gpu_nccl_free(void) {}
+static void m_pcn_gpu_nccl_free(void) {}
 #endif
+
+// ----------------------------------------------------------------------------------------
+// The module's one entry point (gpu_module.h)
+// ----------------------------------------------------------------------------------------
+
+extern "C" __attribute__((visibility("default"))) const pcn_gpu_module *
+pcn_gpu_module_init(pcn_errorv_fn set_errorv) {
+    static pcn_gpu_module table;
+    host_errorv = set_errorv;
+    table.abi = PCN_GPU_MODULE_ABI;
+    table.has_nccl = has_nccl();
+    table.set_fatal = m_pcn_gpu_set_fatal;
+    table.device_name = m_pcn_gpu_device_name;
+    table.device_index = m_pcn_gpu_device_index;
+    table.set_timeout = m_pcn_gpu_set_timeout;
+    table.device_count = m_pcn_cuda_device_count;
+    table.select = m_pcn_cuda_select;
+    table.backend = m_pcn_gpu_backend;
+    table.nccl_unique_id = m_pcn_gpu_nccl_unique_id;
+    table.nccl_init = m_pcn_gpu_nccl_init;
+    table.nccl_sum = m_pcn_gpu_nccl_sum;
+    table.nccl_free = m_pcn_gpu_nccl_free;
+    return &table;
+}

@@ -7,7 +7,9 @@
  * One process drives one device through one stream; every launch and copy goes to it.
  * Errors that leave no way back (a failed launch, an NCCL error or timeout) go to the fatal
  * handler, which src/dist points at pcn_fatal so that every rank ends, not one.
- * Built without CUDA (no nvcc found), gpu_none.c supplies the same functions: no devices.
+ * These functions live in gpu_loader.c, which loads the CUDA module (backend_cuda.cu built
+ * as libpcn_cuda.so) on first use; without it (built without CUDA, no driver, module
+ * missing) they answer "no devices" and say why.
  */
 #ifndef PCN_GPU_H
 #define PCN_GPU_H
@@ -21,9 +23,11 @@
 extern "C" {
 #endif
 
-// Whether libpcn was compiled with CUDA (and NCCL). Local.
+// Whether the CUDA module is available here (and has NCCL); loads it on first call. Local.
 bool pcn_gpu_built(void);
 bool pcn_gpu_built_nccl(void);
+// Why there is no CUDA here (NULL when the module loaded). Local.
+const char *pcn_gpu_unavailable_reason(void);
 
 // Where device failures go (message already formatted). Default: print and abort().
 void pcn_gpu_set_fatal(void (*handler)(const char *msg));
