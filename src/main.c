@@ -160,11 +160,11 @@ static pcn_status setup_device(app *a, pcn_model *m, pcn_train_params *p, char *
         snprintf(what, what_len, "cpu");
         return pcn_dist_agree(a->comm, st);
     }
-    if (visible == 0)
+    if (visible == 0) {
+        const char *why = pcn_gpu_unavailable_reason(); // NULL: CUDA is here, no device
         st = pcn_set_error(PCN_EINVAL, "--device cuda: rank %d sees no CUDA device%s%s%s",
-                           pcn_dist_rank(a->comm), pcn_gpu_built() ? "" : " (",
-                           pcn_gpu_built() ? "" : pcn_gpu_unavailable_reason(),
-                           pcn_gpu_built() ? "" : ")");
+                           pcn_dist_rank(a->comm), why ? " (" : "", why ? why : "", why ? ")" : "");
+    }
     if (st == PCN_OK) st = pcn_cuda_select(pcn_dist_gpu_for_rank(a->comm));
     if (st == PCN_OK) st = pcn_model_to_device(m, PCN_DEVICE_CUDA);
     if ((st = pcn_dist_agree(a->comm, st)) != PCN_OK) return st;

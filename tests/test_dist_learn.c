@@ -26,17 +26,7 @@ enum { N = 23, D = 16, K = 3 };
 static float X[N * D], T[N * K];
 static int32_t Y[N];
 
-static void make_data(void) {
-    uint32_t s = 2024;
-    for (int i = 0; i < N; i++) {
-        Y[i] = i % K;
-        for (int j = 0; j < D; j++) {
-            s = s * 1664525u + 1013904223u;
-            X[i * D + j] = (float)((j % K == Y[i] ? 1.0 : 0.0) + 0.3 * (s >> 8) / 16777216.0);
-        }
-        for (int k = 0; k < K; k++) T[i * K + k] = 0.5f * X[i * D + k] - 0.2f;
-    }
-}
+static void make_data(void) { tu_blobs(N, D, K, 2024u, X, Y, T); }
 
 static pcn_model *model(pcn_task task, int hidden0, int hidden1) {
     int dims[] = {D, hidden0, hidden1};

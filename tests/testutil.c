@@ -129,3 +129,15 @@ uint64_t tu_rng_next(uint64_t *state) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+void tu_blobs(int n, int d, int k, uint32_t seed, float *x, int32_t *labels, float *targets) {
+    uint32_t s = seed;
+    for (int i = 0; i < n; i++) {
+        labels[i] = i % k;
+        for (int j = 0; j < d; j++) {
+            s = s * 1664525u + 1013904223u;
+            x[i * d + j] = (float)((j % k == labels[i] ? 1.0 : 0.0) + 0.3 * (s >> 8) / 16777216.0);
+        }
+        for (int c = 0; c < k; c++) targets[i * k + c] = 0.5f * x[i * d + c] - 0.2f;
+    }
+}

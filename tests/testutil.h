@@ -32,6 +32,10 @@ int tu_close_d(const char *label, const double *got, const double *ref, size_t n
                double rtol);
 // Deterministic test randomness (splitmix64) on a caller-held state.
 uint64_t tu_rng_next(uint64_t *state);
+// A small separable data set: row i has label i % k, its inputs (n, d) are 1 where
+// column % k == label plus 0.3 U(0, 1) noise from an LCG on seed, and its regression
+// targets (n, k) are 0.5 x[i][c] - 0.2. The same seed gives the same numbers everywhere.
+void tu_blobs(int n, int d, int k, uint32_t seed, float *x, int32_t *labels, float *targets);
 // Prints "name: N passed, M failed" style summary and returns the exit code.
 int tu_finish(const char *name);
 
