@@ -91,6 +91,7 @@ static void cpu_axpy(size_t n, float alpha, const float *x, float *y) {
 const pcn_backend_ops pcn_backend_cpu = {
     .name = "cpu",
     .gemm = cpu_gemm,
+    .gemm_rows = pcn_gemm_rows,
     .error_pass = cpu_error_pass,
     .sup_error = cpu_sup_error,
     .axpy = cpu_axpy,

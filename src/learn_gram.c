@@ -280,7 +280,7 @@ static pcn_status final_update(pcn_gram *gr, pcn_model *m, pcn_state *s, const b
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
                           const float *y, int B, int t_steps, float alpha, const bool *use,
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
-                          double *comm) {
+                          int report_steps, double *comm) {
     const int L = m->L;
     if (s->batch > gr->max_local || B > gr->max_global)
         return pcn_set_error(PCN_EINVAL, "batch %d (%d here) above the Gram workspace", B,
@@ -291,9 +291,10 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
     size_t poff[PCN_MAX_LAYERS + 1], plain_n = pack(m, use, false, poff);
     for (int step = 0; st == PCN_OK && step < t_steps; step++) {
         double sq = 0.0;
-        if (report) m->ops->sum_begin();
+        const bool want = report && step < report_steps;
+        if (want) m->ops->sum_begin();
         for (int l = 0; l <= L; l++) sq += layer_errors(m, s, x, y, l, use[l]);
-        if (report) {
+        if (want) {
             m->ops->sum_finish();
             if ((st = report(ctx, step, sq + m->ops->sum_read())) != PCN_OK) return st;
         }

@@ -103,6 +103,9 @@ void pcn_history_set_running_accuracy(pcn_history *h, double acc);
 // divided by the batch: the trainer makes them global before turning them into energies.
 // ----------------------------------------------------------------------------------------
 
+// A view of rows [r0, r0 + rows) of s: the same buffers from row r0 on, batch = rows.
+// Every inference step is row-local, so steps on disjoint views may run concurrently.
+void pcn_state_rows(const pcn_state *s, int r0, int rows, pcn_state *view);
 // Errors of the current snapshot; with lr != 0 also the whole latent update of an inference
 // step. need_top: compute the top error E[L] = Esup Wout (inference needs it, learning not).
 // want_sum: the step's sum_l ||E[l]||^2 + ||Esup||^2 over the state's rows is wanted; on a
@@ -111,6 +114,15 @@ void pcn_history_set_running_accuracy(pcn_history *h, double acc);
 // step runs without waiting for the device.
 double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
                        float lr, bool need_top, bool want_sum);
+// The same step on the calling thread alone, for a thread's rows of a split phase: every
+// product through the backend's gemm_rows, with wt = pcn_model_transpose of the weights.
+double pcn_step_errors_rows(const pcn_model *m, const float *wt, pcn_state *s, const float *x,
+                            const float *y, float lr, bool need_top, bool want_sum);
+// wt (the size of the weights, host memory) = every W[l] and Wout transposed, each at its
+// own offset woff[l]: (in, out) row-major. Host models.
+void pcn_model_transpose(const pcn_model *m, float *wt);
+// The number of threads the last row-path inference phase ran on (tests).
+int pcn_rows_last_team(void);
 // The full sum of a step run with want_sum, given its return value.
 double pcn_step_sum(const pcn_model *m, double returned);
 // After pcn_step_errors: the model's gradient buffer g = [H[l]^T X[l+1] ..., -Esup^T X[L]]
@@ -153,14 +165,14 @@ void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
 double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
                            pcn_learn_path path);
 // T learning steps over a global batch of B rows (the state holds this process's shard)
-// with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees each step's
-// local sum of squared errors before its update and may stop the phase with an error
-// (without report a device backend never waits inside the phase). Seconds spent in
-// collectives are added to *comm_seconds. Collective over the workspace's ranks.
+// with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees the local sum
+// of squared errors of each of the first report_steps steps before its update and may stop
+// the phase with an error (a device backend waits only for the steps reported). Seconds
+// spent in collectives are added to *comm_seconds. Collective over the workspace's ranks.
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
                           const float *y, int B, int t_steps, float alpha, const bool *use,
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
-                          double *comm_seconds);
+                          int report_steps, double *comm_seconds);
 
 // ----------------------------------------------------------------------------------------
 // Collectives seen by the trainer (src/dist fills them; NULL means one process)

@@ -91,25 +91,59 @@ void pcn_init_latents(pcn_state *s, const pcn_latent_key *key) {
     s->latents_ready = true;
 }
 
+void pcn_state_rows(const pcn_state *s, int r0, int rows, pcn_state *view) {
+    const pcn_model *m = s->model;
+    *view = *s;
+    view->batch = view->max_batch = rows;
+    for (int l = 0; l <= m->L; l++) {
+        const size_t off = (size_t)r0 * m->dims[l];
+        if (l > 0) view->x[l] = s->x[l] + off;
+        view->e[l] = s->e[l] + off;
+        if (l < m->L) view->a[l] = s->a[l] + off, view->h[l] = s->h[l] + off;
+    }
+    view->yhat = s->yhat + (size_t)r0 * m->K;
+    view->esup = s->esup + (size_t)r0 * m->K;
+}
+
 // ----------------------------------------------------------------------------------------
 // Step kernels
 // ----------------------------------------------------------------------------------------
 
-double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
-                       float lr, bool need_top, bool want_sum) {
+// The step's two kinds of product against layer l's weights M (W[l], l = L: Wout), through
+// the backend's gemm (wt NULL: it threads itself) or its gemm_rows on this thread with wt,
+// every M^T at M's offset.
+//   C (B, out) = X (B, in) M^T
+static void prod_xmt(const pcn_model *m, const float *wt, int l, int B, int out, int in,
+                     const float *x, float *c) {
+    if (wt)
+        m->ops->gemm_rows(B, out, in, 1.0f, x, in, wt + m->woff[l], out, 0.0f, c, out);
+    else
+        m->ops->gemm(false, true, B, out, in, 1.0f, x, in, m->w + m->woff[l], in, 0.0f, c, out);
+}
+
+//   C (B, in) = alpha D (B, out) M + beta C
+static void prod_dm(const pcn_model *m, const float *wt, int l, int B, int out, int in,
+                    float alpha, const float *d, float beta, float *c) {
+    if (wt)
+        m->ops->gemm_rows(B, in, out, alpha, d, out, m->w + m->woff[l], in, beta, c, in);
+    else
+        m->ops->gemm(false, false, B, in, out, alpha, d, out, m->w + m->woff[l], in, beta, c,
+                     in);
+}
+
+static double step_errors(const pcn_model *m, const float *wt, pcn_state *s, const float *x,
+                          const float *y, float lr, bool need_top, bool want_sum) {
     const pcn_backend_ops *ops = m->ops;
     const int B = s->batch, L = m->L, K = m->K, dL = m->dims[L];
-    const float *wout = m->w + m->woff[L];
     double sq = 0.0;
     if (want_sum) ops->sum_begin();
     for (int l = 0; l < L; l++) // (B, d_l) = (B, d_{l+1}) (d_l, d_{l+1})^T
-        ops->gemm(false, true, B, m->dims[l], m->dims[l + 1], 1.0f, s->x[l + 1], m->dims[l + 1],
-                  m->w + m->woff[l], m->dims[l + 1], 0.0f, s->a[l], m->dims[l]);
+        prod_xmt(m, wt, l, B, m->dims[l], m->dims[l + 1], s->x[l + 1], s->a[l]);
     if (y) {
-        ops->gemm(false, true, B, K, dL, 1.0f, s->x[L], dL, wout, dL, 0.0f, s->yhat, K);
+        prod_xmt(m, wt, L, B, K, dL, s->x[L], s->yhat);
         sq += ops->sup_error((size_t)B * K, s->yhat, y, s->esup);
         if (need_top) // (B, dL) = (B, K) (K, dL)
-            ops->gemm(false, false, B, dL, K, 1.0f, s->esup, K, wout, dL, 0.0f, s->e[L], dL);
+            prod_dm(m, wt, L, B, K, dL, 1.0f, s->esup, 0.0f, s->e[L]);
     }
     s->has_target = y != NULL;
     // The input X[0] is never written: its pass runs with lr = 0.
@@ -122,11 +156,35 @@ double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const f
     if (lr != 0.0f) {
         if (y) ops->axpy((size_t)B * dL, -lr, s->e[L], s->x[L]);
         for (int l = 1; l <= L; l++) // (B, d_l) += lr (B, d_{l-1}) (d_{l-1}, d_l)
-            ops->gemm(false, false, B, m->dims[l], m->dims[l - 1], lr, s->h[l - 1],
-                      m->dims[l - 1], m->w + m->woff[l - 1], m->dims[l], 1.0f, s->x[l],
-                      m->dims[l]);
+            prod_dm(m, wt, l - 1, B, m->dims[l - 1], m->dims[l], lr, s->h[l - 1], 1.0f,
+                    s->x[l]);
     }
     return sq;
+}
+
+double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
+                       float lr, bool need_top, bool want_sum) {
+    return step_errors(m, NULL, s, x, y, lr, need_top, want_sum);
+}
+
+double pcn_step_errors_rows(const pcn_model *m, const float *wt, pcn_state *s, const float *x,
+                            const float *y, float lr, bool need_top, bool want_sum) {
+    return step_errors(m, wt, s, x, y, lr, need_top, want_sum);
+}
+
+void pcn_model_transpose(const pcn_model *m, float *wt) {
+    for (int l = 0; l <= m->L; l++) {
+        const int out = l < m->L ? m->dims[l] : m->K, in = m->dims[l < m->L ? l + 1 : m->L];
+        const float *w = m->w + m->woff[l];
+        float *t = wt + m->woff[l];
+        enum { TB = 32 }; // (TB x TB) blocks: both sides stay in cache
+#pragma omp parallel for schedule(static) if ((size_t)out * in >= 65536)
+        for (int i0 = 0; i0 < out; i0 += TB)
+            for (int j0 = 0; j0 < in; j0 += TB)
+                for (int i = i0; i < out && i < i0 + TB; i++)
+                    for (int j = j0; j < in && j < j0 + TB; j++)
+                        t[(size_t)j * out + i] = w[(size_t)i * in + j];
+    }
 }
 
 double pcn_step_sum(const pcn_model *m, double returned) { return returned + m->ops->sum_read(); }

@@ -21,6 +21,7 @@
  *   fresh latents (T_infer_test steps, no early stop); on_batch_end.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -162,9 +163,11 @@ typedef struct {
     float *yhat;             // (local max batch, K) host copy of the outputs (device only)
     int32_t *labels;         // (local max batch)
     float *targets;          // (local max batch, y_dim)
-    double *window;          // (energy_window_size) ring of step energies
     pcn_gram *gram;          // batch-space learning workspace, or NULL
     pcn_gram_cost cost;      // what the learning planner charges (ranks, flops per byte)
+    float *wt;               // the row path's transposed weights (pcn_model_transpose), or NULL
+    int split_max;           // threads the row path may split a phase's rows over
+    double *part;            // (split_max) each thread's sum of a split step
     int64_t gbatch;          // current global batch
     int64_t lo, count;       // this process's slice of it
     pcn_train_position pos;  // where training stands; also the schedule's state
@@ -206,8 +209,26 @@ static void trainer_free(trainer *t) {
     pcn_free(t->y);
     free(t->labels);
     pcn_free(t->targets);
-    free(t->window);
+    free(t->part);
+    pcn_free(t->wt);
     pcn_gram_free(t->gram);
+}
+
+// The row path of inference phases (infer_rows): host models whose backend has gemm_rows,
+// unless the environment sets PCN_ROW_PATH=0 (every product then threads itself). Its
+// threads: OpenMP's, when gemm_rows runs the AVX-512 kernel or OpenBLAS on OpenMP (which
+// stays on one thread inside a parallel region; a pthread OpenBLAS would start its own
+// threads in every one), else 1.
+static bool row_path(const pcn_model *m) {
+    const char *v = getenv("PCN_ROW_PATH");
+    return !m->ops->on_device && m->ops->gemm_rows && !(v && strcmp(v, "0") == 0);
+}
+
+static int row_threads_max(void) {
+#ifndef PCN_BLAS_OPENMP
+    if (!pcn_gemm_rows_vectorised()) return 1;
+#endif
+    return omp_get_max_threads();
 }
 
 static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
@@ -226,13 +247,15 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->y = pcn_alloc((size_t)cap * m->K * sizeof(float));
     t->labels = malloc((size_t)cap * sizeof *t->labels);
     t->targets = pcn_alloc((size_t)cap * (d->y_dim > 0 ? d->y_dim : 1) * sizeof(float));
-    t->window = malloc((size_t)p->energy_window_size * sizeof *t->window);
+    t->split_max = row_threads_max();
+    t->part = malloc((size_t)t->split_max * sizeof *t->part);
+    t->wt = row_path(m) ? pcn_alloc(m->woff[m->L + 1] * sizeof(float)) : NULL;
     const pcn_backend_ops *ops = m->ops;
     t->dx = ops->on_device ? ops->alloc((size_t)cap * m->dims[0] * sizeof(float)) : t->x;
     t->dy = ops->on_device ? ops->alloc((size_t)cap * m->K * sizeof(float)) : t->y;
     t->yhat = ops->on_device ? pcn_alloc((size_t)cap * m->K * sizeof(float)) : NULL;
     if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels ||
-        !t->targets || !t->window || !t->dx || !t->dy || (ops->on_device && !t->yhat)) {
+        !t->targets || !t->part || (row_path(m) && !t->wt) || !t->dx || !t->dy || (ops->on_device && !t->yhat)) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
@@ -373,6 +396,30 @@ static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
 // Up to t_steps inference steps, with the target (y) or without (NULL). Early stopping as
 // pcn-torch: after a step's update, stop when the window holds >= 2 energies and the last
 // two differ by less than the threshold. Reports each step's energy when report is set.
+typedef struct {
+    bool report, stop_on; // report each energy; early stopping is on
+    double prev;          // the previous step's energy
+    int filled;           // energies seen, up to the window
+} infer_watch;
+
+// After a step run with its energy wanted: the global energy, its reports, and whether
+// early stopping ends the phase (*stop). Collective.
+static pcn_status watch_step(trainer *t, infer_watch *w, int step, double local_sq, bool *stop) {
+    const pcn_train_params *p = t->p;
+    double energy;
+    pcn_status st = energy_of(t, local_sq, &energy);
+    if (st != PCN_OK) return st;
+    if (w->report) {
+        if (t->cb->on_inference_step) t->cb->on_inference_step(t->cb->user, step, energy);
+        if (p->keep_step_energies && t->h) pcn_history_append(t->h, PCN_HIST_STEP_INFER, energy);
+    }
+    bool converged = w->filled >= 1 && fabs(energy - w->prev) < p->early_stop_threshold;
+    w->prev = energy;
+    w->filled = w->filled < p->energy_window_size ? w->filled + 1 : p->energy_window_size;
+    *stop = w->stop_on && converged;
+    return PCN_OK;
+}
+
 // One inference step as a graph body (a device backend records it once per key).
 typedef struct {
     const pcn_model *m;
@@ -392,14 +439,94 @@ static pcn_precision inference_precision(const pcn_train_params *p) {
     return p->use_mixed_precision ? p->mixed_precision : PCN_PRECISION_FP32;
 }
 
+// Threads that split a phase's rows: at least SPLIT_MIN_ROWS rows each.
+#define SPLIT_MIN_ROWS 16
+static int split_threads(const trainer *t) {
+    int n = t->s->batch / SPLIT_MIN_ROWS;
+    return n < 1 ? 1 : n < t->split_max ? n : t->split_max;
+}
+
+// The row path. Inference is row-local, so each thread runs every step on its own
+// contiguous rows, its products on itself alone (gemm_rows, no packing of the weights,
+// which are transposed once for the phase); the team forks once per phase instead of at
+// every product and pass. Threads meet only where a step's energy is wanted: the master
+// sums their parts in thread order and takes the step's decision (MPI calls and callbacks
+// stay on the master thread). A team of one runs outside any parallel region, so the
+// element-wise passes may still thread themselves.
+typedef struct {
+    trainer *t;
+    const float *y;
+    int t_steps;
+    infer_watch *w;
+    bool stop;     // the master's decision, read by every thread after a barrier
+    int taken;     // steps run
+    pcn_status st; // the master's status
+} rows_phase;
+
+static void rows_thread(rows_phase *ph, int id, int team) {
+    trainer *t = ph->t;
+    const pcn_model *m = t->m;
+    const float lr = (float)t->p->lr_infer;
+    const bool want = ph->w->report || ph->w->stop_on;
+    const int B = t->s->batch, r0 = (int)((int64_t)B * id / team);
+    const int r1 = (int)((int64_t)B * (id + 1) / team);
+    pcn_state v;
+    pcn_state_rows(t->s, r0, r1 - r0, &v);
+    const float *x = t->dx + (size_t)r0 * m->dims[0];
+    const float *y = ph->y ? ph->y + (size_t)r0 * m->K : NULL;
+    for (int step = 0; step < ph->t_steps; step++) {
+        double sq = pcn_step_errors_rows(m, t->wt, &v, x, y, lr, true, want);
+        if (!want) continue;
+        t->part[id] = sq;
+#pragma omp barrier
+#pragma omp master
+        {
+            double total = 0.0;
+            for (int i = 0; i < team; i++) total += t->part[i];
+            ph->st = watch_step(t, ph->w, step, total, &ph->stop);
+            if (ph->st != PCN_OK) ph->stop = true;
+            if (ph->stop) ph->taken = step + 1;
+        }
+#pragma omp barrier
+        if (ph->stop) break;
+    }
+}
+
+static int rows_last_team; // for the tests (pcn_rows_last_team)
+
+int pcn_rows_last_team(void) { return rows_last_team; }
+
+static pcn_status infer_rows(trainer *t, const float *y, int t_steps, infer_watch *w,
+                             int *steps_taken) {
+    rows_phase ph = {t, y, t_steps, w, false, t_steps, PCN_OK};
+    const int n = split_threads(t);
+    pcn_model_transpose(t->m, t->wt);
+    rows_last_team = 1;
+    if (n == 1) {
+        rows_thread(&ph, 0, 1);
+    } else {
+#pragma omp parallel num_threads(n)
+        {
+#pragma omp master
+            rows_last_team = omp_get_num_threads();
+            rows_thread(&ph, omp_get_thread_num(), omp_get_num_threads());
+        }
+    }
+    t->s->has_target = y != NULL;
+    *steps_taken = ph.taken;
+    return ph.st;
+}
+
 static pcn_status infer(trainer *t, const float *y, int t_steps, bool early_stop, bool report,
                         int *steps_taken) {
     const pcn_train_params *p = t->p;
     const pcn_backend_ops *ops = t->m->ops;
-    const int W = p->energy_window_size;
-    const bool stop_on = early_stop && p->early_stop_threshold > 0.0 && W >= 2;
-    report = report && (t->cb->on_inference_step || (p->keep_step_energies && t->h));
-    step_call call = {t->m, t->s, t->dx, y, (float)p->lr_infer, report || stop_on, 0.0};
+    infer_watch w = {0};
+    w.stop_on = early_stop && p->early_stop_threshold > 0.0 && p->energy_window_size >= 2;
+    w.report = report && (t->cb->on_inference_step || (p->keep_step_energies && t->h));
+    ops->set_precision(inference_precision(p));
+    if (t->wt) return infer_rows(t, y, t_steps, &w, steps_taken);
+    step_call call = {t->m, t->s, t->dx, y, (float)p->lr_infer, w.report || w.stop_on, 0.0};
     struct { // everything the recorded step depends on; zeroed so padding compares equal
         const void *s, *x, *y;
         int batch, want, precision;
@@ -408,26 +535,15 @@ static pcn_status infer(trainer *t, const float *y, int t_steps, bool early_stop
     memset(&key, 0, sizeof key);
     key.s = t->s, key.x = t->dx, key.y = y, key.batch = t->s->batch;
     key.want = call.want_sum, key.precision = (int)inference_precision(p), key.lr = call.lr;
-    ops->set_precision(inference_precision(p));
-    double prev = 0.0;
-    int filled = 0, step = 0;
-    while (step < t_steps) {
+    int step = 0;
+    bool stop = false;
+    while (step < t_steps && !stop) {
         ops->replay(&key, sizeof key, step_body, &call);
-        step++;
-        if (!call.want_sum) continue; // no one needs this step's energy
-        double energy;
-        pcn_status st = energy_of(t, pcn_step_sum(t->m, call.sq), &energy);
-        if (st != PCN_OK) return st;
-        if (report) {
-            if (t->cb->on_inference_step)
-                t->cb->on_inference_step(t->cb->user, step - 1, energy);
-            if (p->keep_step_energies && t->h)
-                pcn_history_append(t->h, PCN_HIST_STEP_INFER, energy);
+        if (call.want_sum) { // someone needs this step's energy
+            pcn_status st = watch_step(t, &w, step, pcn_step_sum(t->m, call.sq), &stop);
+            if (st != PCN_OK) return st;
         }
-        bool converged = filled >= 1 && fabs(energy - prev) < p->early_stop_threshold;
-        prev = energy;
-        filled = filled < W ? filled + 1 : W;
-        if (stop_on && converged) break;
+        step++;
     }
     *steps_taken = step;
     return PCN_OK;
@@ -440,46 +556,63 @@ static pcn_status snapshot_energy(trainer *t, double *energy) {
     return energy_of(t, pcn_step_sum(t->m, sq), energy);
 }
 
-// Reports one learning step's energy (callbacks, history). Collective.
-static pcn_status report_learning(void *ctx, int step, double sumsq) {
-    trainer *t = ctx;
+// One learning step's energy: step 0's is the batch energy before learning (its snapshot
+// is the one inference left, with the weights not yet moved); every step's goes to the
+// callbacks and the history when they want it. Collective.
+typedef struct {
+    trainer *t;
+    bool every;  // callbacks or history want each step
+    double pre;  // step 0's energy
+} learn_watch;
+
+static pcn_status watch_learning(void *ctx, int step, double sumsq) {
+    learn_watch *w = ctx;
+    trainer *t = w->t;
     double energy;
     pcn_status st = energy_of(t, sumsq, &energy);
     if (st != PCN_OK) return st;
+    if (step == 0) w->pre = energy;
+    if (!w->every) return PCN_OK;
     if (t->cb->on_learning_step) t->cb->on_learning_step(t->cb->user, step, energy);
     if (t->p->keep_step_energies && t->h) pcn_history_append(t->h, PCN_HIST_STEP_LEARN, energy);
     return PCN_OK;
 }
 
-// The learning phase in float32. Step energies are computed only when a callback or the
-// history wants them (a diverging step still shows in the batch energy after learning).
-static pcn_status learn(trainer *t, int t_steps, double lr) {
+// The learning phase in float32; *pre gets the batch energy before it. Other step energies
+// are computed only when a callback or the history wants them (a diverging step still
+// shows in the batch energy after learning).
+static pcn_status learn(trainer *t, int t_steps, double lr, double *pre) {
     const pcn_train_params *p = t->p;
     const float alpha = (float)(lr / (double)t->gbatch);
-    const bool want = t->cb->on_learning_step || (p->keep_step_energies && t->h);
+    learn_watch w = {t, t->cb->on_learning_step || (p->keep_step_energies && t->h), 0.0};
+    const int reported = w.every ? t_steps : 1;
     bool use[PCN_MAX_LAYERS + 1], any = false;
+    pcn_status st = PCN_OK;
     t->m->ops->set_precision(PCN_PRECISION_FP32);
     if (t->gram) { // the batch-space path where it is cheaper (learn_gram.c)
         pcn_gram_plan(t->m, (int)t->gbatch, t_steps, &t->cost, p->learn_path, use);
         for (int l = 0; l <= t->m->L; l++) any |= use[l];
     }
-    if (any)
-        return pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, alpha,
-                              use, want ? report_learning : NULL, t, &t->pos.seconds[T_COMM]);
-    for (int step = 0; step < t_steps; step++) {
+    if (any) {
+        st = pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, alpha,
+                            use, watch_learning, &w, reported, &t->pos.seconds[T_COMM]);
+        *pre = w.pre;
+        return st;
+    }
+    for (int step = 0; step < t_steps && st == PCN_OK; step++) {
+        const bool want = step < reported;
         double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, want);
-        pcn_status st = want ? report_learning(t, step, pcn_step_sum(t->m, sq)) : PCN_OK;
-        if (st != PCN_OK) return st;
+        if (want && (st = watch_learning(&w, step, pcn_step_sum(t->m, sq))) != PCN_OK) break;
         pcn_step_gradient(t->m, t->s, true);
         if (t->coll) {
             double t0 = pcn_now();
             st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1], t->m->ops);
             t->pos.seconds[T_COMM] += pcn_now() - t0;
-            if (st != PCN_OK) return st;
         }
-        pcn_step_apply(t->m, alpha);
+        if (st == PCN_OK) pcn_step_apply(t->m, alpha);
     }
-    return PCN_OK;
+    *pre = w.pre;
+    return st;
 }
 
 static int argmax(const float *v, int n) {
@@ -585,9 +718,8 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
     schedule_steps(t, epoch, batch);
     t->m->ops->sync();
     double pre, post, t1 = pcn_now();
-    if ((st = snapshot_energy(t, &pre)) != PCN_OK) return st;
     double lr = t->pos.lr * warmup(t, epoch, batch, nbatches);
-    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr)) != PCN_OK) return st;
+    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr, &pre)) != PCN_OK) return st;
     if ((st = snapshot_energy(t, &post)) != PCN_OK) return st; // waits for the device
     double t2 = pcn_now();
     if (t->h) {
