@@ -29,11 +29,15 @@ typedef struct pcn_backend_ops {
     // C = alpha op(A) op(B) + beta C; op(A) is (m, k), op(B) is (k, n), C is (m, n).
     void (*gemm)(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
-    // The same product with both operands as stored (no transposes), on the calling thread
-    // alone, for phases whose threads split the rows (see train.c); NULL where a backend
-    // has none (the trainer then lets every gemm thread itself).
-    void (*gemm_rows)(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                      int ldb, float beta, float *c, int ldc);
+    // Products against an operand packed once for many calls, on the calling thread alone,
+    // for phases whose threads split the rows (train.c); NULL where a backend has none (the
+    // trainer then lets every gemm thread itself). pack stores B (k, n), or with trans
+    // B = W^T of W (n, k), into packed_size(k, n) floats; gemm_packed computes
+    // C = alpha A B + beta C with A (m, k) and C (m, n) row-major and B packed.
+    size_t (*packed_size)(int k, int n);
+    void (*pack)(bool trans, int k, int n, const float *b, int ldb, float *bp);
+    void (*gemm_packed)(int m, int n, int k, float alpha, const float *a, int lda,
+                        const float *bp, float beta, float *c, int ldc);
     // The fused error pass of one layer over n elements:
     //   e = x - f(a); h = e f'(a); then, if lr != 0, x -= lr e (the latent's own term).
     // Returns sum e^2.
@@ -70,11 +74,16 @@ typedef struct pcn_backend_ops {
 } pcn_backend_ops;
 
 extern const pcn_backend_ops pcn_backend_cpu;
-// The CPU backend's gemm_rows (gemm_rows.c): an AVX-512 kernel that reads B in place, or
-// cblas_sgemm where the CPU lacks AVX-512F (pcn_gemm_rows_vectorised says which).
-void pcn_gemm_rows(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                   int ldb, float beta, float *c, int ldc);
-bool pcn_gemm_rows_vectorised(void);
+// The CPU backend's packed products (gemm_packed.c): an AVX-512 kernel, or a plain loop
+// where the CPU lacks AVX-512F (pcn_gemm_packed_vectorised says which; the tests also run
+// the loop, pcn_gemm_packed_generic, directly).
+size_t pcn_packed_size(int k, int n);
+void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp);
+void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const float *bp,
+                     float beta, float *c, int ldc);
+void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,
+                             const float *bp, float beta, float *c, int ldc);
+bool pcn_gemm_packed_vectorised(void);
 extern const pcn_backend_ops pcn_backend_ref;
 
 // Shared by the host backends (backend_host.c).

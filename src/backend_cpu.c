@@ -91,7 +91,9 @@ static void cpu_axpy(size_t n, float alpha, const float *x, float *y) {
 const pcn_backend_ops pcn_backend_cpu = {
     .name = "cpu",
     .gemm = cpu_gemm,
-    .gemm_rows = pcn_gemm_rows,
+    .packed_size = pcn_packed_size,
+    .pack = pcn_pack,
+    .gemm_packed = pcn_gemm_packed,
     .error_pass = cpu_error_pass,
     .sup_error = cpu_sup_error,
     .axpy = cpu_axpy,

@@ -41,6 +41,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,8 @@ struct pcn_gram {
     float *s[PCN_MAX_LAYERS + 1];    // (B_r, d_l) accumulated own H[l]; s[L]: Esup (B_r, K)
     float *xall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, in) the gathered latent of layer l
     float *dall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, out) the step's gathered H (Esup)
+    double *part;                    // (OpenMP threads) each thread's sum of a split step
+    int part_max;
 };
 
 static bool distributed(const pcn_gram *gr) { return gr->coll && gr->coll->size > 1; }
@@ -78,6 +81,11 @@ pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
     if (!gr) return NULL;
     gr->ops = m->ops, gr->coll = coll;
     gr->max_local = max_local, gr->max_global = max_global;
+    gr->part_max = omp_get_max_threads();
+    if (!(gr->part = malloc((size_t)gr->part_max * sizeof *gr->part))) {
+        free(gr);
+        return NULL;
+    }
     const size_t bl = (size_t)max_local, bg = (size_t)max_global;
     for (int l = 0; l <= m->L; l++) {
         const size_t out = (size_t)out_dim(m, l), in = (size_t)in_dim(m, l);
@@ -102,6 +110,7 @@ void pcn_gram_free(pcn_gram *gr) {
         gr->ops->release(gr->g[l]), gr->ops->release(gr->s[l]);
         gr->ops->release(gr->xall[l]), gr->ops->release(gr->dall[l]);
     }
+    if (gr) free(gr->part);
     free(gr);
 }
 
@@ -277,10 +286,106 @@ static pcn_status final_update(pcn_gram *gr, pcn_model *m, pcn_state *s, const b
     return distributed(gr) ? apply_packed(gr, m, use, true, off, n, alpha, comm) : PCN_OK;
 }
 
+// ---- the steps on one process with the rows split over threads ----------------------------
+//
+// A thread computes the errors of its own rows (a view of the state), and after a barrier
+// its rows of every batch-space update (S_r += H_r, A_r += (lr/B) G_r H, with all of H) and
+// its rows of every per-step layer's weights (W[o0:o1] += (lr/B) H[:, o0:o1]^T X: whole
+// rows of W, so no two threads write one weight); a second barrier ends the step. The
+// team forks once per phase instead of at every product and pass; energies are summed
+// over the threads in thread order and reported by the master.
+
+static int team_last; // for the tests (pcn_gram_last_team)
+
+int pcn_gram_last_team(void) { return team_last; }
+
+typedef struct {
+    pcn_gram *gr;
+    pcn_model *m;
+    pcn_state *s;
+    const float *x, *y;
+    int t_steps, report_steps;
+    float alpha;
+    const bool *use;
+    pcn_status (*report)(void *ctx, int step, double sumsq);
+    void *ctx;
+    bool stop;     // set by the master, read by all after a barrier
+    pcn_status st; // the master's status
+} split_phase;
+
+// Rows [*lo, *hi) of n for thread id of team.
+static void slice(int n, int id, int team, int *lo, int *hi) {
+    *lo = (int)((int64_t)n * id / team), *hi = (int)((int64_t)n * (id + 1) / team);
+}
+
+static void update_rows(split_phase *ph, const pcn_state *v, int r0, int id, int team) {
+    pcn_model *m = ph->m;
+    const pcn_backend_ops *ops = m->ops;
+    const pcn_state *s = ph->s;
+    const int L = m->L, B = s->batch;
+    for (int l = 0; l <= L; l++) {
+        const int out = out_dim(m, l), in = in_dim(m, l);
+        const float sign = l < L ? 1.0f : -1.0f;
+        const float *d = l < L ? s->h[l] : s->esup; // all rows
+        if (ph->use[l]) {
+            const float *dv = l < L ? v->h[l] : v->esup;
+            float *av = l < L ? v->a[l] : v->yhat, *g = ph->gr->g[l] + (size_t)r0 * B;
+            ops->axpy((size_t)v->batch * out, 1.0f, dv, ph->gr->s[l] + (size_t)r0 * out);
+            ops->gemm(false, false, v->batch, out, B, sign * ph->alpha, g, B, d, out, 1.0f, av,
+                      out);
+        } else {
+            int o0, o1;
+            slice(out, id, team, &o0, &o1);
+            const float *xin = s->x[l < L ? l + 1 : L];
+            ops->gemm(true, false, o1 - o0, in, B, sign * ph->alpha, d + o0, out, xin, in, 1.0f,
+                      m->w + m->woff[l] + (size_t)o0 * in, in);
+        }
+    }
+}
+
+static void split_thread(split_phase *ph, int id, int team) {
+    pcn_model *m = ph->m;
+    const int B = ph->s->batch;
+    int r0, r1;
+    slice(B, id, team, &r0, &r1);
+    pcn_state v;
+    pcn_state_rows(ph->s, r0, r1 - r0, &v);
+    const float *x = ph->x + (size_t)r0 * m->dims[0];
+    const float *y = ph->y ? ph->y + (size_t)r0 * m->K : NULL;
+    for (int step = 0; step < ph->t_steps; step++) {
+        double sq = 0.0;
+        for (int l = 0; l <= m->L; l++) sq += layer_errors(m, &v, x, y, l, ph->use[l]);
+        if (ph->report && step < ph->report_steps) {
+            ph->gr->part[id] = sq;
+#pragma omp barrier
+#pragma omp master
+            {
+                double total = 0.0;
+                for (int i = 0; i < team; i++) total += ph->gr->part[i];
+                if ((ph->st = ph->report(ph->ctx, step, total)) != PCN_OK) ph->stop = true;
+            }
+        }
+#pragma omp barrier
+        if (ph->stop) break;
+        update_rows(ph, &v, r0, id, team);
+#pragma omp barrier
+    }
+}
+
+static pcn_status steps_split(split_phase *ph, int threads) {
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp master
+        team_last = omp_get_num_threads();
+        split_thread(ph, omp_get_thread_num(), omp_get_num_threads());
+    }
+    return ph->st;
+}
+
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
                           const float *y, int B, int t_steps, float alpha, const bool *use,
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
-                          int report_steps, double *comm) {
+                          int report_steps, int threads, double *comm) {
     const int L = m->L;
     if (s->batch > gr->max_local || B > gr->max_global)
         return pcn_set_error(PCN_EINVAL, "batch %d (%d here) above the Gram workspace", B,
@@ -288,6 +393,14 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
     pcn_status st = PCN_OK;
     for (int l = 0; st == PCN_OK && l <= L; l++)
         if (use[l]) st = gram_setup(gr, m, s, l, B, comm);
+    team_last = 1;
+    if (st == PCN_OK && threads > 1 && !distributed(gr) && !m->ops->on_device) {
+        split_phase ph = {gr, m, s, x, y, t_steps, report_steps, alpha, use, report, ctx,
+                          false, PCN_OK};
+        if (threads > gr->part_max) threads = gr->part_max;
+        st = steps_split(&ph, threads);
+        return st == PCN_OK ? final_update(gr, m, s, use, alpha, comm) : st;
+    }
     size_t poff[PCN_MAX_LAYERS + 1], plain_n = pack(m, use, false, poff);
     for (int step = 0; st == PCN_OK && step < t_steps; step++) {
         double sq = 0.0;

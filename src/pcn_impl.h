@@ -114,13 +114,23 @@ void pcn_state_rows(const pcn_state *s, int r0, int rows, pcn_state *view);
 // step runs without waiting for the device.
 double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
                        float lr, bool need_top, bool want_sum);
+// Every weight matrix packed for the backend's gemm_packed, for a row-path inference phase:
+// wt[l] = W[l]^T (in, out) for A = X W^T and wn[l] = W[l] (out, in) for X += lr H W (l = L:
+// the readout). Host memory.
+typedef struct {
+    float *buf;
+    float *wt[PCN_MAX_LAYERS + 1], *wn[PCN_MAX_LAYERS + 1];
+} pcn_wpack;
+// Allocates pk for m (a host backend with packed products). Local.
+pcn_status pcn_wpack_init(const pcn_model *m, pcn_wpack *pk);
+void pcn_wpack_free(pcn_wpack *pk);
+// Packs m's current weights into pk (again whenever they move).
+void pcn_wpack_fill(const pcn_model *m, pcn_wpack *pk);
 // The same step on the calling thread alone, for a thread's rows of a split phase: every
-// product through the backend's gemm_rows, with wt = pcn_model_transpose of the weights.
-double pcn_step_errors_rows(const pcn_model *m, const float *wt, pcn_state *s, const float *x,
-                            const float *y, float lr, bool need_top, bool want_sum);
-// wt (the size of the weights, host memory) = every W[l] and Wout transposed, each at its
-// own offset woff[l]: (in, out) row-major. Host models.
-void pcn_model_transpose(const pcn_model *m, float *wt);
+// product through the backend's gemm_packed with pk (filled from the current weights).
+double pcn_step_errors_packed(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
+                              const float *x, const float *y, float lr, bool need_top,
+                              bool want_sum);
 // The number of threads the last row-path inference phase ran on (tests).
 int pcn_rows_last_team(void);
 // The full sum of a step run with want_sum, given its return value.
@@ -167,12 +177,16 @@ double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost
 // T learning steps over a global batch of B rows (the state holds this process's shard)
 // with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees the local sum
 // of squared errors of each of the first report_steps steps before its update and may stop
-// the phase with an error (a device backend waits only for the steps reported). Seconds
+// the phase with an error (a device backend waits only for the steps reported). threads > 1
+// splits the steps' rows over that many OpenMP threads (one process, host models; the
+// caller checks that the backend's products may run inside a parallel region). Seconds
 // spent in collectives are added to *comm_seconds. Collective over the workspace's ranks.
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
                           const float *y, int B, int t_steps, float alpha, const bool *use,
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
-                          int report_steps, double *comm_seconds);
+                          int report_steps, int threads, double *comm_seconds);
+// The number of threads the last pcn_gram_learn split its steps over (tests).
+int pcn_gram_last_team(void);
 
 // ----------------------------------------------------------------------------------------
 // Collectives seen by the trainer (src/dist fills them; NULL means one process)

@@ -110,40 +110,41 @@ void pcn_state_rows(const pcn_state *s, int r0, int rows, pcn_state *view) {
 // ----------------------------------------------------------------------------------------
 
 // The step's two kinds of product against layer l's weights M (W[l], l = L: Wout), through
-// the backend's gemm (wt NULL: it threads itself) or its gemm_rows on this thread with wt,
-// every M^T at M's offset.
+// the backend's gemm (pk NULL: it threads itself) or its gemm_packed on this thread with
+// pk's packing of M.
 //   C (B, out) = X (B, in) M^T
-static void prod_xmt(const pcn_model *m, const float *wt, int l, int B, int out, int in,
+static void prod_xmt(const pcn_model *m, const pcn_wpack *pk, int l, int B, int out, int in,
                      const float *x, float *c) {
-    if (wt)
-        m->ops->gemm_rows(B, out, in, 1.0f, x, in, wt + m->woff[l], out, 0.0f, c, out);
+    if (pk)
+        m->ops->gemm_packed(B, out, in, 1.0f, x, in, pk->wt[l], 0.0f, c, out);
     else
         m->ops->gemm(false, true, B, out, in, 1.0f, x, in, m->w + m->woff[l], in, 0.0f, c, out);
 }
 
 //   C (B, in) = alpha D (B, out) M + beta C
-static void prod_dm(const pcn_model *m, const float *wt, int l, int B, int out, int in,
+static void prod_dm(const pcn_model *m, const pcn_wpack *pk, int l, int B, int out, int in,
                     float alpha, const float *d, float beta, float *c) {
-    if (wt)
-        m->ops->gemm_rows(B, in, out, alpha, d, out, m->w + m->woff[l], in, beta, c, in);
+    if (pk)
+        m->ops->gemm_packed(B, in, out, alpha, d, out, pk->wn[l], beta, c, in);
     else
         m->ops->gemm(false, false, B, in, out, alpha, d, out, m->w + m->woff[l], in, beta, c,
                      in);
 }
 
-static double step_errors(const pcn_model *m, const float *wt, pcn_state *s, const float *x,
-                          const float *y, float lr, bool need_top, bool want_sum) {
+static double step_errors(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
+                          const float *x, const float *y, float lr, bool need_top,
+                          bool want_sum) {
     const pcn_backend_ops *ops = m->ops;
     const int B = s->batch, L = m->L, K = m->K, dL = m->dims[L];
     double sq = 0.0;
     if (want_sum) ops->sum_begin();
     for (int l = 0; l < L; l++) // (B, d_l) = (B, d_{l+1}) (d_l, d_{l+1})^T
-        prod_xmt(m, wt, l, B, m->dims[l], m->dims[l + 1], s->x[l + 1], s->a[l]);
+        prod_xmt(m, pk, l, B, m->dims[l], m->dims[l + 1], s->x[l + 1], s->a[l]);
     if (y) {
-        prod_xmt(m, wt, L, B, K, dL, s->x[L], s->yhat);
+        prod_xmt(m, pk, L, B, K, dL, s->x[L], s->yhat);
         sq += ops->sup_error((size_t)B * K, s->yhat, y, s->esup);
         if (need_top) // (B, dL) = (B, K) (K, dL)
-            prod_dm(m, wt, L, B, K, dL, 1.0f, s->esup, 0.0f, s->e[L]);
+            prod_dm(m, pk, L, B, K, dL, 1.0f, s->esup, 0.0f, s->e[L]);
     }
     s->has_target = y != NULL;
     // The input X[0] is never written: its pass runs with lr = 0.
@@ -156,7 +157,7 @@ static double step_errors(const pcn_model *m, const float *wt, pcn_state *s, con
     if (lr != 0.0f) {
         if (y) ops->axpy((size_t)B * dL, -lr, s->e[L], s->x[L]);
         for (int l = 1; l <= L; l++) // (B, d_l) += lr (B, d_{l-1}) (d_{l-1}, d_l)
-            prod_dm(m, wt, l - 1, B, m->dims[l - 1], m->dims[l], lr, s->h[l - 1], 1.0f,
+            prod_dm(m, pk, l - 1, B, m->dims[l - 1], m->dims[l], lr, s->h[l - 1], 1.0f,
                     s->x[l]);
     }
     return sq;
@@ -167,23 +168,49 @@ double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const f
     return step_errors(m, NULL, s, x, y, lr, need_top, want_sum);
 }
 
-double pcn_step_errors_rows(const pcn_model *m, const float *wt, pcn_state *s, const float *x,
-                            const float *y, float lr, bool need_top, bool want_sum) {
-    return step_errors(m, wt, s, x, y, lr, need_top, want_sum);
+double pcn_step_errors_packed(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
+                              const float *x, const float *y, float lr, bool need_top,
+                              bool want_sum) {
+    return step_errors(m, pk, s, x, y, lr, need_top, want_sum);
 }
 
-void pcn_model_transpose(const pcn_model *m, float *wt) {
+// Layer l's (out, in): W[l] is (d_l, d_{l+1}), Wout (K, dL).
+static void layer_shape(const pcn_model *m, int l, int *out, int *in) {
+    *out = l < m->L ? m->dims[l] : m->K;
+    *in = m->dims[l < m->L ? l + 1 : m->L];
+}
+
+pcn_status pcn_wpack_init(const pcn_model *m, pcn_wpack *pk) {
+    memset(pk, 0, sizeof *pk);
+    const pcn_backend_ops *ops = m->ops;
+    if (!ops->packed_size || !ops->pack || !ops->gemm_packed || ops->on_device)
+        return pcn_set_error(PCN_EINVAL, "the %s backend has no packed products", ops->name);
+    size_t total = 0, at[2 * (PCN_MAX_LAYERS + 1)];
     for (int l = 0; l <= m->L; l++) {
-        const int out = l < m->L ? m->dims[l] : m->K, in = m->dims[l < m->L ? l + 1 : m->L];
+        int out, in;
+        layer_shape(m, l, &out, &in);
+        at[2 * l] = total, total += ops->packed_size(in, out);
+        at[2 * l + 1] = total, total += ops->packed_size(out, in);
+    }
+    if (!(pk->buf = pcn_alloc(total * sizeof(float))))
+        return pcn_set_error(PCN_ENOMEM, "out of memory packing the weights (%zu floats)", total);
+    for (int l = 0; l <= m->L; l++)
+        pk->wt[l] = pk->buf + at[2 * l], pk->wn[l] = pk->buf + at[2 * l + 1];
+    return PCN_OK;
+}
+
+void pcn_wpack_free(pcn_wpack *pk) {
+    pcn_free(pk->buf);
+    memset(pk, 0, sizeof *pk);
+}
+
+void pcn_wpack_fill(const pcn_model *m, pcn_wpack *pk) {
+    for (int l = 0; l <= m->L; l++) {
+        int out, in;
+        layer_shape(m, l, &out, &in);
         const float *w = m->w + m->woff[l];
-        float *t = wt + m->woff[l];
-        enum { TB = 32 }; // (TB x TB) blocks: both sides stay in cache
-#pragma omp parallel for schedule(static) if ((size_t)out * in >= 65536)
-        for (int i0 = 0; i0 < out; i0 += TB)
-            for (int j0 = 0; j0 < in; j0 += TB)
-                for (int i = i0; i < out && i < i0 + TB; i++)
-                    for (int j = j0; j < in && j < j0 + TB; j++)
-                        t[(size_t)j * out + i] = w[(size_t)i * in + j];
+        m->ops->pack(true, in, out, w, in, pk->wt[l]);   // B = W^T (in, out)
+        m->ops->pack(false, out, in, w, in, pk->wn[l]);  // B = W (out, in)
     }
 }
 

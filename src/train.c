@@ -165,7 +165,7 @@ typedef struct {
     float *targets;          // (local max batch, y_dim)
     pcn_gram *gram;          // batch-space learning workspace, or NULL
     pcn_gram_cost cost;      // what the learning planner charges (ranks, flops per byte)
-    float *wt;               // the row path's transposed weights (pcn_model_transpose), or NULL
+    pcn_wpack pack;          // the row path's packed weights (pack.buf NULL: no row path)
     int split_max;           // threads the row path may split a phase's rows over
     double *part;            // (split_max) each thread's sum of a split step
     int64_t gbatch;          // current global batch
@@ -210,25 +210,27 @@ static void trainer_free(trainer *t) {
     free(t->labels);
     pcn_free(t->targets);
     free(t->part);
-    pcn_free(t->wt);
+    pcn_wpack_free(&t->pack);
     pcn_gram_free(t->gram);
 }
 
-// The row path of inference phases (infer_rows): host models whose backend has gemm_rows,
-// unless the environment sets PCN_ROW_PATH=0 (every product then threads itself). Its
-// threads: OpenMP's, when gemm_rows runs the AVX-512 kernel or OpenBLAS on OpenMP (which
-// stays on one thread inside a parallel region; a pthread OpenBLAS would start its own
-// threads in every one), else 1.
+// The row path of inference phases (infer_rows): host models whose backend has packed
+// products,
+// unless the environment sets PCN_ROW_PATH=0 (every product then threads itself). The
+// same switch splits the learning phase's rows (learn_gram.c). Its threads: OpenMP's when
+// OpenBLAS runs on OpenMP (inside a parallel region it stays on the calling thread; a
+// pthread OpenBLAS would start its own threads in every one), else 1.
 static bool row_path(const pcn_model *m) {
     const char *v = getenv("PCN_ROW_PATH");
-    return !m->ops->on_device && m->ops->gemm_rows && !(v && strcmp(v, "0") == 0);
+    return !m->ops->on_device && m->ops->gemm_packed && !(v && strcmp(v, "0") == 0);
 }
 
 static int row_threads_max(void) {
-#ifndef PCN_BLAS_OPENMP
-    if (!pcn_gemm_rows_vectorised()) return 1;
-#endif
+#ifdef PCN_BLAS_OPENMP
     return omp_get_max_threads();
+#else
+    return 1;
+#endif
 }
 
 static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
@@ -249,13 +251,14 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->targets = pcn_alloc((size_t)cap * (d->y_dim > 0 ? d->y_dim : 1) * sizeof(float));
     t->split_max = row_threads_max();
     t->part = malloc((size_t)t->split_max * sizeof *t->part);
-    t->wt = row_path(m) ? pcn_alloc(m->woff[m->L + 1] * sizeof(float)) : NULL;
+    pcn_status packed = row_path(m) ? pcn_wpack_init(m, &t->pack) : PCN_OK;
     const pcn_backend_ops *ops = m->ops;
     t->dx = ops->on_device ? ops->alloc((size_t)cap * m->dims[0] * sizeof(float)) : t->x;
     t->dy = ops->on_device ? ops->alloc((size_t)cap * m->K * sizeof(float)) : t->y;
     t->yhat = ops->on_device ? pcn_alloc((size_t)cap * m->K * sizeof(float)) : NULL;
     if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels ||
-        !t->targets || !t->part || (row_path(m) && !t->wt) || !t->dx || !t->dy || (ops->on_device && !t->yhat)) {
+        !t->targets || !t->part || packed != PCN_OK || !t->dx || !t->dy ||
+        (ops->on_device && !t->yhat)) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
@@ -447,11 +450,11 @@ static int split_threads(const trainer *t) {
 }
 
 // The row path. Inference is row-local, so each thread runs every step on its own
-// contiguous rows, its products on itself alone (gemm_rows, no packing of the weights,
-// which are transposed once for the phase); the team forks once per phase instead of at
-// every product and pass. Threads meet only where a step's energy is wanted: the master
-// sums their parts in thread order and takes the step's decision (MPI calls and callbacks
-// stay on the master thread). A team of one runs outside any parallel region, so the
+// contiguous rows, its products on itself alone (gemm_packed, against the weights packed
+// once for the phase); the team forks once per phase instead of at every product and
+// pass. Threads meet only where a step's energy is wanted: the master sums their parts in
+// thread order and takes the step's decision (MPI calls and callbacks stay on the master
+// thread). A team of one runs outside any parallel region, so the
 // element-wise passes may still thread themselves.
 typedef struct {
     trainer *t;
@@ -475,7 +478,7 @@ static void rows_thread(rows_phase *ph, int id, int team) {
     const float *x = t->dx + (size_t)r0 * m->dims[0];
     const float *y = ph->y ? ph->y + (size_t)r0 * m->K : NULL;
     for (int step = 0; step < ph->t_steps; step++) {
-        double sq = pcn_step_errors_rows(m, t->wt, &v, x, y, lr, true, want);
+        double sq = pcn_step_errors_packed(m, &t->pack, &v, x, y, lr, true, want);
         if (!want) continue;
         t->part[id] = sq;
 #pragma omp barrier
@@ -500,7 +503,7 @@ static pcn_status infer_rows(trainer *t, const float *y, int t_steps, infer_watc
                              int *steps_taken) {
     rows_phase ph = {t, y, t_steps, w, false, t_steps, PCN_OK};
     const int n = split_threads(t);
-    pcn_model_transpose(t->m, t->wt);
+    pcn_wpack_fill(t->m, &t->pack);
     rows_last_team = 1;
     if (n == 1) {
         rows_thread(&ph, 0, 1);
@@ -525,7 +528,7 @@ static pcn_status infer(trainer *t, const float *y, int t_steps, bool early_stop
     w.stop_on = early_stop && p->early_stop_threshold > 0.0 && p->energy_window_size >= 2;
     w.report = report && (t->cb->on_inference_step || (p->keep_step_energies && t->h));
     ops->set_precision(inference_precision(p));
-    if (t->wt) return infer_rows(t, y, t_steps, &w, steps_taken);
+    if (t->pack.buf) return infer_rows(t, y, t_steps, &w, steps_taken);
     step_call call = {t->m, t->s, t->dx, y, (float)p->lr_infer, w.report || w.stop_on, 0.0};
     struct { // everything the recorded step depends on; zeroed so padding compares equal
         const void *s, *x, *y;
@@ -595,7 +598,8 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre) {
     }
     if (any) {
         st = pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, alpha,
-                            use, watch_learning, &w, reported, &t->pos.seconds[T_COMM]);
+                            use, watch_learning, &w, reported, t->pack.buf ? split_threads(t) : 1,
+                            &t->pos.seconds[T_COMM]);
         *pre = w.pre;
         return st;
     }

@@ -83,7 +83,7 @@ static pcn_backend_ops emu_ops(void) {
     o.error_pass = emu_error_pass, o.sup_error = emu_sup_error;
     o.sum_begin = emu_sum_begin, o.sum_finish = emu_sum_finish, o.sum_read = emu_sum_read;
     o.replay = emu_replay;
-    o.gemm_rows = NULL; // a device has no host row path
+    o.packed_size = NULL, o.pack = NULL, o.gemm_packed = NULL; // no host row path
     return o;
 }
 

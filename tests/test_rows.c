@@ -1,24 +1,28 @@
 /*
- * test_rows.c — the row path of inference phases (train.c infer_rows, gemm_rows.c) against
- * the plain path it replaces (every product a threaded backend gemm).
+ * test_rows.c — the row path of inference phases (train.c infer_rows, gemm_packed.c) and the
+ * split steps of the learning phase (learn_gram.c) against the plain paths they replace
+ * (every product a threaded backend gemm).
  *
  * What is proved:
- *   1. gemm_rows (the AVX-512 kernel where the CPU has it, else cblas) against the plain
- *      reference gemm on fresh random inputs: m across the 8-row tile (1, 7, 8, 9, 50), n
- *      across the 16-float vectors and the 48-column panel (1, 10, 16, 17, 47, 48, 49, 784),
- *      k across the 512 block (1, 3, 256, 513, 1100); alpha 1 and -0.75; beta 0 (C starts
- *      as NaN: beta 0 must not read it), 1 and 0.5; padded leading dimensions, whose padding
- *      must stay untouched; k = 0 (C = beta C) and m = 0.
- *   2. pcn_model_transpose: every weight lands transposed at its layer's offset (exact).
+ *   1. Packed products (pcn_pack + pcn_gemm_packed: the AVX-512 kernel where the CPU has
+ *      it, and the plain loop pcn_gemm_packed_generic, both run) against the reference gemm
+ *      on fresh random inputs: m across the 8-row tile (1, 7, 8, 9, 50), n across the
+ *      16-float vectors and the 48-column panel (1, 10, 16, 17, 47, 48, 49, 784), k across
+ *      the 512 block (1, 3, 256, 513, 1100); B packed as stored and as W^T; alpha 1 and
+ *      -0.75; beta 0 (C starts as NaN: beta 0 must not read it), 1 and 0.5; padded leading
+ *      dimensions, whose padding must stay untouched; k = 0 (C = beta C) and m = 0.
+ *   2. (with 3) pcn_wpack_fill packs every layer and the readout where the steps read them.
  *   3. Steps: the same state stepped whole (pcn_step_errors) and as three uneven row views
- *      (pcn_step_errors_rows, 13 + 20 + 21 rows), 30 supervised then 30 free steps, every
+ *      (pcn_step_errors_packed, 13 + 20 + 21 rows), 30 supervised then 30 free steps, every
  *      activation: latents and step sums agree (the same float products, summed in another
  *      order: rtol 1e-5).
  *   4. Whole training runs, PCN_ROW_PATH=0 (plain) against the default (row path) at 2 and 3
- *      OpenMP threads, with callbacks asking for every step energy and early stopping on:
- *      per-batch energies, inference step counts and final weights agree (rtol 1e-4, the
- *      learning phase carries rounding along), and the row path did split the rows (the
- *      team size the trainer reports for its last phase).
+ *      OpenMP threads, with callbacks asking for every step energy and early stopping on,
+ *      T_learn = B = 64 so that the learning phase runs layer 0 in batch space and the
+ *      other layer and the readout per step: per-batch and per-step energies, inference
+ *      step counts and final weights agree (rtol 1e-4, the learning phase carries rounding
+ *      along), and both phases did split the rows (the team sizes the trainer and
+ *      learn_gram.c report for their last phases).
  *
  * Tolerances: gemm as test_backend (2e-6 sqrt(k), abs and rel): both sides sum k float
  * products in some order, the reference in double.
@@ -45,74 +49,75 @@ static float *rand_u(size_t n, float lo, float hi) {
     return v;
 }
 
-// ---- 1. gemm_rows --------------------------------------------------------------------------
+// ---- 1. packed products --------------------------------------------------------------------
 
-static int check_gemm_rows(int m, int n, int k, float alpha, float beta, int pad) {
-    const int lda = k + pad, ldb = n + pad, ldc = n + pad;
-    const size_t na = (size_t)m * lda, nb = (size_t)k * ldb, nc = (size_t)m * ldc;
+typedef void gemm_packed_fn(int m, int n, int k, float alpha, const float *a, int lda,
+                            const float *bp, float beta, float *c, int ldc);
+
+// B (k, n) given as stored (trans false: ldb >= n) or as W (n, k) with B = W^T (trans).
+static void check_packed(gemm_packed_fn *fn, const char *name, int m, int n, int k, bool trans,
+                         float alpha, float beta, int pad) {
+    const int lda = k + pad, ldc = n + pad, ldb = (trans ? k : n) + pad;
+    const size_t na = (size_t)m * lda, nb = (size_t)(trans ? n : k) * ldb, nc = (size_t)m * ldc;
     float *a = rand_u(na, -1, 1), *b = rand_u(nb, -1, 1), *c0 = rand_u(nc, -1, 1);
     if (beta == 0.0f)
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++) c0[(size_t)i * ldc + j] = NAN;
-    float *got = malloc((nc ? nc : 1) * sizeof(float)), *ref = malloc((nc ? nc : 1) * sizeof(float));
+    float *got = malloc((nc ? nc : 1) * sizeof(float));
+    float *ref = malloc((nc ? nc : 1) * sizeof(float));
+    float *bp = malloc((pcn_packed_size(k, n) + 1) * sizeof(float));
     memcpy(got, c0, nc * sizeof(float)), memcpy(ref, c0, nc * sizeof(float));
-    pcn_backend_ref.gemm(false, false, m, n, k, alpha, a, lda, b, ldb, beta, ref, ldc);
-    pcn_backend_cpu.gemm_rows(m, n, k, alpha, a, lda, b, ldb, beta, got, ldc);
+    pcn_backend_ref.gemm(false, trans, m, n, k, alpha, a, lda, b, ldb, beta, ref, ldc);
+    pcn_pack(trans, k, n, b, ldb, bp);
+    fn(m, n, k, alpha, a, lda, bp, beta, got, ldc);
     char label[128];
-    snprintf(label, sizeof label, "gemm_rows m=%d n=%d k=%d alpha=%g beta=%g pad=%d", m, n, k,
-             alpha, beta, pad);
+    snprintf(label, sizeof label, "%s m=%d n=%d k=%d %s alpha=%g beta=%g pad=%d", name, m, n, k,
+             trans ? "B=W^T" : "B", alpha, beta, pad);
     const double tol = 2e-6 * sqrt(k > 1 ? (double)k : 1.0);
-    int bad = tu_close_f(label, got, ref, nc, tol, tol);
+    tu_close_f(label, got, ref, nc, tol, tol);
     size_t pad_bad = 0;
     for (int i = 0; i < m; i++)
-        for (int j = n; j < ldc; j++) pad_bad += got[(size_t)i * ldc + j] != c0[(size_t)i * ldc + j];
+        for (int j = n; j < ldc; j++)
+            pad_bad += got[(size_t)i * ldc + j] != c0[(size_t)i * ldc + j];
     TU_CHECK(pad_bad == 0, "%s: %zu padding entries written", label, pad_bad);
-    free(a), free(b), free(c0), free(got), free(ref);
-    return bad;
+    free(a), free(b), free(c0), free(got), free(ref), free(bp);
 }
 
 static void check_gemms(void) {
     static const int ms[] = {1, 7, 8, 9, 50}, ns[] = {1, 10, 16, 17, 47, 48, 49, 784};
     static const int ks[] = {1, 3, 256, 513, 1100};
     static const float ab[][2] = {{1, 0}, {1, 1}, {-0.75f, 0.5f}};
+    struct {
+        gemm_packed_fn *fn;
+        const char *name;
+    } impl[] = {
+        {pcn_gemm_packed, pcn_gemm_packed_vectorised() ? "AVX-512 kernel" : "no AVX-512F: loop"},
+        {pcn_gemm_packed_generic, "plain loop"},
+    };
     int count = 0;
-    for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
-        for (size_t j = 0; j < sizeof ns / sizeof *ns; j++)
-            for (size_t q = 0; q < sizeof ks / sizeof *ks; q++) {
-                const size_t c = (i + j + q) % 3; // every alpha/beta pair, padded or not, mixed
-                check_gemm_rows(ms[i], ns[j], ks[q], ab[c][0], ab[c][1], (int)(j % 2) * 5);
-                count++;
-            }
-    check_gemm_rows(6, 20, 0, 1, 0, 0), check_gemm_rows(6, 20, 0, 1, 0.5f, 3);
-    check_gemm_rows(0, 20, 4, 1, 0, 0);
-    printf("gemm_rows (%s): %d cases compared\n",
-           pcn_gemm_rows_vectorised() ? "AVX-512 kernel" : "cblas: this CPU has no AVX-512F",
-           count + 3);
+    for (size_t f = 0; f < 2; f++) {
+        for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
+            for (size_t j = 0; j < sizeof ns / sizeof *ns; j++)
+                for (size_t q = 0; q < sizeof ks / sizeof *ks; q++) {
+                    const size_t c = (i + j + q) % 3; // every alpha/beta pair, mixed
+                    check_packed(impl[f].fn, impl[f].name, ms[i], ns[j], ks[q], (i + q) % 2,
+                                 ab[c][0], ab[c][1], (int)(j % 2) * 5);
+                    count++;
+                }
+        check_packed(impl[f].fn, impl[f].name, 6, 20, 0, false, 1, 0, 0);
+        check_packed(impl[f].fn, impl[f].name, 6, 20, 0, true, 1, 0.5f, 3);
+        check_packed(impl[f].fn, impl[f].name, 0, 20, 4, false, 1, 0, 0);
+        count += 3;
+    }
+    printf("packed products (%s, and the plain loop): %d cases compared\n", impl[0].name, count);
 }
 
-// ---- 2, 3. transpose and steps -------------------------------------------------------------
+// ---- 2, 3. steps ---------------------------------------------------------------------------
 
 static pcn_model *make_model(const int *dims, int n_dims, int K, pcn_activation act) {
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = dims, mp.n_dims = n_dims, mp.output_dim = K, mp.activation = act, mp.seed = 3;
     return pcn_model_init(&mp);
-}
-
-static void check_transpose(void) {
-    static const int dims[] = {37, 50, 9};
-    pcn_model *m = make_model(dims, 3, 4, PCN_ACT_TANH);
-    float *wt = calloc(m->woff[m->L + 1], sizeof(float));
-    pcn_model_transpose(m, wt);
-    size_t bad = 0;
-    for (int l = 0; l <= m->L; l++) {
-        const int out = l < m->L ? m->dims[l] : m->K, in = m->dims[l < m->L ? l + 1 : m->L];
-        for (int i = 0; i < out; i++)
-            for (int j = 0; j < in; j++)
-                bad += wt[m->woff[l] + (size_t)j * out + i] != m->w[m->woff[l] + (size_t)i * in + j];
-    }
-    TU_CHECK(bad == 0, "transpose: %zu weights misplaced", bad);
-    free(wt);
-    pcn_model_free(m);
 }
 
 static void check_steps(pcn_activation act) {
@@ -125,8 +130,9 @@ static void check_steps(pcn_activation act) {
     pcn_init_latents(whole, &key), pcn_init_latents(split, &key);
     float *x = rand_u((size_t)B * dims[0], 0, 1), *y = calloc((size_t)B * K, sizeof(float));
     for (int b = 0; b < B; b++) y[b * K + b % K] = 1.0f;
-    float *wt = calloc(m->woff[m->L + 1], sizeof(float));
-    pcn_model_transpose(m, wt);
+    pcn_wpack pk;
+    TU_CHECK(pcn_wpack_init(m, &pk) == PCN_OK, "wpack: %s", pcn_last_error());
+    pcn_wpack_fill(m, &pk);
     int bad = 0;
     for (int step = 0; step < 60; step++) {
         const float *yy = step < 30 ? y : NULL; // supervised, then free
@@ -134,8 +140,8 @@ static void check_steps(pcn_activation act) {
         for (int v = 0; v < 3; v++) {
             pcn_state view;
             pcn_state_rows(split, cut[v], cut[v + 1] - cut[v], &view);
-            ss += pcn_step_errors_rows(m, wt, &view, x + (size_t)cut[v] * dims[0],
-                                       yy ? yy + (size_t)cut[v] * K : NULL, 0.05f, true, true);
+            ss += pcn_step_errors_packed(m, &pk, &view, x + (size_t)cut[v] * dims[0],
+                                         yy ? yy + (size_t)cut[v] * K : NULL, 0.05f, true, true);
         }
         bad += tu_close_d("step sum", &ss, &sw, 1, 1e-9, 1e-5);
     }
@@ -144,7 +150,8 @@ static void check_steps(pcn_activation act) {
         snprintf(label, sizeof label, "%s latents X[%d]", pcn_activation_name(act), l);
         bad += tu_close_f(label, split->x[l], whole->x[l], (size_t)B * dims[l], 1e-6, 1e-5);
     }
-    free(x), free(y), free(wt);
+    free(x), free(y);
+    pcn_wpack_free(&pk);
     pcn_state_free(whole), pcn_state_free(split);
     pcn_model_free(m);
 }
@@ -162,7 +169,7 @@ static pcn_model *train(const pcn_data *data, bool rows, int threads, pcn_histor
     omp_set_num_threads(threads);
     pcn_model *m = make_model(dims, 3, NK, PCN_ACT_RELU);
     pcn_train_params p = pcn_train_default_params();
-    p.t_infer = 12, p.t_learn = 6, p.t_infer_test = 12, p.num_epochs = 2, p.batch_size = 64;
+    p.t_infer = 12, p.t_learn = 0, p.t_infer_test = 12, p.num_epochs = 2, p.batch_size = 64;
     p.lr_infer = 0.1, p.lr_learn = 0.02, p.seed = 9, p.train_accuracy_every = 2;
     p.early_stop_threshold = 1e-3, p.keep_step_energies = true;
     p.callbacks.on_inference_step = on_infer;
@@ -183,10 +190,12 @@ static void check_training(int threads) {
     pcn_model *plain = train(&data, false, threads, &hp);
     const int calls_plain = infer_calls;
     pcn_model *rows = train(&data, true, threads, &hr);
-    const int team = pcn_rows_last_team();
+    const int team = pcn_rows_last_team(), learn_team = pcn_gram_last_team();
     char label[96];
     snprintf(label, sizeof label, "%d threads: row path split the rows", threads);
-    TU_CHECK(team == threads, "%s: last phase ran on %d threads", label, team);
+    TU_CHECK(team == threads, "%s: last inference phase ran on %d threads", label, team);
+    TU_CHECK(learn_team == threads, "%s: last learning phase ran on %d threads", label,
+             learn_team);
     TU_CHECK(infer_calls == calls_plain, "%d threads: %d inference steps reported, plain %d",
              threads, infer_calls, calls_plain);
     static const pcn_history_series series[] = {PCN_HIST_PER_BATCH, PCN_HIST_INFER_STEPS,
@@ -211,7 +220,6 @@ static void check_training(int threads) {
 
 int main(void) {
     check_gemms();
-    check_transpose();
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_steps((pcn_activation)act);
     check_training(2);
     check_training(3);
