@@ -4,7 +4,10 @@
  * For one network config, in one run, it measures:
  *   - seconds per step, median over --repeats after --warmup, of the public entry points:
  *     supervised inference (pcn_inference_step with a target), free inference (no target:
- *     the steps of pcn-torch's train accuracy) and learning (pcn_learning_step);
+ *     the steps of pcn-torch's train accuracy) and learning (pcn_learning_step); and of
+ *     the supervised inference step as the trainer runs it on a CPU, the row path (the
+ *     OpenMP threads split the rows, products against weights packed once per phase:
+ *     ROW_STEPS steps per timed repeat inside one parallel region, as in a phase);
  *   - each step's GFLOP/s, counting the flops of the matrix products state.c really does
  *     (step_products below mirrors pcn_step_errors / pcn_step_gradient), next to the
  *     4*B*P figure of DESIGN.md's cost model;
@@ -26,7 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pcn.h"
+#include "pcn_impl.h" // the row path (pcn_step_errors_packed)
 
 // OpenBLAS extensions (declared here so that any cblas.h will do).
 void openblas_set_num_threads(int);
@@ -132,10 +135,12 @@ static options parse_options(int argc, char **argv) {
 // The matrix products of one step, as state.c issues them (row-major cblas_sgemm)
 // ----------------------------------------------------------------------------------------
 
-typedef enum { STEP_SUPERVISED, STEP_FREE, STEP_LEARN, STEP_COUNT } step_kind;
+typedef enum { STEP_SUPERVISED, STEP_FREE, STEP_LEARN, STEP_ROWS, STEP_COUNT } step_kind;
 
-static const char *STEP_NAMES[STEP_COUNT] = {"inference (sup)", "inference (free)", "learning"};
-static const char *STEP_KEYS[STEP_COUNT] = {"infer_sup", "infer_free", "learn"};
+static const char *STEP_NAMES[STEP_COUNT] = {"inference (sup)", "inference (free)", "learning",
+                                             "inference (rows)"};
+static const char *STEP_KEYS[STEP_COUNT] = {"infer_sup", "infer_free", "learn", "infer_rows"};
+#define ROW_STEPS 10 // row-path steps per timed repeat
 
 typedef struct {
     char what[16];     // which product: A[l], Yhat, E[L], HW[l], G[l], Gout
@@ -158,6 +163,7 @@ static int step_products(const int *d, int L, int K, int B, step_kind kind, prod
     int n = 0;
     for (int l = 0; l < L; l++) // A[l] = X[l+1] W[l]^T
         n = add(p, n, "A", l, false, true, B, d[l], d[l + 1], 1.0f, 0.0f);
+    if (kind == STEP_ROWS) kind = STEP_SUPERVISED; // the same products, split by rows
     if (kind != STEP_FREE) // Yhat = X[L] Wout^T
         n = add(p, n, "Yhat", -1, false, true, B, K, d[L], 1.0f, 0.0f);
     if (kind == STEP_SUPERVISED) // E[L] = Esup Wout
@@ -226,6 +232,8 @@ typedef struct {
     pcn_state *state;
     float *x, *y;      // (B, d0) in [0, 1]; (B, K) one-hot
     double energy;     // energy returned by the last step
+    pcn_wpack pack;    // the row path's packed weights
+    double *part;      // (OpenMP threads) each thread's sum of the row path's last step
 } engine;
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -261,10 +269,15 @@ static engine engine_init(const options *o) {
     for (size_t r = 0; r < B; r++) e.y[r * K + splitmix64(&rng) % K] = 1.0f;
     pcn_latent_key key = {.seed = 1, .stream = PCN_STREAM_USER, .epoch = 0, .first_row = 0};
     pcn_init_latents(e.state, &key);
+    if (pcn_wpack_init(e.model, &e.pack) != PCN_OK) die("pack: %s", pcn_last_error());
+    pcn_wpack_fill(e.model, &e.pack); // the weights do not move in an inference phase
+    e.part = xcalloc((size_t)omp_get_max_threads(), sizeof(double));
     return e;
 }
 
 static void engine_free(engine *e) {
+    pcn_wpack_free(&e->pack);
+    free(e->part);
     pcn_state_free(e->state);
     pcn_model_free(e->model);
     free(e->x);
@@ -286,7 +299,31 @@ static void step_learn(void *ctx) {
     e->energy = pcn_learning_step(e->model, e->state, e->x, e->y, LR_LEARN);
 }
 
-static const work_fn STEP_FNS[STEP_COUNT] = {step_supervised, step_free, step_learn};
+// ROW_STEPS supervised steps on the row path (train.c infer_rows): one parallel region,
+// each thread its contiguous rows (at least 16), the energy of the last step summed.
+static void step_rows(void *ctx) {
+    engine *e = ctx;
+    const pcn_model *m = e->model;
+    const int B = e->state->batch, max = omp_get_max_threads();
+    const int team = B / 16 < 1 ? 1 : B / 16 < max ? B / 16 : max;
+#pragma omp parallel num_threads(team)
+    {
+        const int id = omp_get_thread_num(), n = omp_get_num_threads();
+        const int r0 = (int)((int64_t)B * id / n), r1 = (int)((int64_t)B * (id + 1) / n);
+        pcn_state v;
+        pcn_state_rows(e->state, r0, r1 - r0, &v);
+        for (int step = 0; step < ROW_STEPS; step++)
+            e->part[id] = pcn_step_errors_packed(m, &e->pack, &v, e->x + (size_t)r0 * m->dims[0],
+                                                 e->y + (size_t)r0 * m->K, LR_INFER, true,
+                                                 step == ROW_STEPS - 1);
+    }
+    double sq = 0.0;
+    for (int i = 0; i < team; i++) sq += e->part[i];
+    e->energy = 0.5 * sq / B;
+}
+
+static const work_fn STEP_FNS[STEP_COUNT] = {step_supervised, step_free, step_learn, step_rows};
+static const int STEP_CALLS[STEP_COUNT] = {1, 1, 1, ROW_STEPS}; // steps per timed repeat
 
 // ----------------------------------------------------------------------------------------
 // The sgemm floor
@@ -535,7 +572,9 @@ int main(int argc, char **argv) {
     for (int s = 0; s < STEP_COUNT; s++) {
         for (int i = 0; i < counts[s]; i++) r.step[s].floor_seconds += prods[s][i].seconds;
         timing t = time_repeats(STEP_FNS[s], &e, o.warmup, o.repeats, times);
-        r.step[s].seconds = t.median, r.step[s].min_seconds = t.min, r.step[s].max_seconds = t.max;
+        const double per = 1.0 / STEP_CALLS[s];
+        r.step[s].seconds = t.median * per, r.step[s].min_seconds = t.min * per;
+        r.step[s].max_seconds = t.max * per;
         r.step[s].energy = e.energy;
     }
     predict_batch(&r, &o);
