@@ -42,14 +42,24 @@ void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp) {
     for (int j0 = 0; j0 < n; j0 += NR) {
         float *p = bp + (size_t)j0 * k;
         const int w = n - j0 < NR ? n - j0 : NR;
-        if (trans) { // B = W^T, W (n, k): panel row kk = W[j0..j0+w)[kk], read along W's rows
-            for (int j = 0; j < NR; j++)
-                for (int kk = 0; kk < k; kk++)
-                    p[(size_t)kk * NR + j] = j < w ? b[(size_t)(j0 + j) * ldb + kk] : 0.0f;
-        } else {
-            for (int kk = 0; kk < k; kk++)
-                for (int j = 0; j < NR; j++)
-                    p[(size_t)kk * NR + j] = j < w ? b[(size_t)kk * ldb + j0 + j] : 0.0f;
+        if (!trans) { // row kk of the panel: B[kk][j0 .. j0 + w), then zeros
+            for (int kk = 0; kk < k; kk++) {
+                const float *src = b + (size_t)kk * ldb + j0;
+                float *dst = p + (size_t)kk * NR;
+                for (int j = 0; j < w; j++) dst[j] = src[j];
+                for (int j = w; j < NR; j++) dst[j] = 0.0f;
+            }
+            continue;
+        }
+        // B = W^T: row kk of the panel is column kk of W's rows j0 .. j0 + w. Blocks of 16
+        // k read 16 contiguous floats of each W row and write a 16 x 48 block that stays in L1.
+        for (int k0 = 0; k0 < k; k0 += 16) {
+            const int kb = k - k0 < 16 ? k - k0 : 16;
+            for (int j = 0; j < NR; j++) {
+                const float *src = b + (size_t)(j0 + j) * ldb + k0;
+                float *dst = p + (size_t)k0 * NR + j;
+                for (int q = 0; q < kb; q++) dst[(size_t)q * NR] = j < w ? src[q] : 0.0f;
+            }
         }
     }
 }

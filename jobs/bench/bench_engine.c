@@ -537,21 +537,60 @@ static double time_phase(const options *o, pcn_learn_path path) {
     return best;
 }
 
-static void print_phase(const options *o, const report *r) {
-    double plain = time_phase(o, PCN_LEARN_PLAIN), fast = time_phase(o, PCN_LEARN_AUTO);
-    double floor = o->batch * r->step[STEP_LEARN].floor_seconds;
-    // The automatic path's floor: its flops at the sgemm rate of the learning step's products.
+// The automatic path's matrix products for T = B steps on one process, each with how many
+// times it runs (learn_gram.c: per layer, batch space or per step as pcn_gram_plan picks).
+static int phase_products(const options *o, product *p, int *times) {
+    const int B = o->batch, T = o->batch, L = o->n_dims - 1, *d = o->dims;
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = o->dims, mp.n_dims = o->n_dims, mp.output_dim = o->output_dim;
     pcn_model *m = pcn_model_init(&mp);
-    double rate = r->step[STEP_LEARN].flops / r->step[STEP_LEARN].floor_seconds;
-    double fast_floor = pcn_learning_phase_flops(m, o->batch, o->batch, PCN_LEARN_AUTO) / rate;
+    if (!m) die("model: %s", pcn_last_error());
+    bool use[MAX_DIMS];
+    pcn_gram_plan(m, B, T, NULL, PCN_LEARN_AUTO, use);
     pcn_model_free(m);
+    int n = 0;
+    for (int l = 0; l <= L; l++) {
+        const int out = l < L ? d[l] : o->output_dim, in = d[l < L ? l + 1 : L];
+        const char *what = use[l] ? "gram" : "plain";
+        if (use[l]) {
+            times[n] = 1, n = add(p, n, what, l, false, true, B, B, in, 1.0f, 0.0f);    // G
+            times[n] = 1, n = add(p, n, what, l, false, true, B, out, in, 1.0f, 0.0f);  // A
+            times[n] = T, n = add(p, n, what, l, false, false, B, out, B, 0.1f, 1.0f);  // A += G H
+            times[n] = 1, n = add(p, n, what, l, true, false, out, in, B, 0.1f, 1.0f);  // W += S^T X
+        } else {
+            times[n] = T, n = add(p, n, what, l, false, true, B, out, in, 1.0f, 0.0f);  // A
+            times[n] = T, n = add(p, n, what, l, true, false, out, in, B, 0.1f, 1.0f);  // W += H^T X
+        }
+    }
+    return n;
+}
+
+static void print_phase(const options *o, const report *r) {
+    double plain = time_phase(o, PCN_LEARN_PLAIN), fast = time_phase(o, PCN_LEARN_AUTO);
+    double floor = o->batch * r->step[STEP_LEARN].floor_seconds;
+    // The automatic path's floor: each of its products timed alone, times its count.
+    product prods[4 * MAX_DIMS];
+    int counts[4 * MAX_DIMS];
+    const int n = phase_products(o, prods, counts);
+    product *list[STEP_COUNT] = {prods};
+    int ns[STEP_COUNT] = {n};
+    double *times = xcalloc((size_t)o->repeats, sizeof(double));
+    time_floor(list, ns, o, times);
+    free(times);
+    double fast_floor = 0.0;
+    for (int i = 0; i < n; i++) fast_floor += counts[i] * prods[i].seconds;
     printf("\nlearning phase of one batch (T_learn = B = %d steps), best of 3:\n", o->batch);
     printf("  per-step path     %9.3f s   floor %.3f s (B x the learning step's sgemm floor): "
            "%.2fx\n", plain, floor, plain / floor);
-    printf("  automatic path    %9.3f s   floor %.3f s (its flops at the same sgemm rate): "
-           "%.2fx; speed-up %.2fx\n", fast, fast_floor, fast / fast_floor, plain / fast);
+    printf("  automatic path    %9.3f s   floor %.3f s (its products, each timed alone, times "
+           "its count): %.2fx; speed-up %.2fx\n", fast, fast_floor, fast / fast_floor,
+           plain / fast);
+    printf("  automatic path's products (count x median ms):");
+    for (int i = 0; i < n; i++)
+        printf("%s %s %c%c %dx%dx%d: %d x %.4f", i ? "," : "", prods[i].what,
+               prods[i].ta ? 'T' : 'N', prods[i].tb ? 'T' : 'N', prods[i].m, prods[i].n,
+               prods[i].k, counts[i], 1e3 * prods[i].seconds);
+    printf("\n");
 }
 
 int main(int argc, char **argv) {
