@@ -382,10 +382,26 @@ static pcn_status steps_split(split_phase *ph, int threads) {
     return ph->st;
 }
 
+// The weights move once; then, if wanted, the sum of squared errors of the snapshot the
+// phase ends on: batch-space layers from the preactivations they tracked, the others from
+// their weights (what a next step would report).
+static pcn_status finish(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
+                         const float *y, const bool *use, float alpha, double *comm,
+                         double *after_sq) {
+    pcn_status st = final_update(gr, m, s, use, alpha, comm);
+    if (st != PCN_OK || !after_sq) return st;
+    double sq = 0.0;
+    m->ops->sum_begin();
+    for (int l = 0; l <= m->L; l++) sq += layer_errors(m, s, x, y, l, use[l]);
+    m->ops->sum_finish();
+    *after_sq = sq + m->ops->sum_read();
+    return PCN_OK;
+}
+
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
                           const float *y, int B, int t_steps, float alpha, const bool *use,
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
-                          int report_steps, int threads, double *comm) {
+                          int report_steps, int threads, double *comm, double *after_sq) {
     const int L = m->L;
     if (s->batch > gr->max_local || B > gr->max_global)
         return pcn_set_error(PCN_EINVAL, "batch %d (%d here) above the Gram workspace", B,
@@ -399,7 +415,7 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
                           false, PCN_OK};
         if (threads > gr->part_max) threads = gr->part_max;
         st = steps_split(&ph, threads);
-        return st == PCN_OK ? final_update(gr, m, s, use, alpha, comm) : st;
+        return st == PCN_OK ? finish(gr, m, s, x, y, use, alpha, comm, after_sq) : st;
     }
     size_t poff[PCN_MAX_LAYERS + 1], plain_n = pack(m, use, false, poff);
     for (int step = 0; st == PCN_OK && step < t_steps; step++) {
@@ -416,5 +432,5 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
         if (st == PCN_OK && distributed(gr))
             st = apply_packed(gr, m, use, false, poff, plain_n, alpha, comm);
     }
-    return st == PCN_OK ? final_update(gr, m, s, use, alpha, comm) : st;
+    return st == PCN_OK ? finish(gr, m, s, x, y, use, alpha, comm, after_sq) : st;
 }

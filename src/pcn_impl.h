@@ -180,11 +180,15 @@ double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost
 // the phase with an error (a device backend waits only for the steps reported). threads > 1
 // splits the steps' rows over that many OpenMP threads (one process, host models; the
 // caller checks that the backend's products may run inside a parallel region). Seconds
-// spent in collectives are added to *comm_seconds. Collective over the workspace's ranks.
+// spent in collectives are added to *comm_seconds. after_sq, unless NULL, gets the local sum
+// of squared errors of the snapshot the phase ends on (the batch-space layers' from the
+// preactivations they tracked: equal to a recomputation up to rounding). Collective over
+// the workspace's ranks.
 pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
                           const float *y, int B, int t_steps, float alpha, const bool *use,
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
-                          int report_steps, int threads, double *comm_seconds);
+                          int report_steps, int threads, double *comm_seconds,
+                          double *after_sq);
 // The number of threads the last pcn_gram_learn split its steps over (tests).
 int pcn_gram_last_team(void);
 

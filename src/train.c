@@ -581,10 +581,12 @@ static pcn_status watch_learning(void *ctx, int step, double sumsq) {
     return PCN_OK;
 }
 
-// The learning phase in float32; *pre gets the batch energy before it. Other step energies
-// are computed only when a callback or the history wants them (a diverging step still
-// shows in the batch energy after learning).
-static pcn_status learn(trainer *t, int t_steps, double lr, double *pre) {
+// The learning phase in float32; *pre and *post get the batch energies before and after
+// it (after a batch-space phase, from the preactivations it tracked for its batch-space
+// layers: equal to a recomputation up to rounding). Other step energies are computed only
+// when a callback or the history wants them (a diverging step still shows in the batch
+// energy after learning). Collective.
+static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double *post) {
     const pcn_train_params *p = t->p;
     const float alpha = (float)(lr / (double)t->gbatch);
     learn_watch w = {t, t->cb->on_learning_step || (p->keep_step_energies && t->h), 0.0};
@@ -597,11 +599,12 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre) {
         for (int l = 0; l <= t->m->L; l++) any |= use[l];
     }
     if (any) {
+        double after = 0.0;
         st = pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, alpha,
                             use, watch_learning, &w, reported, t->pack.buf ? split_threads(t) : 1,
-                            &t->pos.seconds[T_COMM]);
+                            &t->pos.seconds[T_COMM], &after);
         *pre = w.pre;
-        return st;
+        return st == PCN_OK ? energy_of(t, after, post) : st;
     }
     for (int step = 0; step < t_steps && st == PCN_OK; step++) {
         const bool want = step < reported;
@@ -616,7 +619,7 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre) {
         if (st == PCN_OK) pcn_step_apply(t->m, alpha);
     }
     *pre = w.pre;
-    return st;
+    return st == PCN_OK ? snapshot_energy(t, post) : st;
 }
 
 static int argmax(const float *v, int n) {
@@ -723,8 +726,8 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
     t->m->ops->sync();
     double pre, post, t1 = pcn_now();
     double lr = t->pos.lr * warmup(t, epoch, batch, nbatches);
-    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr, &pre)) != PCN_OK) return st;
-    if ((st = snapshot_energy(t, &post)) != PCN_OK) return st; // waits for the device
+    if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr, &pre, &post)) != PCN_OK)
+        return st; // (the energies wait for the device)
     double t2 = pcn_now();
     if (t->h) {
         pcn_history_append(t->h, PCN_HIST_PER_BATCH_PRE_LEARN, pre);
