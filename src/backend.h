@@ -74,6 +74,8 @@ typedef struct pcn_backend_ops {
 } pcn_backend_ops;
 
 extern const pcn_backend_ops pcn_backend_cpu;
+extern const pcn_backend_ops pcn_backend_ref;
+
 // The CPU backend's packed products (gemm_packed.c): an AVX-512 kernel, or a plain loop
 // where the CPU lacks AVX-512F (pcn_gemm_packed_vectorised says which; the tests also run
 // the loop, pcn_gemm_packed_generic, directly).
@@ -84,13 +86,15 @@ void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, 
 void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,
                              const float *bp, float beta, float *c, int ldc);
 bool pcn_gemm_packed_vectorised(void);
-extern const pcn_backend_ops pcn_backend_ref;
 
 // Shared by the host backends (backend_host.c).
 void *pcn_host_alloc(size_t bytes);
 void pcn_host_release(void *p);
 void pcn_host_copy(void *dst, const void *src, size_t bytes);
 void pcn_host_zero(size_t n, float *p);
+// C = beta C over (m, n) with leading dimension ldc (an empty product, k = 0); beta 0
+// writes zeros without reading C.
+void pcn_host_scale(int m, int n, float beta, float *c, int ldc);
 void pcn_host_normal_rows(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2, int rows,
                           int dim, float *x);
 void pcn_host_sum_mark(void);
@@ -101,7 +105,8 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
 #define PCN_HOST_BACKEND_COMMON                                                             \
     .zero = pcn_host_zero, .normal_rows = pcn_host_normal_rows, .on_device = false,           \
     .alloc = pcn_host_alloc, .release = pcn_host_release, .upload = pcn_host_copy,             \
-    .download = pcn_host_copy, .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark, .sum_finish = pcn_host_sum_mark, \
+    .download = pcn_host_copy, .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark,         \
+    .sum_finish = pcn_host_sum_mark,                                                          \
     .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
     .replay = pcn_host_replay
 

@@ -18,7 +18,8 @@
 // multi-versioning): the library's baseline (x86-64-v2: SSE4.2, 4 floats a vector), AVX2
 // (8) and AVX-512 (16). One vectorised pass at x86-64-v2 cost 1 cycle per element.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#define VECTOR_CLONES                                                                      \
+    __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define VECTOR_CLONES
 #endif
@@ -30,9 +31,7 @@ static void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alph
                      int ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) { // an empty product (a process holding no rows): C = beta C
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-                c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+        pcn_host_scale(m, n, beta, c, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -69,8 +68,9 @@ static void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alph
         ERROR_LOOP(BOTH, 0)                                                                 \
     }
 
-VECTOR_CLONES static double cpu_error_pass(pcn_activation act, size_t n, float *x, const float *a,
-                             float *e, float *h, float lr) {
+VECTOR_CLONES
+static double cpu_error_pass(pcn_activation act, size_t n, float *x, const float *a, float *e,
+                             float *h, float lr) {
     double sum = 0.0;
     switch (act) {
     case PCN_ACT_RELU: ERROR_PASS(act_relu_both) break;
@@ -81,7 +81,8 @@ VECTOR_CLONES static double cpu_error_pass(pcn_activation act, size_t n, float *
     return sum;
 }
 
-VECTOR_CLONES static double cpu_sup_error(size_t n, const float *yhat, const float *y, float *esup) {
+VECTOR_CLONES
+static double cpu_sup_error(size_t n, const float *yhat, const float *y, float *esup) {
     double sum = 0.0;
 #pragma omp parallel for simd reduction(+ : sum) if (n >= PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -92,7 +93,8 @@ VECTOR_CLONES static double cpu_sup_error(size_t n, const float *yhat, const flo
     return sum;
 }
 
-VECTOR_CLONES static void cpu_axpy(size_t n, float alpha, const float *x, float *y) {
+VECTOR_CLONES
+static void cpu_axpy(size_t n, float alpha, const float *x, float *y) {
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }

@@ -14,6 +14,12 @@ void pcn_host_copy(void *dst, const void *src, size_t bytes) {
     if (bytes && dst != src) memcpy(dst, src, bytes);
 }
 
+void pcn_host_scale(int m, int n, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+}
+
 void pcn_host_zero(size_t n, float *p) {
     if (n) memset(p, 0, n * sizeof(float));
 }

@@ -64,17 +64,13 @@ void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp) {
     }
 }
 
-// C = beta C (k = 0), never reading C when beta is 0.
-static void scale_c(int m, int n, float beta, float *c, int ldc) {
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++)
-            c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
-}
-
 void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,
                              const float *bp, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
-    if (k == 0) return scale_c(m, n, beta, c, ldc);
+    if (k == 0) {
+        pcn_host_scale(m, n, beta, c, ldc);
+        return;
+    }
     for (int j0 = 0; j0 < n; j0 += NR) {
         const int w = n - j0 < NR ? n - j0 : NR;
         const float *p = bp + (size_t)j0 * k;
@@ -160,14 +156,7 @@ AVX512 static void gemm_avx512(int m, int n, int k, float alpha, const float *a,
     }
 }
 
-bool pcn_gemm_packed_vectorised(void) {
-    static int have = -1; // benign race: every thread computes the same answer
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    return have == 1;
-}
+bool pcn_gemm_packed_vectorised(void) { return __builtin_cpu_supports("avx512f"); }
 #else // other architectures: the plain loop
 static void gemm_avx512(int m, int n, int k, float alpha, const float *a, int lda,
                         const float *bp, float beta, float *c, int ldc) {
@@ -180,7 +169,10 @@ bool pcn_gemm_packed_vectorised(void) { return false; }
 void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const float *bp,
                      float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
-    if (k == 0) return scale_c(m, n, beta, c, ldc);
+    if (k == 0) {
+        pcn_host_scale(m, n, beta, c, ldc);
+        return;
+    }
     if (pcn_gemm_packed_vectorised())
         gemm_avx512(m, n, k, alpha, a, lda, bp, beta, c, ldc);
     else

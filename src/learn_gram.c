@@ -313,11 +313,6 @@ typedef struct {
     pcn_status st; // the master's status
 } split_phase;
 
-// Rows [*lo, *hi) of n for thread id of team.
-static void slice(int n, int id, int team, int *lo, int *hi) {
-    *lo = (int)((int64_t)n * id / team), *hi = (int)((int64_t)n * (id + 1) / team);
-}
-
 static void update_rows(split_phase *ph, const pcn_state *v, int r0, int id, int team) {
     pcn_model *m = ph->m;
     const pcn_backend_ops *ops = m->ops;
@@ -334,10 +329,10 @@ static void update_rows(split_phase *ph, const pcn_state *v, int r0, int id, int
             ops->gemm(false, false, v->batch, out, B, sign * ph->alpha, g, B, d, out, 1.0f, av,
                       out);
         } else {
-            int o0, o1;
-            slice(out, id, team, &o0, &o1);
+            int64_t o0, on; // this thread's rows of W
+            pcn_shard(out, id, team, &o0, &on);
             const float *xin = s->x[l < L ? l + 1 : L];
-            ops->gemm(true, false, o1 - o0, in, B, sign * ph->alpha, d + o0, out, xin, in, 1.0f,
+            ops->gemm(true, false, (int)on, in, B, sign * ph->alpha, d + o0, out, xin, in, 1.0f,
                       m->w + m->woff[l] + (size_t)o0 * in, in);
         }
     }
@@ -345,11 +340,10 @@ static void update_rows(split_phase *ph, const pcn_state *v, int r0, int id, int
 
 static void split_thread(split_phase *ph, int id, int team) {
     pcn_model *m = ph->m;
-    const int B = ph->s->batch;
-    int r0, r1;
-    slice(B, id, team, &r0, &r1);
+    int64_t r0, rows;
+    pcn_shard(ph->s->batch, id, team, &r0, &rows);
     pcn_state v;
-    pcn_state_rows(ph->s, r0, r1 - r0, &v);
+    pcn_state_rows(ph->s, (int)r0, (int)rows, &v);
     const float *x = ph->x + (size_t)r0 * m->dims[0];
     const float *y = ph->y ? ph->y + (size_t)r0 * m->K : NULL;
     for (int step = 0; step < ph->t_steps; step++) {
@@ -367,7 +361,7 @@ static void split_thread(split_phase *ph, int id, int team) {
         }
 #pragma omp barrier
         if (ph->stop) break;
-        update_rows(ph, &v, r0, id, team);
+        update_rows(ph, &v, (int)r0, id, team);
 #pragma omp barrier
     }
 }

@@ -215,11 +215,10 @@ static void trainer_free(trainer *t) {
 }
 
 // The row path of inference phases (infer_rows): host models whose backend has packed
-// products,
-// unless the environment sets PCN_ROW_PATH=0 (every product then threads itself). The
-// same switch splits the learning phase's rows (learn_gram.c). Its threads: OpenMP's when
-// OpenBLAS runs on OpenMP (inside a parallel region it stays on the calling thread; a
-// pthread OpenBLAS would start its own threads in every one), else 1.
+// products, unless the environment sets PCN_ROW_PATH=0 (every product then threads
+// itself). The same switch splits the learning phase's rows (learn_gram.c). Its threads:
+// OpenMP's when OpenBLAS runs on OpenMP (inside a parallel region it stays on the calling
+// thread; a pthread OpenBLAS would start its own threads in every one), else 1.
 static bool row_path(const pcn_model *m) {
     const char *v = getenv("PCN_ROW_PATH");
     return !m->ops->on_device && m->ops->gemm_packed && !(v && strcmp(v, "0") == 0);
@@ -454,8 +453,8 @@ static int split_threads(const trainer *t) {
 // once for the phase); the team forks once per phase instead of at every product and
 // pass. Threads meet only where a step's energy is wanted: the master sums their parts in
 // thread order and takes the step's decision (MPI calls and callbacks stay on the master
-// thread). A team of one runs outside any parallel region, so the
-// element-wise passes may still thread themselves.
+// thread). A team of one runs outside any parallel region, so the element-wise passes
+// may still thread themselves.
 typedef struct {
     trainer *t;
     const float *y;
@@ -471,10 +470,10 @@ static void rows_thread(rows_phase *ph, int id, int team) {
     const pcn_model *m = t->m;
     const float lr = (float)t->p->lr_infer;
     const bool want = ph->w->report || ph->w->stop_on;
-    const int B = t->s->batch, r0 = (int)((int64_t)B * id / team);
-    const int r1 = (int)((int64_t)B * (id + 1) / team);
+    int64_t r0, rows;
+    pcn_shard(t->s->batch, id, team, &r0, &rows);
     pcn_state v;
-    pcn_state_rows(t->s, r0, r1 - r0, &v);
+    pcn_state_rows(t->s, (int)r0, (int)rows, &v);
     const float *x = t->dx + (size_t)r0 * m->dims[0];
     const float *y = ph->y ? ph->y + (size_t)r0 * m->K : NULL;
     for (int step = 0; step < ph->t_steps; step++) {

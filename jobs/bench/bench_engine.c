@@ -309,9 +309,10 @@ static void step_rows(void *ctx) {
 #pragma omp parallel num_threads(team)
     {
         const int id = omp_get_thread_num(), n = omp_get_num_threads();
-        const int r0 = (int)((int64_t)B * id / n), r1 = (int)((int64_t)B * (id + 1) / n);
+        int64_t r0, rows;
+        pcn_shard(B, id, n, &r0, &rows);
         pcn_state v;
-        pcn_state_rows(e->state, r0, r1 - r0, &v);
+        pcn_state_rows(e->state, (int)r0, (int)rows, &v);
         for (int step = 0; step < ROW_STEPS; step++)
             e->part[id] = pcn_step_errors_packed(m, &e->pack, &v, e->x + (size_t)r0 * m->dims[0],
                                                  e->y + (size_t)r0 * m->K, LR_INFER, true,
@@ -570,10 +571,10 @@ static int phase_products(const options *o, product *p, int *times) {
             times[n] = 1, n = add(p, n, what, l, false, true, B, B, in, 1.0f, 0.0f);    // G
             times[n] = 1, n = add(p, n, what, l, false, true, B, out, in, 1.0f, 0.0f);  // A
             times[n] = T, n = add(p, n, what, l, false, false, B, out, B, 0.1f, 1.0f);  // A += G H
-            times[n] = 1, n = add(p, n, what, l, true, false, out, in, B, 0.1f, 1.0f);  // W += S^T X
+            times[n] = 1, n = add(p, n, what, l, true, false, out, in, B, 0.1f, 1.0f); // W += S^T X
         } else {
             times[n] = T, n = add(p, n, what, l, false, true, B, out, in, 1.0f, 0.0f);  // A
-            times[n] = T, n = add(p, n, what, l, true, false, out, in, B, 0.1f, 1.0f);  // W += H^T X
+            times[n] = T, n = add(p, n, what, l, true, false, out, in, B, 0.1f, 1.0f); // W += H^T X
         }
     }
     return n;
@@ -593,8 +594,8 @@ static void print_phase(const options *o, const report *r) {
     free(times);
     double fast_floor = 0.0;
     for (int i = 0; i < n; i++) fast_floor += counts[i] * prods[i].seconds;
-    printf("\nlearning phase of one batch (T_learn = B = %d steps), the trainer's own seconds, best "
-           "of %d batches after a first:\n", o->batch, PHASE_BATCHES - 1);
+    printf("\nlearning phase of one batch (T_learn = B = %d steps), the trainer's own "
+           "seconds, best of %d batches after a first:\n", o->batch, PHASE_BATCHES - 1);
     printf("  per-step path     %9.3f s   floor %.3f s (B x the learning step's sgemm floor): "
            "%.2fx\n", plain, floor, plain / floor);
     printf("  automatic path    %9.3f s   floor %.3f s (its products, each timed alone, times "
