@@ -38,6 +38,17 @@ typedef struct pcn_backend_ops {
     void (*pack)(bool trans, int k, int n, const float *b, int ldb, float *bp);
     void (*gemm_packed)(int m, int n, int k, float alpha, const float *a, int lda,
                         const float *bp, float beta, float *c, int ldc);
+    // The learning phase split by output units (learn_gram.c), on the calling thread alone;
+    // NULL where a backend has none: C = alpha A B + beta C with B (k, n) row-major read in
+    // place; and the error passes below over a block of rows x cols whose rows are ld floats
+    // apart, except h's (esup's), ldh (lde) apart: x read only (lr = 0), e stored unless
+    // NULL, and with s non-NULL (leading dimension ld) s += h (s += esup).
+    void (*gemm_inplace)(int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc);
+    double (*error_block)(pcn_activation act, int rows, int cols, int ld, const float *x,
+                          const float *a, float *e, float *h, int ldh, float *s);
+    double (*sup_error_block)(int rows, int cols, int ld, const float *yhat, const float *y,
+                              float *esup, int lde, float *s);
     // The fused error pass of one layer over n elements:
     //   e = x - f(a); h = e f'(a); then, if lr != 0, x -= lr e (the latent's own term).
     // Returns sum e^2.
@@ -86,6 +97,11 @@ void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, 
 void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,
                              const float *bp, float beta, float *c, int ldc);
 bool pcn_gemm_packed_vectorised(void);
+// The same kernel (and loop) with B (k, n) row-major read in place, leading dimension ldb.
+void pcn_gemm_inplace(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                      int ldb, float beta, float *c, int ldc);
+void pcn_gemm_inplace_generic(int m, int n, int k, float alpha, const float *a, int lda,
+                              const float *b, int ldb, float beta, float *c, int ldc);
 
 // Shared by the host backends (backend_host.c).
 void *pcn_host_alloc(size_t bytes);

@@ -81,6 +81,73 @@ static double cpu_error_pass(pcn_activation act, size_t n, float *x, const float
     return sum;
 }
 
+// The error pass over a block of rows x cols, rows ld floats apart, on the calling thread
+// (x read only; h's rows ldh apart); e stored unless NULL, and with s non-NULL s += h; per
+// row, blocks of BLOCK as above.
+#define ERROR_ROWS(BOTH, STORE, ACC)                                                       \
+    for (int r = 0; r < rows; r++) {                                                        \
+        const size_t o = (size_t)r * ld;                                                    \
+        const float *xr = x + o, *ar = a + o;                                               \
+        float *er = STORE ? e + o : NULL, *hr = h + (size_t)r * ldh, *sr = ACC ? s + o : NULL; \
+        for (int b0 = 0; b0 < cols; b0 += BLOCK) {                                          \
+            const int b1 = cols - b0 < BLOCK ? cols : b0 + BLOCK;                           \
+            float part = 0.0f;                                                              \
+            _Pragma("omp simd reduction(+ : part)")                                        \
+            for (int i = b0; i < b1; i++) {                                                 \
+                float di, fi = BOTH(ar[i], &di);                                            \
+                float ei = xr[i] - fi, hi = ei * di;                                        \
+                if (STORE) er[i] = ei;                                                      \
+                hr[i] = hi;                                                                 \
+                part += ei * ei;                                                            \
+                if (ACC) sr[i] += hi;                                                       \
+            }                                                                               \
+            sum += part;                                                                    \
+        }                                                                                   \
+    }
+
+#define ERROR_BLOCK(BOTH)                                                                  \
+    if (e && s) {                                                                           \
+        ERROR_ROWS(BOTH, 1, 1)                                                              \
+    } else if (e) {                                                                         \
+        ERROR_ROWS(BOTH, 1, 0)                                                              \
+    } else if (s) {                                                                         \
+        ERROR_ROWS(BOTH, 0, 1)                                                              \
+    } else {                                                                                \
+        ERROR_ROWS(BOTH, 0, 0)                                                              \
+    }
+
+VECTOR_CLONES
+static double cpu_error_block(pcn_activation act, int rows, int cols, int ld, const float *x,
+                              const float *a, float *e, float *h, int ldh, float *s) {
+    double sum = 0.0;
+    switch (act) {
+    case PCN_ACT_RELU: ERROR_BLOCK(act_relu_both) break;
+    case PCN_ACT_TANH: ERROR_BLOCK(act_tanh_both) break;
+    case PCN_ACT_SIGMOID: ERROR_BLOCK(act_sigmoid_both) break;
+    default: ERROR_BLOCK(act_identity_both) break;
+    }
+    return sum;
+}
+
+VECTOR_CLONES
+static double cpu_sup_error_block(int rows, int cols, int ld, const float *yhat, const float *y,
+                                  float *esup, int lde, float *s) {
+    double sum = 0.0;
+    for (int r = 0; r < rows; r++) {
+        const float *yh = yhat + (size_t)r * ld, *yr = y + (size_t)r * ld;
+        float *er = esup + (size_t)r * lde;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < cols; i++) {
+            float d = yh[i] - yr[i];
+            er[i] = d;
+            sum += (double)d * (double)d;
+        }
+        if (s)
+            for (int i = 0; i < cols; i++) s[(size_t)r * ld + i] += er[i];
+    }
+    return sum;
+}
+
 VECTOR_CLONES
 static double cpu_sup_error(size_t n, const float *yhat, const float *y, float *esup) {
     double sum = 0.0;
@@ -105,6 +172,9 @@ const pcn_backend_ops pcn_backend_cpu = {
     .packed_size = pcn_packed_size,
     .pack = pcn_pack,
     .gemm_packed = pcn_gemm_packed,
+    .gemm_inplace = pcn_gemm_inplace,
+    .error_block = cpu_error_block,
+    .sup_error_block = cpu_sup_error_block,
     .error_pass = cpu_error_pass,
     .sup_error = cpu_sup_error,
     .axpy = cpu_axpy,

@@ -11,6 +11,12 @@
  * whichever path costs less for its shape, B, T and rank count (pcn_gram_plan). Energies
  * are those of the per-step path: every step reports the snapshot it starts from.
  *
+ * On one process with host memory the phase splits by output units over OpenMP threads,
+ * every thread running all T steps on its own columns of every layer, both paths (see
+ * "split by output units" below); the step-by-step loop at the end of this file, every
+ * product threading itself, is the reference the tests compare it with (PCN_ROW_PATH=0)
+ * and what runs across ranks and on devices.
+ *
  * Across P ranks (rank r holds rows R_r of the batch): A_r += (lr/B) sum_s (X_r X_s^T) H_s.
  * Once per batch each batch-space layer all-gathers its latent X (B, in) and forms its own
  * rows of G, G_r = X_r X^T (B_r, B); every step it all-gathers H (B, out; Esup for the
@@ -48,6 +54,7 @@
 #include "pcn_impl.h"
 
 #define FLOPS_PER_BYTE 80.0 // see the header
+#define PANEL 48            // columns of a batch-space layer's fused step (split phase)
 
 struct pcn_gram {
     const pcn_backend_ops *ops;   // owns the buffers
@@ -57,7 +64,15 @@ struct pcn_gram {
     float *s[PCN_MAX_LAYERS + 1];    // (B_r, d_l) accumulated own H[l]; s[L]: Esup (B_r, K)
     float *xall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, in) the gathered latent of layer l
     float *dall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, out) the step's gathered H (Esup)
-    double *part;                    // (OpenMP threads) each thread's sum of a split step
+    // The phase split by output units (one process, host; NULL otherwise): each thread's
+    // columns [c0, c0 + w) of a layer as its own (B, w) block at offset c0 B of t, a and s
+    // (s: S of a batch-space layer, H or Esup of a per-step layer).
+    float *t[PCN_MAX_LAYERS + 1];    // (B, d_l) the target: the data, a latent or Y
+    float *a[PCN_MAX_LAYERS + 1];    // (B, d_l) A (Yhat)
+    float *xt[PCN_MAX_LAYERS + 1];   // (in, B) X^T of a per-step layer
+    float *wt;                       // (model's weights) per-step layers' W rows transposed
+    float *panel;                    // (OpenMP threads, B, PANEL) each thread's H panel
+    double *part;                    // (OpenMP threads) each thread's sum of squares
     int part_max;
 };
 
@@ -82,35 +97,47 @@ pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
     gr->ops = m->ops, gr->coll = coll;
     gr->max_local = max_local, gr->max_global = max_global;
     gr->part_max = omp_get_max_threads();
-    if (!(gr->part = malloc((size_t)gr->part_max * sizeof *gr->part))) {
-        free(gr);
-        return NULL;
-    }
+    const bool split = !distributed(gr) && m->ops->gemm_inplace;
     const size_t bl = (size_t)max_local, bg = (size_t)max_global;
-    for (int l = 0; l <= m->L; l++) {
+    bool ok = (gr->part = malloc((size_t)gr->part_max * sizeof *gr->part)) != NULL;
+    if (split) {
+        gr->wt = pcn_alloc((size_t)m->woff[m->L + 1] * sizeof(float));
+        gr->panel = pcn_alloc((size_t)gr->part_max * bl * PANEL * sizeof(float));
+        ok = ok && gr->wt && gr->panel;
+    }
+    for (int l = 0; ok && l <= m->L; l++) {
         const size_t out = (size_t)out_dim(m, l), in = (size_t)in_dim(m, l);
         gr->g[l] = gr->ops->alloc(bl * bg * sizeof(float));
         gr->s[l] = gr->ops->alloc(bl * out * sizeof(float));
-        bool ok = gr->g[l] && gr->s[l];
+        ok = gr->g[l] && gr->s[l];
         if (distributed(gr)) {
             gr->xall[l] = gr->ops->alloc(bg * in * sizeof(float));
             gr->dall[l] = gr->ops->alloc(bg * out * sizeof(float));
             ok = ok && gr->xall[l] && gr->dall[l];
         }
-        if (!ok) {
-            pcn_gram_free(gr);
-            return NULL;
+        if (split) {
+            gr->t[l] = pcn_alloc(bl * out * sizeof(float));
+            gr->a[l] = pcn_alloc(bl * out * sizeof(float));
+            gr->xt[l] = pcn_alloc(bl * in * sizeof(float));
+            ok = ok && gr->t[l] && gr->a[l] && gr->xt[l];
         }
+    }
+    if (!ok) {
+        pcn_gram_free(gr);
+        return NULL;
     }
     return gr;
 }
 
 void pcn_gram_free(pcn_gram *gr) {
-    for (int l = 0; gr && l <= PCN_MAX_LAYERS; l++) {
+    if (!gr) return;
+    for (int l = 0; l <= PCN_MAX_LAYERS; l++) {
         gr->ops->release(gr->g[l]), gr->ops->release(gr->s[l]);
         gr->ops->release(gr->xall[l]), gr->ops->release(gr->dall[l]);
+        pcn_free(gr->t[l]), pcn_free(gr->a[l]), pcn_free(gr->xt[l]);
     }
-    if (gr) free(gr->part);
+    pcn_free(gr->wt), pcn_free(gr->panel);
+    free(gr->part);
     free(gr);
 }
 
@@ -286,14 +313,33 @@ static pcn_status final_update(pcn_gram *gr, pcn_model *m, pcn_state *s, const b
     return distributed(gr) ? apply_packed(gr, m, use, true, off, n, alpha, comm) : PCN_OK;
 }
 
-// ---- the steps on one process with the rows split over threads ----------------------------
+// ---- the phase on one process, split by output units ----------------------------------
 //
-// A thread computes the errors of its own rows (a view of the state), and after a barrier
-// its rows of every batch-space update (S_r += H_r, A_r += (lr/B) G_r H, with all of H) and
-// its rows of every per-step layer's weights (W[o0:o1] += (lr/B) H[:, o0:o1]^T X: whole
-// rows of W, so no two threads write one weight); a second barrier ends the step. The
-// team forks once per phase instead of at every product and pass; energies are summed
-// over the threads in thread order and reported by the master.
+// With the latents fixed, column j of a layer's A (Yhat for the readout) depends on row j of
+// its weights and column j of its H (Esup) alone, on either path: A[:, j] = X W[j, :]^T,
+// W[j, :] += (lr/B) H[:, j]^T X; or A[:, j] += (lr/B) G H[:, j], W[j, :] += (lr/B) S[:, j]^T X
+// at the end. So a thread that owns some output units of every layer (their columns of
+// A, E, H, S and rows of W) runs all T steps, the final update and the energy after the
+// phase without waiting for any other: threads meet only at steps whose energy is
+// reported (then the master sums their parts in thread order and calls report).
+//
+// Units are whole 16-float vectors; the threads that take a layer's extra units follow on
+// from the previous layer's. A thread copies its columns of the target and of A into
+// blocks of its own, (B, w), and keeps S (a per-step layer: H) there: columns of shared
+// rows would put the two threads' ends of every row into one pair of cache lines, which
+// the hardware prefetchers pass back and forth (on the development VM that doubled the
+// time of the error pass with two threads). Every product runs on its thread, in the
+// backend's gemm_inplace:
+//   - a batch-space layer steps panel by panel, PANEL columns at a time: the panel's
+//     errors (H into a panel of the thread's own, S += H), then A += (lr/B) G H with the
+//     panel still in cache;
+//   - a per-step layer holds its rows of W transposed, WT (in, w) in gr->wt, for the phase:
+//     A = X WT, then WT += (lr/B) X^T H, X^T made once per phase; W takes WT back at the end.
+// The state's A, E and H get the thread's columns back with the energy after the phase
+// (E and H are not stored during the steps). Each element of A, H, S and W comes out of
+// the same float operations whatever the team.
+
+#define UNIT 16 // floats of a unit: one cache line
 
 static int team_last; // for the tests (pcn_gram_last_team)
 
@@ -311,67 +357,210 @@ typedef struct {
     void *ctx;
     bool stop;     // set by the master, read by all after a barrier
     pcn_status st; // the master's status
-} split_phase;
+} unit_phase;
 
-static void update_rows(split_phase *ph, const pcn_state *v, int r0, int id, int team) {
-    pcn_model *m = ph->m;
-    const pcn_backend_ops *ops = m->ops;
-    const pcn_state *s = ph->s;
-    const int L = m->L, B = s->batch;
-    for (int l = 0; l <= L; l++) {
-        const int out = out_dim(m, l), in = in_dim(m, l);
-        const float sign = l < L ? 1.0f : -1.0f;
-        const float *d = l < L ? s->h[l] : s->esup; // all rows
+typedef struct {
+    int c0, w;          // the thread's columns [c0, c0 + w) of the layer's outputs
+    float *t, *a, *s;   // (B, w) its blocks of gr->t, gr->a, gr->s
+    float *wt;          // a per-step layer's (in, w) W rows transposed
+} unit_cols;
+
+// The target of layer l in the state's layout (leading dimension out).
+static const float *unit_target(const unit_phase *ph, int l) {
+    return l == ph->m->L ? ph->y : l == 0 ? ph->x : ph->s->x[l];
+}
+
+// The latent layer l's weights multiply (l = L: the readout's).
+static const float *unit_input(const unit_phase *ph, int l) {
+    return ph->s->x[l < ph->m->L ? l + 1 : ph->m->L];
+}
+
+// dst (cols, rows) = src (rows, cols) transposed, leading dimensions lds and ldd.
+static void transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+}
+
+// dst = src over rows x cols, leading dimensions lds and ldd.
+static void copy_block(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+    for (int i = 0; i < rows; i++)
+        memcpy(dst + (size_t)i * ldd, src + (size_t)i * lds, (size_t)cols * sizeof(float));
+}
+
+// Every layer's columns for thread id of team, and their blocks set up: the target's
+// columns copied, A's start (batch space) or WT (per step), S zero.
+static void unit_setup(const unit_phase *ph, int id, int team, unit_cols *u) {
+    const pcn_model *m = ph->m;
+    const pcn_gram *gr = ph->gr;
+    const int B = ph->s->batch;
+    int first = 0; // the thread taking the layer's first extra unit
+    for (int l = 0; l <= m->L; l++) {
+        const int out = out_dim(m, l), in = in_dim(m, l), units = (out + UNIT - 1) / UNIT;
+        int64_t u0, un;
+        pcn_shard(units, (id - first + team) % team, team, &u0, &un);
+        first = (first + units % team) % team;
+        const int64_t end = (u0 + un) * UNIT < out ? (u0 + un) * UNIT : out;
+        unit_cols *c = &u[l];
+        c->c0 = (int)(u0 * UNIT), c->w = un > 0 ? (int)(end - u0 * UNIT) : 0;
+        const size_t off = (size_t)c->c0 * B;
+        c->t = gr->t[l] + off, c->a = gr->a[l] + off, c->s = gr->s[l] + off;
+        c->wt = gr->wt + m->woff[l] + (size_t)c->c0 * in;
+        if (!c->w) continue;
+        const float *w = m->w + m->woff[l] + (size_t)c->c0 * in;
+        copy_block(B, c->w, unit_target(ph, l) + c->c0, out, c->t, c->w);
         if (ph->use[l]) {
-            const float *dv = l < L ? v->h[l] : v->esup;
-            float *av = l < L ? v->a[l] : v->yhat, *g = ph->gr->g[l] + (size_t)r0 * B;
-            ops->axpy((size_t)v->batch * out, 1.0f, dv, ph->gr->s[l] + (size_t)r0 * out);
-            ops->gemm(false, false, v->batch, out, B, sign * ph->alpha, g, B, d, out, 1.0f, av,
-                      out);
+            m->ops->gemm(false, true, B, c->w, in, 1.0f, unit_input(ph, l), in, w, in, 0.0f,
+                         c->a, c->w);
+            memset(c->s, 0, (size_t)B * c->w * sizeof(float));
         } else {
-            int64_t o0, on; // this thread's rows of W
-            pcn_shard(out, id, team, &o0, &on);
-            const float *xin = s->x[l < L ? l + 1 : L];
-            ops->gemm(true, false, (int)on, in, B, sign * ph->alpha, d + o0, out, xin, in, 1.0f,
-                      m->w + m->woff[l] + (size_t)o0 * in, in);
+            transpose(c->w, in, w, in, c->wt, c->w);
         }
     }
 }
 
-static void split_thread(split_phase *ph, int id, int team) {
-    pcn_model *m = ph->m;
-    int64_t r0, rows;
-    pcn_shard(ph->s->batch, id, team, &r0, &rows);
-    pcn_state v;
-    pcn_state_rows(ph->s, (int)r0, (int)rows, &v);
-    const float *x = ph->x + (size_t)r0 * m->dims[0];
-    const float *y = ph->y ? ph->y + (size_t)r0 * m->K : NULL;
-    for (int step = 0; step < ph->t_steps; step++) {
-        double sq = 0.0;
-        for (int l = 0; l <= m->L; l++) sq += layer_errors(m, &v, x, y, l, ph->use[l]);
-        if (ph->report && step < ph->report_steps) {
-            ph->gr->part[id] = sq;
+// Errors of columns [p, p + n) of u's block of layer l (a per-step layer's A from WT
+// first), H (Esup) into h with leading dimension ldh; acc: also S += H. Returns the sum of
+// squares.
+static double unit_errors(const unit_phase *ph, int l, const unit_cols *u, int p, int n,
+                          float *h, int ldh, bool acc) {
+    const pcn_model *m = ph->m;
+    const int B = ph->s->batch, w = u->w, in = in_dim(m, l);
+    if (!ph->use[l])
+        m->ops->gemm_inplace(B, w, in, 1.0f, unit_input(ph, l), in, u->wt, w, 0.0f, u->a, w);
+    float *s = acc ? u->s + p : NULL;
+    if (l == m->L) return m->ops->sup_error_block(B, n, w, u->a + p, u->t + p, h, ldh, s);
+    return m->ops->error_block(m->act[l], B, n, w, u->t + p, u->a + p, NULL, h, ldh, s);
+}
+
+// Columns [p, p + n) of u's block of layer l move with H (Esup) in h: A += (lr/B) G H, or
+// WT += (lr/B) X^T H.
+static void unit_update(const unit_phase *ph, int l, const unit_cols *u, int p, int n,
+                        const float *h, int ldh) {
+    const pcn_model *m = ph->m;
+    const int B = ph->s->batch, in = in_dim(m, l);
+    const float alpha = (l < m->L ? 1.0f : -1.0f) * ph->alpha;
+    if (ph->use[l])
+        m->ops->gemm_inplace(B, n, B, alpha, ph->gr->g[l], B, h, ldh, 1.0f, u->a + p, u->w);
+    else
+        m->ops->gemm_inplace(in, n, B, alpha, ph->gr->xt[l], B, h, ldh, 1.0f, u->wt + p, u->w);
+}
+
+// A step of u's columns of layer l that reports nothing; a batch-space layer panel by panel.
+static void unit_step(const unit_phase *ph, int l, const unit_cols *u, int id) {
+    if (!ph->use[l]) {
+        unit_errors(ph, l, u, 0, u->w, u->s, u->w, false);
+        unit_update(ph, l, u, 0, u->w, u->s, u->w);
+        return;
+    }
+    float *hp = ph->gr->panel + (size_t)id * ph->gr->max_local * PANEL;
+    for (int p = 0; p < u->w; p += PANEL) {
+        const int n = u->w - p < PANEL ? u->w - p : PANEL;
+        unit_errors(ph, l, u, p, n, hp, PANEL, true);
+        unit_update(ph, l, u, p, n, hp, PANEL);
+    }
+}
+
+// A step whose energy is reported: every error first, then the master reports the sum and
+// may stop the phase (S, which already took H, is then never used); then the updates. A
+// batch-space layer's H waits in the state's H (Esup). Returns false on a stop.
+static bool unit_reported_step(unit_phase *ph, const unit_cols *u, int step, int id, int team) {
+    const pcn_model *m = ph->m;
+    const pcn_state *s = ph->s;
+    const int L = m->L;
+    double sq = 0.0;
+    for (int l = 0; l <= L; l++) {
+        if (!u[l].w) continue;
+        float *h = (l < L ? s->h[l] : s->esup) + u[l].c0;
+        sq += ph->use[l] ? unit_errors(ph, l, &u[l], 0, u[l].w, h, out_dim(m, l), true)
+                         : unit_errors(ph, l, &u[l], 0, u[l].w, u[l].s, u[l].w, false);
+    }
+    ph->gr->part[id] = sq;
 #pragma omp barrier
 #pragma omp master
-            {
-                double total = 0.0;
-                for (int i = 0; i < team; i++) total += ph->gr->part[i];
-                if ((ph->st = ph->report(ph->ctx, step, total)) != PCN_OK) ph->stop = true;
-            }
-        }
-#pragma omp barrier
-        if (ph->stop) break;
-        update_rows(ph, &v, (int)r0, id, team);
-#pragma omp barrier
+    {
+        double total = 0.0;
+        for (int i = 0; i < team; i++) total += ph->gr->part[i];
+        if ((ph->st = ph->report(ph->ctx, step, total)) != PCN_OK) ph->stop = true;
     }
+#pragma omp barrier
+    if (ph->stop) return false;
+    for (int l = 0; l <= L; l++) {
+        if (!u[l].w) continue;
+        const float *h = (l < L ? s->h[l] : s->esup) + u[l].c0;
+        if (ph->use[l])
+            unit_update(ph, l, &u[l], 0, u[l].w, h, out_dim(m, l));
+        else
+            unit_update(ph, l, &u[l], 0, u[l].w, u[l].s, u[l].w);
+    }
+    return true;
 }
 
-static pcn_status steps_split(split_phase *ph, int threads) {
+// The end of the phase for u's columns: the weights (a per-step layer's from WT; a
+// batch-space layer's move once, W += (lr/B) S^T X), then A back into the state and the
+// energy the phase ends on (with E and H), if wanted.
+static double unit_finish(const unit_phase *ph, const unit_cols *u, bool after) {
+    const pcn_model *m = ph->m;
+    const pcn_state *s = ph->s;
+    const int B = s->batch, L = m->L;
+    double sq = 0.0;
+    for (int l = 0; l <= L; l++) {
+        const int out = out_dim(m, l), in = in_dim(m, l), c0 = u[l].c0, w = u[l].w;
+        float *wr = m->w + m->woff[l] + (size_t)c0 * in;
+        if (!w) continue;
+        if (!ph->use[l])
+            transpose(in, w, u[l].wt, w, wr, in);
+        else
+            m->ops->gemm(true, false, w, in, B, (l < L ? 1.0f : -1.0f) * ph->alpha, u[l].s, w,
+                         unit_input(ph, l), in, 1.0f, wr, in);
+        if (!after) continue;
+        if (!ph->use[l]) // A from the final weights
+            m->ops->gemm_inplace(B, w, in, 1.0f, unit_input(ph, l), in, u[l].wt, w, 0.0f,
+                                 u[l].a, w);
+        float *a = (l < L ? s->a[l] : s->yhat) + c0;
+        copy_block(B, w, u[l].a, w, a, out);
+        sq += l == L ? m->ops->sup_error_block(B, w, out, a, ph->y + c0, s->esup + c0, out, NULL)
+                     : m->ops->error_block(m->act[l], B, w, out, unit_target(ph, l) + c0, a,
+                                           s->e[l] + c0, s->h[l] + c0, out, NULL);
+    }
+    return sq;
+}
+
+static void unit_thread(unit_phase *ph, int id, int team, bool after) {
+    const int L = ph->m->L;
+    unit_cols u[PCN_MAX_LAYERS + 1];
+    unit_setup(ph, id, team, u);
+    for (int step = 0; step < ph->t_steps; step++) {
+        if (ph->report && step < ph->report_steps) {
+            if (!unit_reported_step(ph, u, step, id, team)) return;
+            continue;
+        }
+        for (int l = 0; l <= L; l++)
+            if (u[l].w) unit_step(ph, l, &u[l], id);
+    }
+    ph->gr->part[id] = unit_finish(ph, u, after);
+}
+
+static pcn_status steps_split(unit_phase *ph, int threads, double *after_sq) {
+    const pcn_model *m = ph->m;
+    const int B = ph->s->batch;
+    for (int l = 0; l <= m->L; l++) { // G of the batch-space layers, X^T of the others
+        const int in = in_dim(m, l);
+        const float *x = unit_input(ph, l);
+        if (ph->use[l])
+            m->ops->gemm(false, true, B, B, in, 1.0f, x, in, x, in, 0.0f, ph->gr->g[l], B);
+        else
+            transpose(B, in, x, in, ph->gr->xt[l], B);
+    }
 #pragma omp parallel num_threads(threads)
     {
 #pragma omp master
         team_last = omp_get_num_threads();
-        split_thread(ph, omp_get_thread_num(), omp_get_num_threads());
+        unit_thread(ph, omp_get_thread_num(), omp_get_num_threads(), after_sq != NULL);
+    }
+    if (after_sq && ph->st == PCN_OK) {
+        double total = 0.0;
+        for (int i = 0; i < team_last; i++) total += ph->gr->part[i];
+        *after_sq = total;
     }
     return ph->st;
 }
@@ -400,17 +589,15 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
     if (s->batch > gr->max_local || B > gr->max_global)
         return pcn_set_error(PCN_EINVAL, "batch %d (%d here) above the Gram workspace", B,
                              s->batch);
+    team_last = 0;
+    if (threads > 0 && gr->wt) {
+        unit_phase ph = {gr, m, s, x, y, t_steps, report_steps, alpha, use, report, ctx,
+                         false, PCN_OK};
+        return steps_split(&ph, threads < gr->part_max ? threads : gr->part_max, after_sq);
+    }
     pcn_status st = PCN_OK;
     for (int l = 0; st == PCN_OK && l <= L; l++)
         if (use[l]) st = gram_setup(gr, m, s, l, B, comm);
-    team_last = 1;
-    if (st == PCN_OK && threads > 1 && !distributed(gr) && !m->ops->on_device) {
-        split_phase ph = {gr, m, s, x, y, t_steps, report_steps, alpha, use, report, ctx,
-                          false, PCN_OK};
-        if (threads > gr->part_max) threads = gr->part_max;
-        st = steps_split(&ph, threads);
-        return st == PCN_OK ? finish(gr, m, s, x, y, use, alpha, comm, after_sq) : st;
-    }
     size_t poff[PCN_MAX_LAYERS + 1], plain_n = pack(m, use, false, poff);
     for (int step = 0; st == PCN_OK && step < t_steps; step++) {
         double sq = 0.0;

@@ -177,9 +177,10 @@ double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost
 // T learning steps over a global batch of B rows (the state holds this process's shard)
 // with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees the local sum
 // of squared errors of each of the first report_steps steps before its update and may stop
-// the phase with an error (a device backend waits only for the steps reported). threads > 1
-// splits the steps' rows over that many OpenMP threads (one process, host models; the
-// caller checks that the backend's products may run inside a parallel region). Seconds
+// the phase with an error (a device backend waits only for the steps reported). threads > 0
+// runs the phase split by output units over that many OpenMP threads (one process, a
+// backend with gemm_inplace; the caller checks that the backend's gemm may run inside a
+// parallel region); 0 runs it step by step with every product threading itself. Seconds
 // spent in collectives are added to *comm_seconds. after_sq, unless NULL, gets the local sum
 // of squared errors of the snapshot the phase ends on (the batch-space layers' from the
 // preactivations they tracked: equal to a recomputation up to rounding). Collective over
@@ -189,7 +190,7 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
                           int report_steps, int threads, double *comm_seconds,
                           double *after_sq);
-// The number of threads the last pcn_gram_learn split its steps over (tests).
+// The number of threads the last pcn_gram_learn split its units over, 0 if none (tests).
 int pcn_gram_last_team(void);
 
 // ----------------------------------------------------------------------------------------
