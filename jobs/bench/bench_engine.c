@@ -14,7 +14,10 @@
  *   - the floor: cblas_sgemm alone, timed on each product shape of the step (same
  *     transposes, alpha and beta), the medians summed per step; and step time / floor;
  *   - the predicted time of one training batch, T_infer supervised + T_learn learning +
- *     T_acc free steps, with pcn-torch's defaults T_learn = B and T_acc = 10 * T_infer.
+ *     T_acc free steps, with pcn-torch's defaults T_learn = B and T_acc = 10 * T_infer;
+ *   - with --phase, whole learning phases of T_learn steps (--t-learn, default B) as the
+ *     trainer runs them, per-step and automatic path, each against the floor of its own
+ *     products (print_phase).
  * Invariants: nothing is allocated inside a timed loop; all times are CLOCK_MONOTONIC.
  * The input x is uniform in [0, 1], y is one-hot, the latents come from pcn_init_latents.
  */
@@ -53,6 +56,7 @@ typedef struct {
     int repeats, warmup;
     int threads;           // 0: leave OpenMP and OpenBLAS as they start
     int t_infer;           // supervised inference steps per batch (prediction only)
+    int t_learn;           // --phase: learning steps per batch; 0 means B
     bool json;
     bool phase;            // also time whole learning phases: per-step vs batch space
 } options;
@@ -69,8 +73,9 @@ static const char *USAGE =
     "  --threads N           OpenMP and OpenBLAS threads (default: as they start)\n"
     "  --t-infer N           T_infer of the batch prediction (default 50, pcn-torch)\n"
     "  --json                one JSON line instead of the table\n"
-    "  --phase               also time one whole learning phase (T_learn = B) on the\n"
-    "                        per-step path and on the automatic (batch-space) path\n"
+    "  --phase               also time one whole learning phase on the per-step path\n"
+    "                        and on the automatic (batch-space) path\n"
+    "  --t-learn N           T_learn of that phase (default B, pcn-torch)\n"
     "  --help                this text\n";
 
 static _Noreturn void die(const char *fmt, ...) {
@@ -122,12 +127,14 @@ static options parse_options(int argc, char **argv) {
         else if (!strcmp(a, "--warmup")) o.warmup = parse_int(a, v, 0);
         else if (!strcmp(a, "--threads")) o.threads = parse_int(a, v, 1);
         else if (!strcmp(a, "--t-infer")) o.t_infer = parse_int(a, v, 1);
+        else if (!strcmp(a, "--t-learn")) o.t_learn = parse_int(a, v, 1);
         else if (!strcmp(a, "--activation")) {
             if (!v || pcn_activation_from_name(v, &o.act) != PCN_OK) die("%s", pcn_last_error());
         } else die("unknown option '%s' (see --help)", a);
         i += takes;
     }
     if (o.output_dim == 0) o.output_dim = o.dims[o.n_dims - 1];
+    if (o.t_learn == 0) o.t_learn = o.batch;
     return o;
 }
 
@@ -541,7 +548,8 @@ static double time_phase(const options *o, pcn_learn_path path) {
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = o->dims, mp.n_dims = o->n_dims, mp.output_dim = o->output_dim, mp.activation = o->act;
     pcn_train_params p = pcn_train_default_params();
-    p.t_infer = 1, p.num_epochs = 1, p.batch_size = B, p.train_accuracy_every = 0;
+    p.t_infer = 1, p.t_learn = o->t_learn, p.num_epochs = 1, p.batch_size = B;
+    p.train_accuracy_every = 0;
     p.shuffle = false, p.learn_path = path;
     phase_clock clock = {0.0, 1e30, 0};
     p.batch_hook = phase_hook, p.batch_hook_user = &clock;
@@ -552,10 +560,10 @@ static double time_phase(const options *o, pcn_learn_path path) {
     return clock.best;
 }
 
-// The automatic path's matrix products for T = B steps on one process, each with how many
-// times it runs (learn_gram.c: per layer, batch space or per step as pcn_gram_plan picks).
+// The automatic path's matrix products for T = T_learn steps on one process, each with how
+// many times it runs (learn_gram.c: per layer, batch space or per step as pcn_gram_plan picks).
 static int phase_products(const options *o, product *p, int *times) {
-    const int B = o->batch, T = o->batch, L = o->n_dims - 1, *d = o->dims;
+    const int B = o->batch, T = o->t_learn, L = o->n_dims - 1, *d = o->dims;
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = o->dims, mp.n_dims = o->n_dims, mp.output_dim = o->output_dim;
     pcn_model *m = pcn_model_init(&mp);
@@ -582,7 +590,7 @@ static int phase_products(const options *o, product *p, int *times) {
 
 static void print_phase(const options *o, const report *r) {
     double plain = time_phase(o, PCN_LEARN_PLAIN), fast = time_phase(o, PCN_LEARN_AUTO);
-    double floor = o->batch * r->step[STEP_LEARN].floor_seconds;
+    double floor = o->t_learn * r->step[STEP_LEARN].floor_seconds;
     // The automatic path's floor: each of its products timed alone, times its count.
     product prods[4 * MAX_DIMS];
     int counts[4 * MAX_DIMS];
@@ -594,11 +602,12 @@ static void print_phase(const options *o, const report *r) {
     free(times);
     double fast_floor = 0.0;
     for (int i = 0; i < n; i++) fast_floor += counts[i] * prods[i].seconds;
-    printf("\nlearning phase of one batch (T_learn = B = %d steps), the trainer's own "
-           "seconds, best of %d batches after a first:\n", o->batch, PHASE_BATCHES - 1);
-    printf("  per-step path     %9.3f s   floor %.3f s (B x the learning step's sgemm floor): "
-           "%.2fx\n", plain, floor, plain / floor);
-    printf("  automatic path    %9.3f s   floor %.3f s (its products, each timed alone, times "
+    printf("\nlearning phase of one batch (T_learn = %d steps, B = %d), the trainer's own "
+           "seconds, best of %d batches after a first:\n", o->t_learn, o->batch,
+           PHASE_BATCHES - 1);
+    printf("  per-step path     %9.4f s   floor %.4f s (T_learn x the learning step's sgemm "
+           "floor): %.2fx\n", plain, floor, plain / floor);
+    printf("  automatic path    %9.4f s   floor %.4f s (its products, each timed alone, times "
            "its count): %.2fx; speed-up %.2fx\n", fast, fast_floor, fast / fast_floor,
            plain / fast);
     printf("  automatic path's products (count x median ms):");
