@@ -72,8 +72,10 @@ void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp) {
     }
 }
 
-void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,
-                             const float *bp, float beta, float *c, int ldc) {
+// The plain loop over either form: B's panel of columns j0.. starts at b + j0 * step and its
+// rows are ldp floats apart (as gemm_avx512 below).
+static void gemm_loop(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                      size_t step, int ldp, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) {
         pcn_host_scale(m, n, beta, c, ldc);
@@ -81,17 +83,27 @@ void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, i
     }
     for (int j0 = 0; j0 < n; j0 += NR) {
         const int w = n - j0 < NR ? n - j0 : NR;
-        const float *p = bp + (size_t)j0 * k;
+        const float *p = b + (size_t)j0 * step;
         for (int i = 0; i < m; i++) {
             float acc[NR] = {0};
             const float *ai = a + (size_t)i * lda;
             for (int kk = 0; kk < k; kk++)
-                for (int j = 0; j < NR; j++) acc[j] += ai[kk] * p[(size_t)kk * NR + j];
+                for (int j = 0; j < w; j++) acc[j] += ai[kk] * p[(size_t)kk * ldp + j];
             float *ci = c + (size_t)i * ldc + j0;
             for (int j = 0; j < w; j++)
                 ci[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * ci[j];
         }
     }
+}
+
+void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,
+                             const float *bp, float beta, float *c, int ldc) {
+    gemm_loop(m, n, k, alpha, a, lda, bp, (size_t)k, NR, beta, c, ldc);
+}
+
+void pcn_gemm_inplace_generic(int m, int n, int k, float alpha, const float *a, int lda,
+                              const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm_loop(m, n, k, alpha, a, lda, b, 1, ldb, beta, c, ldc);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -190,27 +202,6 @@ void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, 
     }
 #endif
     pcn_gemm_packed_generic(m, n, k, alpha, a, lda, bp, beta, c, ldc);
-}
-
-void pcn_gemm_inplace_generic(int m, int n, int k, float alpha, const float *a, int lda,
-                              const float *b, int ldb, float beta, float *c, int ldc) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        pcn_host_scale(m, n, beta, c, ldc);
-        return;
-    }
-    for (int j0 = 0; j0 < n; j0 += NR) {
-        const int w = n - j0 < NR ? n - j0 : NR;
-        for (int i = 0; i < m; i++) {
-            float acc[NR] = {0};
-            const float *ai = a + (size_t)i * lda;
-            for (int kk = 0; kk < k; kk++)
-                for (int j = 0; j < w; j++) acc[j] += ai[kk] * b[(size_t)kk * ldb + j0 + j];
-            float *ci = c + (size_t)i * ldc + j0;
-            for (int j = 0; j < w; j++)
-                ci[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * ci[j];
-        }
-    }
 }
 
 void pcn_gemm_inplace(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
