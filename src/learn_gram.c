@@ -336,8 +336,9 @@ static pcn_status final_update(pcn_gram *gr, pcn_model *m, pcn_state *s, const b
 //   - a per-step layer holds its rows of W transposed, WT (in, w) in gr->wt, for the phase:
 //     A = X WT, then WT += (lr/B) X^T H, X^T made once per phase; W takes WT back at the end.
 // The state's A, E and H get the thread's columns back with the energy after the phase
-// (E and H are not stored during the steps). Each element of A, H, S and W comes out of
-// the same float operations whatever the team.
+// (E and H are not stored during the steps). The steps' float operations on an element do
+// not depend on the team; A's start and the final S^T X go through the backend's gemm,
+// whose BLAS may pick its kernels by shape.
 
 #define UNIT 16 // floats of a unit: one cache line
 
