@@ -344,6 +344,13 @@ static pcn_status final_update(pcn_gram *gr, pcn_model *m, pcn_state *s, const b
 
 static int team_last; // for the tests (pcn_gram_last_team)
 
+int pcn_gram_split_threads(const pcn_model *m, int max) {
+    int widest = m->K;
+    for (int l = 0; l < m->L; l++) widest = m->dims[l] > widest ? m->dims[l] : widest;
+    const int units = (widest + UNIT - 1) / UNIT;
+    return units < max ? units : max;
+}
+
 int pcn_gram_last_team(void) { return team_last; }
 
 typedef struct {

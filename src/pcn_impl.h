@@ -190,6 +190,9 @@ pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float 
                           pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
                           int report_steps, int threads, double *comm_seconds,
                           double *after_sq);
+// Threads for a phase split by output units, at most max: each takes at least one unit
+// (16 outputs) of the widest layer. Local.
+int pcn_gram_split_threads(const pcn_model *m, int max);
 // The number of threads the last pcn_gram_learn split its units over, 0 if none (tests).
 int pcn_gram_last_team(void);
 

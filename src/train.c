@@ -600,7 +600,8 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
     if (any) {
         double after = 0.0;
         st = pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, alpha,
-                            use, watch_learning, &w, reported, t->pack.buf ? split_threads(t) : 0,
+                            use, watch_learning, &w, reported,
+                            t->pack.buf ? pcn_gram_split_threads(t->m, t->split_max) : 0,
                             &t->pos.seconds[T_COMM], &after);
         *pre = w.pre;
         return st == PCN_OK ? energy_of(t, after, post) : st;

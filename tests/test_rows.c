@@ -373,6 +373,10 @@ static void check_trainings(void) {
     pcn_gram_plan(m, 64, 64, NULL, PCN_LEARN_AUTO, use);
     TU_CHECK(use[0] && !use[1] && !use[2], "the auto plan is not mixed: %d %d %d", use[0],
              use[1], use[2]);
+    // A learning team: at least one 16-output unit of the widest layer (100: 7 units) each.
+    TU_CHECK(pcn_gram_split_threads(m, 16) == 7 && pcn_gram_split_threads(m, 3) == 3,
+             "learning teams %d (of 16), %d (of 3); want 7, 3", pcn_gram_split_threads(m, 16),
+             pcn_gram_split_threads(m, 3));
     pcn_model_free(m);
     float *x = malloc((size_t)N * D * sizeof(float));
     int32_t *lab = malloc(N * sizeof(int32_t));
