@@ -1,6 +1,6 @@
 /*
  * test_rows.c — the row path of inference phases (train.c infer_rows, gemm_packed.c) and the
- * split steps of the learning phase (learn_gram.c) against the plain paths they replace
+ * learning phase split by output units (learn_gram.c) against the plain paths they replace
  * (every product a threaded backend gemm).
  *
  * What is proved:
@@ -11,18 +11,26 @@
  *      the 512 block (1, 3, 256, 513, 1100); B packed as stored and as W^T; alpha 1 and
  *      -0.75; beta 0 (C starts as NaN: beta 0 must not read it), 1 and 0.5; padded leading
  *      dimensions, whose padding must stay untouched; k = 0 (C = beta C) and m = 0.
- *   2. (with 3) pcn_wpack_fill packs every layer and the readout where the steps read them.
+ *   2. In-place products (pcn_gemm_inplace and its loop) the same way on m 1..100, n 1..400,
+ *      k 1..600, with B's last row ending where an inaccessible page begins, so a load past
+ *      column n (an unmasked last vector) faults; and the block error passes of the CPU
+ *      backend (error_block, sup_error_block) against the reference backend's passes row by
+ *      row, every activation: E stored or not, S accumulated or not, H with its own leading
+ *      dimension, and everything outside the block untouched.
  *   3. Steps: the same state stepped whole (pcn_step_errors) and as three uneven row views
  *      (pcn_step_errors_packed, 13 + 20 + 21 rows), 30 supervised then 30 free steps, every
  *      activation: latents and step sums agree (the same float products, summed in another
- *      order: rtol 1e-5).
- *   4. Whole training runs, PCN_ROW_PATH=0 (plain) against the default (row path) at 2 and 3
- *      OpenMP threads, with callbacks asking for every step energy and early stopping on,
- *      T_learn = B = 64 so that the learning phase runs layer 0 in batch space and the
- *      other layer and the readout per step: per-batch and per-step energies, inference
- *      step counts and final weights agree (rtol 1e-4, the learning phase carries rounding
- *      along), and both phases did split the rows (the team sizes the trainer and
- *      learn_gram.c report for their last phases).
+ *      order: rtol 1e-5); pcn_wpack_fill packs every layer and the readout where the steps
+ *      read them.
+ *   4. (with 5) The size of a learning team: one unit of the widest layer each.
+ *   5. Whole training runs, PCN_ROW_PATH=0 (plain) against the default at 1, 2 and 3
+ *      OpenMP threads, T_learn = B = 64, layer 0 with 100 outputs (partial units and
+ *      panels): on the auto plan (layer 0 in batch space, layer 1 and the readout per
+ *      step) with every step's energy kept (the split phase meets at every step) and with
+ *      batch energies only (it meets at step 0 alone), and on the all-batch-space plan:
+ *      per-batch and per-step energies, inference step counts and final weights agree (rtol
+ *      1e-4, the learning phase carries rounding along), and both phases did split (the
+ *      team sizes the trainer and learn_gram.c report for their last phases).
  *
  * Tolerances: gemm as test_backend (2e-6 sqrt(k), abs and rel): both sides sum k float
  * products in some order, the reference in double.
