@@ -504,9 +504,9 @@ static bool unit_reported_step(unit_phase *ph, const unit_cols *u, int step, int
 }
 
 // The end of the phase for u's columns: the weights (a per-step layer's from WT; a
-// batch-space layer's move once, W += (lr/B) S^T X), then A back into the state and the
-// energy the phase ends on (with E and H), if wanted.
-static double unit_finish(const unit_phase *ph, const unit_cols *u, bool after) {
+// batch-space layer's move once, W += (lr/B) S^T X, unless the phase stopped), then A back
+// into the state and the energy the phase ends on (with E and H), if wanted.
+static double unit_finish(const unit_phase *ph, const unit_cols *u, bool stopped, bool after) {
     const pcn_model *m = ph->m;
     const pcn_state *s = ph->s;
     const int B = s->batch, L = m->L;
@@ -517,10 +517,10 @@ static double unit_finish(const unit_phase *ph, const unit_cols *u, bool after) 
         if (!w) continue;
         if (!ph->use[l])
             transpose(in, w, u[l].wt, w, wr, in);
-        else
+        else if (!stopped)
             m->ops->gemm(true, false, w, in, B, (l < L ? 1.0f : -1.0f) * ph->alpha, u[l].s, w,
                          unit_input(ph, l), in, 1.0f, wr, in);
-        if (!after) continue;
+        if (stopped || !after) continue;
         if (!ph->use[l]) // A from the final weights
             m->ops->gemm_inplace(B, w, in, 1.0f, unit_input(ph, l), in, u[l].wt, w, 0.0f,
                                  u[l].a, w);
@@ -537,15 +537,17 @@ static void unit_thread(unit_phase *ph, int id, int team, bool after) {
     const int L = ph->m->L;
     unit_cols u[PCN_MAX_LAYERS + 1];
     unit_setup(ph, id, team, u);
-    for (int step = 0; step < ph->t_steps; step++) {
+    bool stopped = false;
+    for (int step = 0; !stopped && step < ph->t_steps; step++) {
         if (ph->report && step < ph->report_steps) {
-            if (!unit_reported_step(ph, u, step, id, team)) return;
+            stopped = !unit_reported_step(ph, u, step, id, team);
             continue;
         }
         for (int l = 0; l <= L; l++)
             if (u[l].w) unit_step(ph, l, &u[l], id);
     }
-    ph->gr->part[id] = unit_finish(ph, u, after);
+    // On a stop the per-step layers keep their updates so far, as on the plain path.
+    ph->gr->part[id] = unit_finish(ph, u, stopped, after);
 }
 
 static pcn_status steps_split(unit_phase *ph, int threads, double *after_sq) {

@@ -22,7 +22,11 @@
  *      activation: latents and step sums agree (the same float products, summed in another
  *      order: rtol 1e-5); pcn_wpack_fill packs every layer and the readout where the steps
  *      read them.
- *   4. (with 5) The size of a learning team: one unit of the widest layer each.
+ *   4. One learning phase (pcn_gram_learn) on the mixed plan, split over 2 threads against
+ *      the plain loop, every step reported: to the end (weights, energy after), and stopped
+ *      by its report at step 5 (the same error; the per-step layers keep their first five
+ *      updates, the batch-space layer none). With 5: a learning team's size, one unit of
+ *      the widest layer each.
  *   5. Whole training runs, PCN_ROW_PATH=0 (plain) against the default at 1, 2 and 3
  *      OpenMP threads, T_learn = B = 64, layer 0 with 100 outputs (partial units and
  *      panels): on the auto plan (layer 0 in batch space, layer 1 and the readout per
@@ -305,6 +309,59 @@ static void check_steps(pcn_activation act) {
     pcn_model_free(m);
 }
 
+// ---- 4. one learning phase, split and plain, stopped by its report ----------------------
+
+static int stop_at;
+static pcn_status stop_report(void *ctx, int step, double sumsq) {
+    (void)ctx, (void)sumsq;
+    return step == stop_at ? pcn_set_error(PCN_EINVAL, "stopped at step %d", step) : PCN_OK;
+}
+
+// pcn_gram_learn on a mixed plan (layer 0 in batch space, layer 1 and the readout per step)
+// with threads (0: the plain step-by-step loop), reporting every step; a report failing at
+// step stop (-1: never) ends the phase. Returns the status; *w gets the final weights.
+static pcn_status one_phase(int threads, int stop, float **w, double *after) {
+    static const int dims[] = {100, 48, 16};
+    enum { B = 64, K = 4 };
+    pcn_model *m = make_model(dims, 3, K, PCN_ACT_TANH);
+    pcn_state *s = pcn_state_init(m, B);
+    pcn_gram *gr = pcn_gram_init(m, B, B, NULL);
+    uint64_t saved = rng_s;
+    rng_s = 11; // the same inputs for every call
+    float *x = rand_u((size_t)B * dims[0], 0, 1), *y = calloc((size_t)B * K, sizeof(float));
+    rng_s = saved;
+    for (int b = 0; b < B; b++) y[b * K + b % K] = 1.0f;
+    pcn_latent_key key = {4, PCN_STREAM_USER, 0, 0};
+    pcn_init_latents(s, &key);
+    bool use[PCN_MAX_LAYERS + 1];
+    pcn_gram_plan(m, B, B, NULL, PCN_LEARN_AUTO, use);
+    stop_at = stop;
+    pcn_status st = pcn_gram_learn(gr, m, s, x, y, B, B, 0.05f / B, use, stop_report, NULL, B,
+                                   threads, NULL, after);
+    *w = malloc(pcn_model_num_weights(m) * sizeof(float));
+    memcpy(*w, pcn_model_weights(m), pcn_model_num_weights(m) * sizeof(float));
+    free(x), free(y);
+    pcn_gram_free(gr), pcn_state_free(s), pcn_model_free(m);
+    return st;
+}
+
+static void check_phase_stop(void) {
+    for (int stop = -1; stop <= 5; stop += 6) {
+        float *wp, *ws;
+        double ap = 0.0, as = 0.0;
+        pcn_status sp = one_phase(0, stop, &wp, &ap), ss = one_phase(2, stop, &ws, &as);
+        char label[96];
+        snprintf(label, sizeof label, "one phase, %s: weights, split against plain",
+                 stop < 0 ? "to the end" : "stopped at step 5");
+        TU_CHECK(sp == ss && (sp == PCN_OK) == (stop < 0), "%s: status %d against %d", label,
+                 ss, sp);
+        TU_CHECK(pcn_gram_last_team() == 2, "%s: team %d", label, pcn_gram_last_team());
+        tu_close_f(label, ws, wp, 100 * 48 + 48 * 16 + 4 * 16, 1e-6, 1e-4);
+        if (stop < 0) tu_close_d("one phase: energy after", &as, &ap, 1, 1e-9, 1e-5);
+        free(wp), free(ws);
+    }
+}
+
 // ---- 5. training ---------------------------------------------------------------------------
 
 // Layer 0 (100 outputs: units of 16 and a partial one, panels of 48 and partial ones)
@@ -407,6 +464,7 @@ int main(void) {
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_blocks((pcn_activation)act);
     check_sup_blocks();
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_steps((pcn_activation)act);
+    check_phase_stop();
     check_trainings();
     return tu_finish("test_rows");
 }
