@@ -197,34 +197,24 @@ bool pcn_gemm_packed_vectorised(void) { return __builtin_cpu_supports("avx512f")
 bool pcn_gemm_packed_vectorised(void) { return false; }
 #endif
 
-void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const float *bp,
-                     float beta, float *c, int ldc) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        pcn_host_scale(m, n, beta, c, ldc);
-        return;
-    }
+// The kernel where the CPU has AVX-512F, else the loop; empty products as the BLAS does.
+static void gemm_any(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                     size_t step, int ldp, float beta, float *c, int ldc) {
 #if HAVE_KERNEL
-    if (pcn_gemm_packed_vectorised()) {
-        gemm_avx512(m, n, k, alpha, a, lda, bp, (size_t)k, NR, beta, c, ldc);
+    if (m > 0 && n > 0 && k > 0 && pcn_gemm_packed_vectorised()) {
+        gemm_avx512(m, n, k, alpha, a, lda, b, step, ldp, beta, c, ldc);
         return;
     }
 #endif
-    pcn_gemm_packed_generic(m, n, k, alpha, a, lda, bp, beta, c, ldc);
+    gemm_loop(m, n, k, alpha, a, lda, b, step, ldp, beta, c, ldc);
+}
+
+void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const float *bp,
+                     float beta, float *c, int ldc) {
+    gemm_any(m, n, k, alpha, a, lda, bp, (size_t)k, NR, beta, c, ldc);
 }
 
 void pcn_gemm_inplace(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                       int ldb, float beta, float *c, int ldc) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        pcn_host_scale(m, n, beta, c, ldc);
-        return;
-    }
-#if HAVE_KERNEL
-    if (pcn_gemm_packed_vectorised()) {
-        gemm_avx512(m, n, k, alpha, a, lda, b, 1, ldb, beta, c, ldc);
-        return;
-    }
-#endif
-    pcn_gemm_inplace_generic(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_any(m, n, k, alpha, a, lda, b, 1, ldb, beta, c, ldc);
 }

@@ -66,6 +66,27 @@ static float *rand_u(size_t n, float lo, float hi) {
 
 // ---- 1. packed products --------------------------------------------------------------------
 
+// A fresh C (m, n) with leading dimension ldc; beta 0 must not read it, so it holds NaN.
+static float *fresh_c(int m, int n, int ldc, float beta) {
+    float *c = rand_u((size_t)m * ldc, -1, 1);
+    if (beta == 0.0f)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = NAN;
+    return c;
+}
+
+// got against ref (k products summed per element), and C's padding as it was in c0.
+static void compare_c(const char *label, const float *got, const float *ref, const float *c0,
+                      int m, int n, int ldc, int k) {
+    const double tol = 2e-6 * sqrt(k > 1 ? (double)k : 1.0);
+    tu_close_f(label, got, ref, (size_t)m * ldc, tol, tol);
+    size_t pad_bad = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = n; j < ldc; j++)
+            pad_bad += got[(size_t)i * ldc + j] != c0[(size_t)i * ldc + j];
+    TU_CHECK(pad_bad == 0, "%s: %zu padding entries written", label, pad_bad);
+}
+
 typedef void gemm_packed_fn(int m, int n, int k, float alpha, const float *a, int lda,
                             const float *bp, float beta, float *c, int ldc);
 
@@ -74,10 +95,7 @@ static void check_packed(gemm_packed_fn *fn, const char *name, int m, int n, int
                          float alpha, float beta, int pad) {
     const int lda = k + pad, ldc = n + pad, ldb = (trans ? k : n) + pad;
     const size_t na = (size_t)m * lda, nb = (size_t)(trans ? n : k) * ldb, nc = (size_t)m * ldc;
-    float *a = rand_u(na, -1, 1), *b = rand_u(nb, -1, 1), *c0 = rand_u(nc, -1, 1);
-    if (beta == 0.0f)
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) c0[(size_t)i * ldc + j] = NAN;
+    float *a = rand_u(na, -1, 1), *b = rand_u(nb, -1, 1), *c0 = fresh_c(m, n, ldc, beta);
     float *got = malloc((nc ? nc : 1) * sizeof(float));
     float *ref = malloc((nc ? nc : 1) * sizeof(float));
     float *bp = malloc((pcn_packed_size(k, n) + 1) * sizeof(float));
@@ -88,43 +106,8 @@ static void check_packed(gemm_packed_fn *fn, const char *name, int m, int n, int
     char label[128];
     snprintf(label, sizeof label, "%s m=%d n=%d k=%d %s alpha=%g beta=%g pad=%d", name, m, n, k,
              trans ? "B=W^T" : "B", alpha, beta, pad);
-    const double tol = 2e-6 * sqrt(k > 1 ? (double)k : 1.0);
-    tu_close_f(label, got, ref, nc, tol, tol);
-    size_t pad_bad = 0;
-    for (int i = 0; i < m; i++)
-        for (int j = n; j < ldc; j++)
-            pad_bad += got[(size_t)i * ldc + j] != c0[(size_t)i * ldc + j];
-    TU_CHECK(pad_bad == 0, "%s: %zu padding entries written", label, pad_bad);
+    compare_c(label, got, ref, c0, m, n, ldc, k);
     free(a), free(b), free(c0), free(got), free(ref), free(bp);
-}
-
-static void check_gemms(void) {
-    static const int ms[] = {1, 7, 8, 9, 50}, ns[] = {1, 10, 16, 17, 47, 48, 49, 784};
-    static const int ks[] = {1, 3, 256, 513, 1100};
-    static const float ab[][2] = {{1, 0}, {1, 1}, {-0.75f, 0.5f}};
-    struct {
-        gemm_packed_fn *fn;
-        const char *name;
-    } impl[] = {
-        {pcn_gemm_packed, pcn_gemm_packed_vectorised() ? "AVX-512 kernel" : "no AVX-512F: loop"},
-        {pcn_gemm_packed_generic, "plain loop"},
-    };
-    int count = 0;
-    for (size_t f = 0; f < 2; f++) {
-        for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
-            for (size_t j = 0; j < sizeof ns / sizeof *ns; j++)
-                for (size_t q = 0; q < sizeof ks / sizeof *ks; q++) {
-                    const size_t c = (i + j + q) % 3; // every alpha/beta pair, mixed
-                    check_packed(impl[f].fn, impl[f].name, ms[i], ns[j], ks[q], (i + q) % 2,
-                                 ab[c][0], ab[c][1], (int)(j % 2) * 5);
-                    count++;
-                }
-        check_packed(impl[f].fn, impl[f].name, 6, 20, 0, false, 1, 0, 0);
-        check_packed(impl[f].fn, impl[f].name, 6, 20, 0, true, 1, 0.5f, 3);
-        check_packed(impl[f].fn, impl[f].name, 0, 20, 4, false, 1, 0, 0);
-        count += 3;
-    }
-    printf("packed products (%s, and the plain loop): %d cases compared\n", impl[0].name, count);
 }
 
 // ---- 2. in-place products and block passes (the learning phase split by units) ------------
@@ -145,10 +128,7 @@ static void check_inplace(gemm_inplace_fn *fn, const char *name, int m, int n, i
              "mmap a guarded page");
     float *b = (float *)(area + span - page) - nb;
     for (size_t i = 0; i < nb; i++) b[i] = urand(-1, 1);
-    float *a = rand_u(na, -1, 1), *c0 = rand_u(nc, -1, 1);
-    if (beta == 0.0f)
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) c0[(size_t)i * ldc + j] = NAN;
+    float *a = rand_u(na, -1, 1), *c0 = fresh_c(m, n, ldc, beta);
     float *got = malloc((nc ? nc : 1) * sizeof(float));
     float *ref = malloc((nc ? nc : 1) * sizeof(float));
     memcpy(got, c0, nc * sizeof(float)), memcpy(ref, c0, nc * sizeof(float));
@@ -157,44 +137,52 @@ static void check_inplace(gemm_inplace_fn *fn, const char *name, int m, int n, i
     char label[128];
     snprintf(label, sizeof label, "%s in place m=%d n=%d k=%d alpha=%g beta=%g pad=%d", name,
              m, n, k, alpha, beta, pad);
-    const double tol = 2e-6 * sqrt(k > 1 ? (double)k : 1.0);
-    tu_close_f(label, got, ref, nc, tol, tol);
-    size_t pad_bad = 0;
-    for (int i = 0; i < m; i++)
-        for (int j = n; j < ldc; j++)
-            pad_bad += got[(size_t)i * ldc + j] != c0[(size_t)i * ldc + j];
-    TU_CHECK(pad_bad == 0, "%s: %zu padding entries written", label, pad_bad);
+    compare_c(label, got, ref, c0, m, n, ldc, k);
     munmap(area, span);
     free(a), free(c0), free(got), free(ref);
 }
 
-static void check_inplace_all(void) {
-    static const int ms[] = {1, 7, 10, 50, 100}, ns[] = {1, 10, 16, 17, 47, 48, 49, 400};
-    static const int ks[] = {1, 10, 100, 257, 600};
+// Both forms (packed, in place), each on the kernel and on the plain loop: m across the
+// 8-row tile, n across the 16-float vectors and the 48-column panel, k across the k block,
+// every alpha/beta pair mixed in, padded leading dimensions; then the empty products.
+static void check_products(bool inplace) {
+    static const struct {
+        int m[5], n[8], k[5];
+    } shapes[2] = {{{1, 7, 8, 9, 50}, {1, 10, 16, 17, 47, 48, 49, 784}, {1, 3, 256, 513, 1100}},
+                   {{1, 7, 10, 50, 100}, {1, 10, 16, 17, 47, 48, 49, 400}, {1, 10, 100, 257, 600}}};
     static const float ab[][2] = {{1, 0}, {1, 1}, {-0.75f, 0.5f}};
-    struct {
-        gemm_inplace_fn *fn;
-        const char *name;
-    } impl[] = {
-        {pcn_gemm_inplace, pcn_gemm_packed_vectorised() ? "AVX-512 kernel" : "no AVX-512F: loop"},
-        {pcn_gemm_inplace_generic, "plain loop"},
-    };
+    const char *names[2] = {pcn_gemm_packed_vectorised() ? "AVX-512 kernel" : "no AVX-512F: loop",
+                            "plain loop"};
+    gemm_packed_fn *packed[2] = {pcn_gemm_packed, pcn_gemm_packed_generic};
+    gemm_inplace_fn *direct[2] = {pcn_gemm_inplace, pcn_gemm_inplace_generic};
+    const int (*m)[5] = &shapes[inplace].m, (*n)[8] = &shapes[inplace].n;
+    const int (*k)[5] = &shapes[inplace].k;
     int count = 0;
-    for (size_t f = 0; f < 2; f++) {
-        for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
-            for (size_t j = 0; j < sizeof ns / sizeof *ns; j++)
-                for (size_t q = 0; q < sizeof ks / sizeof *ks; q++) {
-                    const size_t c = (i + j + q) % 3;
-                    check_inplace(impl[f].fn, impl[f].name, ms[i], ns[j], ks[q], ab[c][0],
-                                  ab[c][1], (int)((i + j) % 2) * 7);
-                    count++;
+    for (int f = 0; f < 2; f++) {
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 8; j++)
+                for (int q = 0; q < 5; q++, count++) {
+                    const float *c = ab[(i + j + q) % 3];
+                    if (inplace)
+                        check_inplace(direct[f], names[f], (*m)[i], (*n)[j], (*k)[q], c[0], c[1],
+                                      (i + j) % 2 * 7);
+                    else
+                        check_packed(packed[f], names[f], (*m)[i], (*n)[j], (*k)[q], (i + q) % 2,
+                                     c[0], c[1], j % 2 * 5);
                 }
-        check_inplace(impl[f].fn, impl[f].name, 6, 20, 0, 1, 0.5f, 3);
-        check_inplace(impl[f].fn, impl[f].name, 0, 20, 4, 1, 0, 0);
-        count += 2;
+        if (inplace) {
+            check_inplace(direct[f], names[f], 6, 20, 0, 1, 0.5f, 3);
+            check_inplace(direct[f], names[f], 0, 20, 4, 1, 0, 0);
+            count += 2;
+        } else {
+            check_packed(packed[f], names[f], 6, 20, 0, false, 1, 0, 0);
+            check_packed(packed[f], names[f], 6, 20, 0, true, 1, 0.5f, 3);
+            check_packed(packed[f], names[f], 0, 20, 4, false, 1, 0, 0);
+            count += 3;
+        }
     }
-    printf("in-place products (%s, and the plain loop): %d cases compared\n", impl[0].name,
-           count);
+    printf("%s products (%s, and the plain loop): %d cases compared\n",
+           inplace ? "in-place" : "packed", names[0], count);
 }
 
 // The CPU backend's block passes against the reference backend's passes row by row: a
@@ -459,8 +447,8 @@ static void check_trainings(void) {
 }
 
 int main(void) {
-    check_gemms();
-    check_inplace_all();
+    check_products(false);
+    check_products(true);
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_blocks((pcn_activation)act);
     check_sup_blocks();
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_steps((pcn_activation)act);
