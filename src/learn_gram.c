@@ -78,8 +78,6 @@ struct pcn_gram {
 
 static bool distributed(const pcn_gram *gr) { return gr->coll && gr->coll->size > 1; }
 
-static int out_dim(const pcn_model *m, int l) { return l < m->L ? m->dims[l] : m->K; }
-static int in_dim(const pcn_model *m, int l) { return m->dims[l < m->L ? l + 1 : m->L]; }
 
 double pcn_gram_flops_per_byte(void) {
     const char *v = getenv("PCN_LEARN_FLOPS_PER_BYTE");
@@ -106,7 +104,7 @@ pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
         ok = ok && gr->wt && gr->panel;
     }
     for (int l = 0; ok && l <= m->L; l++) {
-        const size_t out = (size_t)out_dim(m, l), in = (size_t)in_dim(m, l);
+        const size_t out = (size_t)pcn_layer_out(m, l), in = (size_t)pcn_layer_in(m, l);
         gr->g[l] = gr->ops->alloc(bl * bg * sizeof(float));
         gr->s[l] = gr->ops->alloc(bl * out * sizeof(float));
         ok = gr->g[l] && gr->s[l];
@@ -149,7 +147,7 @@ void pcn_gram_free(pcn_gram *gr) {
 // rank (the header's formulas). At P = 1 the byte terms are exactly zero.
 static void costs(const pcn_model *m, int l, double B, double T, const pcn_gram_cost *c,
                   double *plain, double *gram) {
-    const double out = out_dim(m, l), in = in_dim(m, l);
+    const double out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
     const double P = c && c->ranks > 1 ? c->ranks : 1.0, Br = ceil(B / P);
     const double gather = P > 1 ? c->flops_per_byte * 4.0 * (P - 1.0) / P : 0.0; // per float
     const double reduce = 2.0 * gather;
@@ -209,7 +207,7 @@ static pcn_status sum(pcn_gram *gr, float *v, size_t n, double *seconds) {
 static pcn_status gram_setup(pcn_gram *gr, const pcn_model *m, pcn_state *s, int l, int B,
                              double *comm) {
     const pcn_backend_ops *ops = m->ops;
-    const int Br = s->batch, in = in_dim(m, l), out = out_dim(m, l);
+    const int Br = s->batch, in = pcn_layer_in(m, l), out = pcn_layer_out(m, l);
     const float *x = s->x[l < m->L ? l + 1 : m->L], *xall = x;
     if (distributed(gr)) {
         pcn_status st = gather(gr, x, gr->xall[l], B, in, comm);
@@ -248,7 +246,7 @@ static double layer_errors(const pcn_model *m, pcn_state *s, const float *x, con
 static pcn_status layer_update(pcn_gram *gr, pcn_model *m, pcn_state *s, int l, bool gram,
                                int B, float alpha, size_t goff, double *comm) {
     const pcn_backend_ops *ops = m->ops;
-    const int Br = s->batch, L = m->L, out = out_dim(m, l), in = in_dim(m, l);
+    const int Br = s->batch, L = m->L, out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
     const float *d = l < L ? s->h[l] : s->esup; // (B_r, out): H, or Esup for the readout
     const float *x = s->x[l < L ? l + 1 : L];
     const float sign = l < L ? 1.0f : -1.0f;
@@ -277,7 +275,7 @@ static size_t pack(const pcn_model *m, const bool *use, bool want, size_t *off) 
     size_t n = 0;
     for (int l = 0; l <= m->L; l++) {
         off[l] = n;
-        if (use[l] == want) n += (size_t)out_dim(m, l) * in_dim(m, l);
+        if (use[l] == want) n += (size_t)pcn_layer_out(m, l) * pcn_layer_in(m, l);
     }
     return n;
 }
@@ -289,7 +287,7 @@ static pcn_status apply_packed(pcn_gram *gr, pcn_model *m, const bool *use, bool
     pcn_status st = sum(gr, m->g, n, comm);
     for (int l = 0; st == PCN_OK && l <= m->L; l++)
         if (use[l] == want)
-            m->ops->axpy((size_t)out_dim(m, l) * in_dim(m, l), alpha, m->g + off[l],
+            m->ops->axpy((size_t)pcn_layer_out(m, l) * pcn_layer_in(m, l), alpha, m->g + off[l],
                          m->w + m->woff[l]);
     return st;
 }
@@ -301,7 +299,7 @@ static pcn_status final_update(pcn_gram *gr, pcn_model *m, pcn_state *s, const b
     size_t off[PCN_MAX_LAYERS + 1], n = pack(m, use, true, off);
     for (int l = 0; l <= L; l++) {
         if (!use[l]) continue;
-        const int out = out_dim(m, l), in = in_dim(m, l);
+        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
         const float sign = l < L ? 1.0f : -1.0f, *x = s->x[l < L ? l + 1 : L];
         if (distributed(gr))
             m->ops->gemm(true, false, out, in, Br, sign, gr->s[l], out, x, in, 0.0f,
@@ -403,7 +401,8 @@ static void unit_setup(const unit_phase *ph, int id, int team, unit_cols *u) {
     const int B = ph->s->batch;
     int first = 0; // the thread taking the layer's first extra unit
     for (int l = 0; l <= m->L; l++) {
-        const int out = out_dim(m, l), in = in_dim(m, l), units = (out + UNIT - 1) / UNIT;
+        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
+        const int units = (out + UNIT - 1) / UNIT;
         int64_t u0, un;
         pcn_shard(units, (id - first + team) % team, team, &u0, &un);
         first = (first + units % team) % team;
@@ -432,7 +431,7 @@ static void unit_setup(const unit_phase *ph, int id, int team, unit_cols *u) {
 static double unit_errors(const unit_phase *ph, int l, const unit_cols *u, int p, int n,
                           float *h, int ldh, bool acc) {
     const pcn_model *m = ph->m;
-    const int B = ph->s->batch, w = u->w, in = in_dim(m, l);
+    const int B = ph->s->batch, w = u->w, in = pcn_layer_in(m, l);
     if (!ph->use[l])
         m->ops->gemm_inplace(B, w, in, 1.0f, unit_input(ph, l), in, u->wt, w, 0.0f, u->a, w);
     float *s = acc ? u->s + p : NULL;
@@ -445,7 +444,7 @@ static double unit_errors(const unit_phase *ph, int l, const unit_cols *u, int p
 static void unit_update(const unit_phase *ph, int l, const unit_cols *u, int p, int n,
                         const float *h, int ldh) {
     const pcn_model *m = ph->m;
-    const int B = ph->s->batch, in = in_dim(m, l);
+    const int B = ph->s->batch, in = pcn_layer_in(m, l);
     const float alpha = (l < m->L ? 1.0f : -1.0f) * ph->alpha;
     if (ph->use[l])
         m->ops->gemm_inplace(B, n, B, alpha, ph->gr->g[l], B, h, ldh, 1.0f, u->a + p, u->w);
@@ -479,7 +478,7 @@ static bool unit_reported_step(unit_phase *ph, const unit_cols *u, int step, int
     for (int l = 0; l <= L; l++) {
         if (!u[l].w) continue;
         float *h = (l < L ? s->h[l] : s->esup) + u[l].c0;
-        sq += ph->use[l] ? unit_errors(ph, l, &u[l], 0, u[l].w, h, out_dim(m, l), true)
+        sq += ph->use[l] ? unit_errors(ph, l, &u[l], 0, u[l].w, h, pcn_layer_out(m, l), true)
                          : unit_errors(ph, l, &u[l], 0, u[l].w, u[l].s, u[l].w, false);
     }
     ph->gr->part[id] = sq;
@@ -496,7 +495,7 @@ static bool unit_reported_step(unit_phase *ph, const unit_cols *u, int step, int
         if (!u[l].w) continue;
         const float *h = (l < L ? s->h[l] : s->esup) + u[l].c0;
         if (ph->use[l])
-            unit_update(ph, l, &u[l], 0, u[l].w, h, out_dim(m, l));
+            unit_update(ph, l, &u[l], 0, u[l].w, h, pcn_layer_out(m, l));
         else
             unit_update(ph, l, &u[l], 0, u[l].w, u[l].s, u[l].w);
     }
@@ -512,7 +511,7 @@ static double unit_finish(const unit_phase *ph, const unit_cols *u, bool stopped
     const int B = s->batch, L = m->L;
     double sq = 0.0;
     for (int l = 0; l <= L; l++) {
-        const int out = out_dim(m, l), in = in_dim(m, l), c0 = u[l].c0, w = u[l].w;
+        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l), c0 = u[l].c0, w = u[l].w;
         float *wr = m->w + m->woff[l] + (size_t)c0 * in;
         if (!w) continue;
         if (!ph->use[l])
@@ -554,7 +553,7 @@ static pcn_status steps_split(unit_phase *ph, int threads, double *after_sq) {
     const pcn_model *m = ph->m;
     const int B = ph->s->batch;
     for (int l = 0; l <= m->L; l++) { // G of the batch-space layers, X^T of the others
-        const int in = in_dim(m, l);
+        const int in = pcn_layer_in(m, l);
         const float *x = unit_input(ph, l);
         if (ph->use[l])
             m->ops->gemm(false, true, B, B, in, 1.0f, x, in, x, in, 0.0f, ph->gr->g[l], B);

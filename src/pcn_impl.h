@@ -31,6 +31,14 @@ struct pcn_model {
     const pcn_backend_ops *ops;   // arithmetic backend
 };
 
+// Layer l's weights are (out, in): W[l] is (d_l, d_{l+1}); l = L is the readout Wout (K, dL).
+static inline int pcn_layer_out(const pcn_model *m, int l) {
+    return l < m->L ? m->dims[l] : m->K;
+}
+static inline int pcn_layer_in(const pcn_model *m, int l) {
+    return m->dims[l < m->L ? l + 1 : m->L];
+}
+
 struct pcn_state {
     const pcn_model *model;
     const pcn_backend_ops *ops;       // the backend that owns mem

@@ -174,12 +174,6 @@ double pcn_step_errors_packed(const pcn_model *m, const pcn_wpack *pk, pcn_state
     return step_errors(m, pk, s, x, y, lr, need_top, want_sum);
 }
 
-// Layer l's (out, in): W[l] is (d_l, d_{l+1}), Wout (K, dL).
-static void layer_shape(const pcn_model *m, int l, int *out, int *in) {
-    *out = l < m->L ? m->dims[l] : m->K;
-    *in = m->dims[l < m->L ? l + 1 : m->L];
-}
-
 pcn_status pcn_wpack_init(const pcn_model *m, pcn_wpack *pk) {
     memset(pk, 0, sizeof *pk);
     const pcn_backend_ops *ops = m->ops;
@@ -187,8 +181,7 @@ pcn_status pcn_wpack_init(const pcn_model *m, pcn_wpack *pk) {
         return pcn_set_error(PCN_EINVAL, "the %s backend has no packed products", ops->name);
     size_t total = 0, at[2 * (PCN_MAX_LAYERS + 1)];
     for (int l = 0; l <= m->L; l++) {
-        int out, in;
-        layer_shape(m, l, &out, &in);
+        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
         at[2 * l] = total, total += ops->packed_size(in, out);
         at[2 * l + 1] = total, total += ops->packed_size(out, in);
     }
@@ -206,8 +199,7 @@ void pcn_wpack_free(pcn_wpack *pk) {
 
 void pcn_wpack_fill(const pcn_model *m, pcn_wpack *pk) {
     for (int l = 0; l <= m->L; l++) {
-        int out, in;
-        layer_shape(m, l, &out, &in);
+        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
         const float *w = m->w + m->woff[l];
         m->ops->pack(true, in, out, w, in, pk->wt[l]);   // B = W^T (in, out)
         m->ops->pack(false, out, in, w, in, pk->wn[l]);  // B = W (out, in)

@@ -216,7 +216,8 @@ static void trainer_free(trainer *t) {
 
 // The row path of inference phases (infer_rows): host models whose backend has packed
 // products, unless the environment sets PCN_ROW_PATH=0 (every product then threads
-// itself). The same switch splits the learning phase's rows (learn_gram.c). Its threads:
+// itself). The same switch splits the learning phase by output units (learn_gram.c). Its
+// threads:
 // OpenMP's when OpenBLAS runs on OpenMP (inside a parallel region it stays on the calling
 // thread; a pthread OpenBLAS would start its own threads in every one), else 1.
 static bool row_path(const pcn_model *m) {
@@ -441,7 +442,7 @@ static pcn_precision inference_precision(const pcn_train_params *p) {
     return p->use_mixed_precision ? p->mixed_precision : PCN_PRECISION_FP32;
 }
 
-// Threads that split a phase's rows: at least SPLIT_MIN_ROWS rows each.
+// Threads that split an inference phase's rows: at least SPLIT_MIN_ROWS rows each.
 #define SPLIT_MIN_ROWS 16
 static int split_threads(const trainer *t) {
     int n = t->s->batch / SPLIT_MIN_ROWS;
