@@ -21,10 +21,14 @@
 #include "pcn_ckpt.h"
 #include "pcn_dataset.h"
 #include "pcn_dist.h"
+#include "pcn_files.h"
 #include "pcn_gpu.h"
 #include "pcn_impl.h" // pcn_set_error: the program shares the library's error channel
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
+
+// Checkpoints kept by rotation (PATH, PATH.1, ...): every write renames each of them.
+#define PCN_KEEP_MAX 1000
 
 static volatile sig_atomic_t stop_signal;
 
@@ -134,8 +138,12 @@ static pcn_status check_device(const pcn_cli *c) {
         return pcn_set_error(PCN_EINVAL, "--data-mode must be memory or stream, got '%s'", c->data_mode);
     if (strcmp(c->split, "train") && strcmp(c->split, "test"))
         return pcn_set_error(PCN_EINVAL, "--split must be train or test, got '%s'", c->split);
-    if (c->checkpoint_every < 0 || c->keep_checkpoints < 1)
-        return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0 and --keep-checkpoints >= 1");
+    if (c->checkpoint_every < 0)
+        return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0, got %d",
+                             c->checkpoint_every);
+    if (c->keep_checkpoints < 1 || c->keep_checkpoints > PCN_KEEP_MAX)
+        return pcn_set_error(PCN_EINVAL, "--keep-checkpoints must be in [1, %d], got %d",
+                             PCN_KEEP_MAX, c->keep_checkpoints);
     return PCN_OK;
 }
 
@@ -197,13 +205,15 @@ static char *slurp(const char *path) {
     return s;
 }
 
-// Defaults, then base (a checkpoint's settings), then --config, then the flags.
+// Defaults, then base (a model file's stored settings), then --config, then the flags.
 static int load_settings(app *a, const char *base, const char **pos, int max_pos, int *npos) {
     char err[1024] = "";
+    pcn_cli_defaults(&a->cli);
     pcn_status st = PCN_OK;
     if (base && pcn_cli_apply_ini(&a->cli, base, "checkpoint settings", err, sizeof err) != 0)
         st = pcn_set_error(PCN_EINVAL, "%s", err);
     const char *cfg = pcn_cli_find_config(a->argc, a->argv);
+    if (st == PCN_OK && cfg) st = pcn_io_file_regular(cfg, "--config");
     if (st == PCN_OK && cfg) {
         char *text = slurp(cfg);
         if (!text) st = pcn_set_error(PCN_EINVAL, "--config %s: cannot read the file", cfg);
@@ -215,16 +225,6 @@ static int load_settings(app *a, const char *base, const char **pos, int max_pos
         pcn_cli_apply_args(&a->cli, a->argc, a->argv, 2, pos, max_pos, npos, err, sizeof err) != 0)
         st = pcn_set_error(PCN_EINVAL, "%s", err);
     return pcn_dist_agree(a->comm, st) == PCN_OK ? 0 : -1;
-}
-
-static const char *arg_value(int argc, char **argv, const char *name) {
-    size_t len = strlen(name);
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) || strncmp(argv[i] + 2, name, len)) continue;
-        if (argv[i][2 + len] == '=') return argv[i] + 3 + len;
-        if (argv[i][2 + len] == '\0' && i + 1 < argc) return argv[i + 1];
-    }
-    return NULL;
 }
 
 static pcn_model *model_from_settings(const pcn_cli *c) {
@@ -247,22 +247,52 @@ static pcn_model *model_from_settings(const pcn_cli *c) {
     return pcn_model_init(&mp);
 }
 
-// A checkpoint's shape against --dims/--output-dim/--activation given on the command line.
-static pcn_status check_shape(const app *a, const pcn_ckpt_info *info, const char *path) {
-    const pcn_cli *c = &a->cli;
+// A model file against the settings read over its own (read_settings): a setting that
+// contradicts its model (dims, outputs, activation, task) is refused, not ignored. Local.
+static pcn_status check_model(const pcn_cli *c, const pcn_ckpt_info *info, const char *path) {
     char have[512] = "";
     for (int l = 0; l < info->n_dims; l++)
         snprintf(have + strlen(have), sizeof have - strlen(have), l ? ",%d" : "%d", info->dims[l]);
     int dims[65], n = parse_dims(c->dims, dims, 65);
     bool same = n == info->n_dims;
     for (int l = 0; same && l < n; l++) same = dims[l] == info->dims[l];
-    if (pcn_cli_given(a->argc, a->argv, "dims") && !same)
+    if (!same)
         return pcn_set_error(PCN_EINVAL, "%s holds a model of dims %s, but --dims is %s", path,
                              have, c->dims);
-    if (pcn_cli_given(a->argc, a->argv, "output-dim") && c->output_dim != info->output_dim)
+    if ((c->output_dim ? c->output_dim : dims[n - 1]) != info->output_dim)
         return pcn_set_error(PCN_EINVAL, "%s holds a readout of %d outputs, but --output-dim is %d",
                              path, info->output_dim, c->output_dim);
+    pcn_activation act;
+    pcn_task task;
+    if (pcn_activation_from_name(c->activation, &act) != PCN_OK ||
+        pcn_task_from_name(c->task, &task) != PCN_OK)
+        return PCN_EINVAL;
+    if (act != info->activation)
+        return pcn_set_error(PCN_EINVAL, "%s holds a model with activation %s, but --activation "
+                             "is %s", path, pcn_activation_name(info->activation), c->activation);
+    if (task != info->mode)
+        return pcn_set_error(PCN_EINVAL, "%s holds a %s model, but --task is %s", path,
+                             pcn_task_name(info->mode), c->task);
     return PCN_OK;
+}
+
+// Settings, read once into a->cli: the defaults, then the stored settings of the model file
+// (train --resume, test/predict --checkpoint), then --config, then the flags. That file's
+// path may itself come from --config, so a first pass over the file and the flags finds it;
+// *m is then its model (NULL without one). Returns EXIT_OK, EXIT_USAGE or EXIT_ERROR with
+// the message set (not printed). Collective.
+static int read_settings(app *a, bool train, pcn_ckpt_info *info, pcn_history *h,
+                         pcn_model **m, const char **pos, int max_pos, int *npos) {
+    if (load_settings(a, NULL, pos, max_pos, npos) != 0) return EXIT_USAGE;
+    const char *key = train ? "--resume" : "--checkpoint";
+    char path[PCN_CLI_PATH];
+    snprintf(path, sizeof path, "%s", train ? a->cli.resume : a->cli.checkpoint);
+    if (!path[0]) return EXIT_OK;
+    if (pcn_dist_agree(a->comm, pcn_io_file_regular(path, key)) != PCN_OK) return EXIT_USAGE;
+    if (!(*m = pcn_io_ckpt_read(a->comm, path, info, h))) return EXIT_ERROR;
+    if (load_settings(a, info->config, pos, max_pos, npos) != 0) return EXIT_USAGE;
+    return pcn_dist_agree(a->comm, check_model(&a->cli, info, path)) == PCN_OK ? EXIT_OK
+                                                                                : EXIT_USAGE;
 }
 
 // ----------------------------------------------------------------------------------------
@@ -414,12 +444,23 @@ static pcn_io_mode data_mode(const pcn_cli *c) {
 
 static double test_seconds = NAN; // wall time of the last pcn_dist_test (test --json)
 
+// v printed with fmt into buf (32 bytes), or "null" when it is not finite.
+static const char *json_value(char *buf, double v, const char *fmt) {
+    if (!isfinite(v)) return "null";
+    snprintf(buf, 32, fmt, v);
+    return buf;
+}
+
 static void print_test(app *a, const pcn_test_result *r, const char *split) {
     if (pcn_dist_rank(a->comm) != 0) return;
     if (a->cli.json) {
-        printf("{\"split\":\"%s\",\"accuracy\":%.6f,\"top%d\":%.6f,\"energy\":%.8g,\"mse\":%.8g,"
-               "\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g}\n", split, r->accuracy, r->k,
-               r->top_k, r->energy, r->mse, (long long)r->samples, pcn_dist_size(a->comm),
+        // JSON has no NaN or Infinity: a non-finite value (a diverged model) is null.
+        char acc[32], topk[32], energy[32], mse[32];
+        printf("{\"split\":\"%s\",\"accuracy\":%s,\"top%d\":%s,\"energy\":%s,\"mse\":%s,"
+               "\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g}\n", split,
+               json_value(acc, r->accuracy, "%.6f"), r->k, json_value(topk, r->top_k, "%.6f"),
+               json_value(energy, r->energy, "%.8g"), json_value(mse, r->mse, "%.8g"),
+               (long long)r->samples, pcn_dist_size(a->comm),
                isfinite(test_seconds) ? test_seconds : 0.0);
     } else if (strcmp(a->cli.task, "regression") == 0) {
         printf("%s: mse %.6f | energy %.6f | %lld samples\n", split, r->mse, r->energy,
@@ -444,17 +485,40 @@ static pcn_status evaluate(app *a, const pcn_model *m, const pcn_train_params *p
     return st;
 }
 
-static pcn_status open_model(app *a, pcn_model **m, pcn_history *h, pcn_ckpt_info *info,
-                             const char *resume) {
-    if (resume) {
-        *m = pcn_io_ckpt_read(a->comm, resume, info, h);
-        if (!*m) return PCN_EDATA;
-        return pcn_dist_agree(a->comm, check_shape(a, info, resume));
-    }
+// A new model from --dims and the other model settings. Collective.
+static pcn_status new_model(app *a, pcn_model **m) {
     pcn_status st = PCN_OK;
     if (!a->cli.dims[0]) st = pcn_set_error(PCN_EINVAL, "--dims is required (e.g. --dims 784,256,64,10)");
     if (st == PCN_OK && !(*m = model_from_settings(&a->cli))) st = PCN_EINVAL;
     return pcn_dist_agree(a->comm, st);
+}
+
+// No output may be the same file as an input or as another output (by device and inode,
+// not by spelling): --metrics on --resume or --data would destroy it. A run's checkpoint
+// may be the file it resumes from. Local; the caller agrees.
+static pcn_status check_outputs(const pcn_cli *c, bool train) {
+    const char *cfg = c->config[0] ? c->config : NULL;
+    const struct { const char *name, *path; } in[] = {
+        {"--data", c->data}, {"--config", cfg}, {"--resume", train ? c->resume : NULL},
+        {"--checkpoint", train ? NULL : c->checkpoint}};
+    const struct { const char *name, *path; } out[] = {
+        {"--checkpoint", train ? c->checkpoint : NULL}, {"--metrics", train ? c->metrics : NULL},
+        {"--output", train ? NULL : c->output}};
+    for (size_t o = 0; o < sizeof out / sizeof *out; o++) {
+        if (!out[o].path || !out[o].path[0]) continue;
+        for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+            bool resumed = o == 0 && i == 2; // --checkpoint over its own --resume
+            if (!resumed && pcn_io_file_same(out[o].path, in[i].path))
+                return pcn_set_error(PCN_EINVAL, "%s %s is the same file as %s %s: an output "
+                                     "must not replace an input", out[o].name, out[o].path,
+                                     in[i].name, in[i].path);
+        }
+        for (size_t k = o + 1; k < sizeof out / sizeof *out; k++)
+            if (out[k].path && pcn_io_file_same(out[o].path, out[k].path))
+                return pcn_set_error(PCN_EINVAL, "%s %s and %s %s are the same file",
+                                     out[o].name, out[o].path, out[k].name, out[k].path);
+    }
+    return PCN_OK;
 }
 
 // The folders of --checkpoint and --metrics must exist and be writable before hours of
@@ -536,24 +600,25 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
 
 static int cmd_train(app *a) {
     pcn_cli *c = &a->cli;
-    const char *resume = arg_value(a->argc, a->argv, "resume"), *pos[1];
+    const char *pos[1];
     pcn_history *h = pcn_history_init();
     pcn_ckpt_info info = {0};
     pcn_model *m = NULL;
+    pcn_io_lock *lock = NULL;
     pcn_lr_step steps[256];
     pcn_train_params p;
-    int npos, rc = EXIT_ERROR;
+    int npos, rc = read_settings(a, true, &info, h, &m, pos, 0, &npos);
+    const bool resume = m != NULL;
     pcn_status st = PCN_OK;
-    if (resume) {
-        if (!(m = pcn_io_ckpt_read(a->comm, resume, &info, h))) goto done;
-    }
-    if (load_settings(a, resume ? info.config : NULL, pos, 0, &npos) != 0) {
-        rc = fail(a, EXIT_USAGE, NULL);
+    if (rc != EXIT_OK) {
+        if (rc == EXIT_USAGE) fail(a, EXIT_USAGE, NULL);
         goto done;
     }
+    rc = EXIT_ERROR;
     if (!c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
     if (st == PCN_OK) st = check_device(c);
     if (st == PCN_OK) st = to_params(c, &p, steps, 256);
+    if (st == PCN_OK) st = check_outputs(c, true);
     if (st == PCN_OK && c->inject_fault[0] && strcmp(c->inject_fault, "ckpt-write"))
         st = pcn_set_error(PCN_EINVAL, "--inject-fault: only ckpt-write exists");
     if (pcn_dist_agree(a->comm, st) != PCN_OK) {
@@ -561,13 +626,15 @@ static int cmd_train(app *a) {
         goto done;
     }
     pcn_io_ckpt_inject_fault(c->inject_fault[0] != 0);
-    // The model's shape from the settings or against the checkpoint: usage errors.
-    if (resume ? pcn_dist_agree(a->comm, check_shape(a, &info, resume)) != PCN_OK
-               : open_model(a, &m, h, &info, NULL) != PCN_OK) {
+    // A new model from the settings (a resumed one was checked against them): usage errors.
+    if (!resume && new_model(a, &m) != PCN_OK) {
         rc = fail(a, EXIT_USAGE, NULL);
         goto done;
     }
     if (pcn_dist_agree(a->comm, check_writable(a)) != PCN_OK) goto done;
+    // One writer per checkpoint, from now to the end of the run.
+    if (c->checkpoint[0] && pcn_io_lock_take(a->comm, c->checkpoint, "--checkpoint", &lock) != PCN_OK)
+        goto done;
     if ((st = setup_device(a, m, &p, a->device, sizeof a->device)) != PCN_OK) {
         rc = fail(a, st == PCN_EINVAL ? EXIT_USAGE : EXIT_ERROR, NULL);
         goto done;
@@ -576,6 +643,7 @@ static int cmd_train(app *a) {
     rc = run_training(a, m, h, &p, resume ? &info.pos : NULL);
 done:
     if (rc == EXIT_ERROR && pcn_last_error()[0]) fail(a, EXIT_ERROR, NULL);
+    pcn_io_lock_release(lock);
     pcn_io_ckpt_info_free(&info);
     pcn_history_free(h);
     pcn_model_free(m);
@@ -628,22 +696,21 @@ static pcn_status write_predictions(app *a, float *yhat, int64_t n, int K, const
 // test and predict: a checkpoint's model on a split of a data set.
 static int cmd_eval(app *a, bool predict) {
     pcn_cli *c = &a->cli;
-    const char *ck = arg_value(a->argc, a->argv, "checkpoint"), *pos[1];
+    const char *ck = c->checkpoint, *pos[1];
     pcn_ckpt_info info = {0};
     pcn_model *m = NULL;
     pcn_lr_step steps[256];
     pcn_train_params p;
     float *yhat = NULL;
-    int npos, rc = EXIT_USAGE;
-    pcn_status st = ck ? PCN_OK : pcn_set_error(PCN_EINVAL, "--checkpoint is required");
-    if (pcn_dist_agree(a->comm, st) != PCN_OK) return fail(a, EXIT_USAGE, NULL);
-    if (!(m = pcn_io_ckpt_read(a->comm, ck, &info, NULL))) return fail(a, EXIT_ERROR, NULL);
-    if (load_settings(a, info.config, pos, 0, &npos) != 0) goto done;
-    st = c->data[0] ? PCN_OK : pcn_set_error(PCN_EINVAL, "--data is required");
+    int npos, rc = read_settings(a, false, &info, NULL, &m, pos, 0, &npos);
+    if (rc != EXIT_OK) goto done;
+    rc = EXIT_USAGE;
+    pcn_status st = m ? PCN_OK : pcn_set_error(PCN_EINVAL, "--checkpoint is required");
+    if (st == PCN_OK && !c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
     if (st == PCN_OK && predict && !c->output[0]) st = pcn_set_error(PCN_EINVAL, "--output is required");
     if (st == PCN_OK) st = check_device(c);
     if (st == PCN_OK) st = to_params(c, &p, steps, 256);
-    if (st == PCN_OK) st = check_shape(a, &info, ck);
+    if (st == PCN_OK) st = check_outputs(c, false);
     if (pcn_dist_agree(a->comm, st) != PCN_OK) goto done;
     if ((st = setup_device(a, m, &p, a->device, sizeof a->device)) != PCN_OK) {
         rc = st == PCN_EINVAL ? EXIT_USAGE : EXIT_ERROR;
@@ -758,15 +825,17 @@ static int cmd_info(app *a) {
 // ----------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    // The stop signals are caught from the first moment: mpirun forwards SIGUSR1 to ranks
+    // that may still be inside MPI_Init, whose default action would kill them.
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     int provided;
     // FUNNELED: only this thread calls MPI; the stream-mode prefetch thread reads with HDF5.
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     app a = {.comm = pcn_dist_init(MPI_COMM_WORLD), .argc = argc, .argv = argv};
     pcn_cli_defaults(&a.cli);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
     const char *cmd = argc > 1 ? argv[1] : "";
     int rc;
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
