@@ -2,7 +2,8 @@
 # The harness of the program-level failure tests (tests/cli/bad_input.sh, tests/faults/*.sh),
 # sourced after the caller sets case_name. It makes a small synthetic data set, runs
 # pcn_dist on 2 ranks with each rank's exit status recorded, and checks a failing run:
-# every rank exits non-zero with the same status within 60 s, stderr holds exactly one
+# every rank exits non-zero with the same status within $max_seconds (default 30; a hang is
+# cut at 60 s), stderr holds exactly one
 # `pcn_dist:` line with the case's key words (besides Open MPI's framed banner), and the
 # working directory is left exactly as it was (C.h5 byte-identical to the set-up copy).
 # Environment (set by CTest): PCN_DIST, PCN_CONVERT, MAKE_BAD_H5, MPIEXEC, SCRATCH.
@@ -64,19 +65,29 @@ bad_variant() {
 # mpi_run NAME ARGS...: runs pcn_dist on 2 ranks (timeout 60) with stdout, stderr and each
 # rank's exit status in $log/NAME.{out,err,rc0,rc1}; sets $mpi_status (mpirun's, 124 on
 # timeout).
+# Optional settings of the caller: launch=(words) runs mpirun under a prefix (a namespace,
+# env), during='command' runs in the background while pcn_dist runs (it is waited for),
+# np=N changes the rank count (rank_codes then lists N statuses). $mpi_seconds is the run's
+# wall time.
 mpi_run() {
   local name=$1; shift
   rm -f "$log/$name".rc*
-  RCFILE=$log/$name.rc timeout 60 "$MPIEXEC" -np 2 --oversubscribe -x RCFILE \
+  local t0 pid=
+  t0=$(date +%s.%N)
+  [ -n "${during:-}" ] && { bash -c "$during" > "$log/$name.during" 2>&1 & pid=$!; }
+  RCFILE=$log/$name.rc ${launch[@]+"${launch[@]}"} timeout 60 "$MPIEXEC" -np "${np:-2}" \
+    --oversubscribe -x RCFILE \
     bash -c '"$0" "$@"; s=$?; echo $s > "$RCFILE$OMPI_COMM_WORLD_RANK"; exit $s' \
     "$PCN_DIST" "$@" > "$log/$name.out" 2> "$log/$name.err"
   mpi_status=$?
+  [ -n "$pid" ] && wait "$pid"
+  mpi_seconds=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 }
 
 # rank_codes NAME: "s0 s1" (a "-" where a rank left no status: killed or aborted).
 rank_codes() {
   local r out=""
-  for r in 0 1; do
+  for ((r = 0; r < ${np:-2}; r++)); do
     if [ -s "$log/$1.rc$r" ]; then out+="$(cat "$log/$1.rc$r") "; else out+="- "; fi
   done
   printf '%s' "${out% }"
@@ -99,6 +110,8 @@ expect_fail() {
   mpi_run "$name" "$@"
   codes=$(rank_codes "$name")
   [ "$mpi_status" = 124 ] && why+=("hang: no exit within 60 s (mpirun killed by timeout)")
+  awk -v s="$mpi_seconds" -v m="${max_seconds:-30}" 'BEGIN { exit !(s > m) }' &&
+    why+=("took $mpi_seconds s to exit (limit ${max_seconds:-30} s)")
   case " $codes " in
   *" - "*) why+=("a rank left no exit status (killed, aborted or hung): ranks [$codes]") ;;
   *" 0 "*) why+=("a rank exited 0: ranks [$codes]") ;;
