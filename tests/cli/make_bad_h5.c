@@ -12,6 +12,7 @@
  *   label-range    /train/y row 5 (or the last row) set to num_classes
  *   x-nan          /train/x replaced by float32 [N, D] (x * scale, no scale attribute) with
  *                  a NaN at row 3 (or the last row), feature 2 (or the last)
+ *   label-int64    /train/y replaced by int64 [N], row 5 (or the last row) set to 2^33 + 1
  * Checkpoint variant (FILE is a pcn_dist checkpoint):
  *   version=V      the root attribute format_version rewritten to V
  *
@@ -120,6 +121,17 @@ static int variant(hid_t f, const char *v) {
             if (v[0] == 'y') n = N - 1;
             else y[N > 5 ? 5 : N - 1] = classes;
             rc = replace(f, "/train/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &n, y, -1);
+        }
+        if (d >= 0) H5Dclose(d);
+        free(y);
+    } else if (strcmp(v, "label-int64") == 0) {
+        int64_t *y = malloc(N * sizeof *y + 1);
+        hid_t d = H5Dopen2(f, "/train/y", H5P_DEFAULT);
+        if (y && d >= 0 && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0) {
+            H5Dclose(d), d = -1;
+            y[N > 5 ? 5 : N - 1] = (INT64_C(1) << 33) + 1;
+            hsize_t n = N;
+            rc = replace(f, "/train/y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &n, y, -1);
         }
         if (d >= 0) H5Dclose(d);
         free(y);
