@@ -11,7 +11,10 @@
  * problem; the temporary file never outlives a failed conversion; HDF5's automatic error
  * printing is off while a conversion runs and restored after: a failed HDF5 call is
  * reported by PCN_H5_TRY (h5util.h) and convert_run puts that message, prefixed with the
- * output file, into err.
+ * temporary file and the reason (a full disk: "No space left on device"), into err. Every
+ * HDF5 call that can write is checked, closes included (a close writes what HDF5 cached);
+ * on a failure the temporary file is cut to nothing, closed and removed, so that HDF5's
+ * last writes at the close find room (out_discard).
  * Serial: uses HDF5's default (sec2) file driver and needs no MPI_Init.
  */
 #include "pcn_io.h"
@@ -383,13 +386,31 @@ fail:
     return -1;
 }
 
+// Closes an object and marks its handle closed first, so a failure path never closes it
+// twice. Negative when HDF5 fails (a close writes what it cached: a full disk shows here).
+static herr_t close_attr(hid_t *id) {
+    hid_t a = *id;
+    *id = -1;
+    return H5Aclose(a);
+}
+static herr_t close_dset(hid_t *id) {
+    hid_t d = *id;
+    *id = -1;
+    return H5Dclose(d);
+}
+static herr_t close_group(hid_t *id) {
+    hid_t g = *id;
+    *id = -1;
+    return H5Gclose(g);
+}
+
 static int attr_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype,
                       hsize_t n, const void *v) {
     hid_t space = -1, attr = -1;
     PCN_H5_TRY(space = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR));
     PCN_H5_TRY(attr = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT));
     PCN_H5_TRY(H5Awrite(attr, mtype, v));
-    H5Aclose(attr);
+    PCN_H5_TRY(close_attr(&attr));
     H5Sclose(space);
     return 0;
 fail:
@@ -420,7 +441,7 @@ static int vec_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype,
     PCN_H5_TRY(dset = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT,
                                    H5P_DEFAULT));
     PCN_H5_TRY(H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
-    H5Dclose(dset);
+    PCN_H5_TRY(close_dset(&dset));
     H5Sclose(space);
     return 0;
 fail:
@@ -497,8 +518,8 @@ static int split_write(job *j, const char *name, split_in *in, int64_t d, stats 
     }
     if (vec_write(group, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)in->n, y) < 0)
         goto fail;
-    H5Dclose(x);
-    H5Gclose(group);
+    PCN_H5_TRY(close_dset(&x));
+    PCN_H5_TRY(close_group(&group));
     free(buf), free(y);
     return 0;
 fail:
@@ -521,7 +542,7 @@ static int norm_write(job *j, const stats *st) {
     if (vec_write(group, "mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (hsize_t)st->d, mean) < 0 ||
         vec_write(group, "std", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (hsize_t)st->d, std) < 0)
         goto fail;
-    H5Gclose(group);
+    PCN_H5_TRY(close_group(&group));
     free(mean), free(std);
     return 0;
 fail:
@@ -560,8 +581,12 @@ static void sync_parent_dir(const char *path) {
     free(dir);
 }
 
-// Closes the temporary file, syncs it to disk and renames it to the final path.
+// Closes the temporary file, syncs it to disk and renames it to the final path. HDF5 writes
+// what it cached first with the file still open, so a full disk fails here, where
+// out_discard can still close the file; a failed H5Fclose is the case to avoid (HDF5 1.10
+// then keeps a half-closed file that crashes its exit handler).
 static int out_commit(job *j) {
+    PCN_H5_TRY(H5Fflush(j->file, H5F_SCOPE_GLOBAL));
     hid_t file = j->file;
     j->file = -1;
     PCN_H5_TRY(H5Fclose(file));
@@ -579,6 +604,41 @@ static int out_commit(job *j) {
     return 0;
 fail:
     return -1;
+}
+
+// After a failure: closes the temporary file and removes it. The file is cut to nothing
+// first, so HDF5's last metadata writes at the close find room on a full disk (the file is
+// deleted anyway); if the close still fails, HDF5 keeps the file open (see out_commit).
+static void out_discard(job *j) {
+    if (j->file >= 0) {
+        int fd = open(j->tmp, O_WRONLY);
+        if (fd >= 0) {
+            if (ftruncate(fd, 0) != 0) { /* best effort: the close may still find room */ }
+            close(fd);
+        }
+        char ignored[256];
+        if (H5Fclose(j->file) < 0) pcn_h5_describe(ignored, sizeof ignored); // clears it
+        j->file = -1;
+    }
+    unlink(j->tmp);
+}
+
+// An HDF5 failure as "OUT.tmp.<pid>: cannot write the data set: <reason> (HDF5: ...)", the
+// reason (e.g. "No space left on device") from the errno that HDF5's file driver quotes.
+static void h5_failure(job *j) {
+    const char *h5 = pcn_last_error(), *e = strstr(h5, "errno = ");
+    int code = e ? atoi(e + strlen("errno = ")) : 0;
+    if (code > 0)
+        fail(j->err, j->errlen, "%s: cannot write the data set: %s (HDF5: %s)", j->tmp,
+             strerror(code), h5);
+    else
+        fail(j->err, j->errlen, "%s: cannot write the data set: %s", j->tmp, h5);
+}
+
+// HDF5's messages may hold line breaks (its write errors do): one line for err.
+static void one_line(char *s) {
+    for (; *s; s++)
+        if (*s == '\n' || *s == '\r' || *s == '\t') *s = ' ';
 }
 
 // ----------------------------------------------------------------------------------------
@@ -614,11 +674,9 @@ static int convert_run(const char *out, const dataset_desc *desc, split_in *trai
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); // PCN_H5_TRY reports instead
     int rc = out_create(j);
-    if (rc == 0 && (rc = write_all(j, desc, train, test)) != 0) {
-        if (j->file >= 0) H5Fclose(j->file);
-        unlink(j->tmp);
-    }
-    if (rc != 0 && j->err[0] == 0) fail(err, errlen, "%s: %s", j->tmp, pcn_last_error());
+    if (rc == 0 && (rc = write_all(j, desc, train, test)) != 0) out_discard(j);
+    if (rc != 0 && j->err[0] == 0) h5_failure(j);
+    if (rc != 0) one_line(j->err);
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
     free(j->tmp);
     return rc;

@@ -2,12 +2,17 @@
  * pcn_convert_main.c — the pcn_convert program: parses the command line and calls the
  * converters of pcn_io.h (IDX for MNIST/Fashion-MNIST, CIFAR-10 binary) to write a pcn_dist
  * HDF5 data set. Serial; needs no mpirun. Every error is one line on stderr and exit 1.
+ * HDF5's exit handler is turned off before HDF5 starts: the converter closes everything it
+ * opens, and HDF5 1.10 cannot shut down cleanly after it failed to write a file (a full
+ * disk): its handler then crashes or reports an "infinite loop closing library".
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <hdf5.h>
 
 #include "pcn.h"
 #include "pcn_io.h"
@@ -153,6 +158,7 @@ static int parse_args(options *o, int argc, char **argv) {
 // ----------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    H5dont_atexit(); // before any other HDF5 call (see the top of this file)
     if (argc < 2) {
         fputs("pcn_convert: no format given: idx or cifar10 (see pcn_convert --help)\n", stderr);
         return 1;

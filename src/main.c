@@ -23,6 +23,8 @@
 #include "pcn_dist.h"
 #include "pcn_files.h"
 #include "pcn_gpu.h"
+#include "pcn_metrics.h"
+#include "pcn_predictions.h"
 #include "pcn_impl.h" // pcn_set_error: the program shares the library's error channel
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
@@ -301,7 +303,7 @@ static int read_settings(app *a, bool train, pcn_ckpt_info *info, pcn_history *h
 
 typedef struct {
     app *a;
-    FILE *metrics;
+    pcn_io_metrics *metrics;   // rank 0's metrics file, or NULL
     pcn_ckpt_meta meta;
     pcn_train_position last;   // position after the previous batch
     double t_last;             // wall clock then
@@ -318,61 +320,47 @@ static double last_of(const pcn_history *h, pcn_history_series s) {
     return n ? pcn_history_data(h, s)[n - 1] : NAN;
 }
 
-static void json_num(FILE *f, const char *key, double v, bool comma) {
-    if (isfinite(v)) fprintf(f, "\"%s\":%.10g%s", key, v, comma ? "," : "");
-    else fprintf(f, "\"%s\":null%s", key, comma ? "," : "");
-}
-
-static void metrics_batch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
-                          double dt) {
+// Rank 0's batch record. Local.
+static pcn_status metrics_batch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
+                                double dt) {
     const double *s0 = r->last.seconds, *s1 = next->seconds;
-    int epoch = next->batch == 0 ? next->epoch - 1 : next->epoch;
-    int batch = next->batch == 0 ? (int)((r->n + r->batch_size - 1) / r->batch_size) - 1 : next->batch - 1;
-    int64_t gb = next->samples - r->last.samples;
-    FILE *f = r->metrics;
-    fprintf(f, "{\"event\":\"batch\",\"epoch\":%d,\"batch\":%d,\"samples\":%lld,", epoch, batch,
-            (long long)gb);
-    json_num(f, "energy", last_of(h, PCN_HIST_PER_BATCH), true);
-    json_num(f, "pre_learn_energy", last_of(h, PCN_HIST_PER_BATCH_PRE_LEARN), true);
-    json_num(f, "lr", r->last.lr, true);
-    json_num(f, "running_accuracy", pcn_history_running_accuracy(h), true);
-    json_num(f, "samples_per_s", gb / dt, true);
-    json_num(f, "seconds", dt, true);
-    fprintf(f, "\"rank0_seconds\":{");
-    json_num(f, "inference", s1[0] - s0[0], true);
-    json_num(f, "learning", s1[1] - s0[1], true);
-    json_num(f, "collectives", s1[2] - s0[2], true);
-    json_num(f, "io", s1[3] - s0[3], true);
-    json_num(f, "checkpoint", r->ckpt_seconds - r->ckpt_reported, false);
+    pcn_io_metrics_batch_rec b = {
+        .epoch = next->batch == 0 ? next->epoch - 1 : next->epoch,
+        .batch = next->batch == 0 ? (int)((r->n + r->batch_size - 1) / r->batch_size) - 1
+                                  : next->batch - 1,
+        .samples = next->samples - r->last.samples,
+        .energy = last_of(h, PCN_HIST_PER_BATCH),
+        .pre_learn_energy = last_of(h, PCN_HIST_PER_BATCH_PRE_LEARN),
+        .lr = r->last.lr,
+        .running_accuracy = pcn_history_running_accuracy(h),
+        .seconds = dt,
+        .rank0_seconds = {s1[0] - s0[0], s1[1] - s0[1], s1[2] - s0[2], s1[3] - s0[3],
+                          r->ckpt_seconds - r->ckpt_reported}};
+    b.samples_per_s = b.samples / dt;
     r->ckpt_reported = r->ckpt_seconds;
-    fprintf(f, "}}\n");
+    return pcn_io_metrics_batch(r->metrics, &b);
 }
 
-// At an epoch's end: per-phase seconds of the epoch, max and mean over ranks. Collective.
-static void metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
-                          const double epoch_sec[5], double epoch_wall) {
+// At an epoch's end: per-phase seconds of the epoch, max and mean over ranks. Collective;
+// rank 0 writes the record and returns its status (the caller agrees it).
+static pcn_status metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
+                                const double epoch_sec[5], double epoch_wall) {
     double mx[5], sum[5];
     MPI_Comm comm = pcn_dist_mpi(r->a->comm);
     PCN_MPI_CHECK(MPI_Reduce(epoch_sec, mx, 5, MPI_DOUBLE, MPI_MAX, 0, comm));
     PCN_MPI_CHECK(MPI_Reduce(epoch_sec, sum, 5, MPI_DOUBLE, MPI_SUM, 0, comm));
-    if (!r->metrics) return;
+    if (!r->metrics) return PCN_OK;
     int P = pcn_dist_size(r->a->comm);
-    const char *names[5] = {"inference", "learning", "collectives", "io", "checkpoint"};
-    FILE *f = r->metrics;
-    fprintf(f, "{\"event\":\"epoch\",\"epoch\":%d,\"ranks\":%d,", next->epoch - 1, P);
-    json_num(f, "energy", last_of(h, PCN_HIST_PER_EPOCH), true);
-    json_num(f, "pre_learn_energy", last_of(h, PCN_HIST_PER_EPOCH_PRE_LEARN), true);
-    json_num(f, "train_accuracy", pcn_history_len(h, PCN_HIST_TRAIN_ACCURACY)
-                                      ? last_of(h, PCN_HIST_TRAIN_ACCURACY) : NAN, true);
-    json_num(f, "lr", last_of(h, PCN_HIST_LR_PER_EPOCH), true);
-    json_num(f, "seconds", epoch_wall, true);
-    json_num(f, "samples_per_s", r->n / epoch_wall, true);
-    fprintf(f, "\"seconds_max\":{");
-    for (int k = 0; k < 5; k++) json_num(f, names[k], mx[k], k < 4);
-    fprintf(f, "},\"seconds_mean\":{");
-    for (int k = 0; k < 5; k++) json_num(f, names[k], sum[k] / P, k < 4);
-    fprintf(f, "}}\n");
-    fflush(f);
+    pcn_io_metrics_epoch_rec e = {
+        .epoch = next->epoch - 1, .ranks = P,
+        .energy = last_of(h, PCN_HIST_PER_EPOCH),
+        .pre_learn_energy = last_of(h, PCN_HIST_PER_EPOCH_PRE_LEARN),
+        .train_accuracy = pcn_history_len(h, PCN_HIST_TRAIN_ACCURACY)
+                              ? last_of(h, PCN_HIST_TRAIN_ACCURACY) : NAN,
+        .lr = last_of(h, PCN_HIST_LR_PER_EPOCH),
+        .seconds = epoch_wall, .samples_per_s = r->n / epoch_wall};
+    for (int k = 0; k < 5; k++) e.seconds_max[k] = mx[k], e.seconds_mean[k] = sum[k] / P;
+    return pcn_io_metrics_epoch(r->metrics, &e);
 }
 
 static const char *ckpt_path(const pcn_cli *c) {
@@ -395,23 +383,25 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
     double t = pcn_now();
     r->batches++;
     // The metrics file opens with the first batch, so a run refused before it leaves none.
-    pcn_status opened = PCN_OK;
+    // Rank 0 writes; a failure (open, a full disk) is agreed below, so every rank stops here.
+    pcn_status ms = PCN_OK;
     if (r->batches == 1 && c->metrics[0] && pcn_dist_rank(a->comm) == 0 &&
-        !(r->metrics = fopen(c->metrics, r->append ? "a" : "w")))
-        opened = pcn_set_error(PCN_EIO, "--metrics %s: cannot open for writing", c->metrics);
-    if (r->batches == 1 && pcn_dist_agree(a->comm, opened) != PCN_OK) return PCN_EIO;
+        !(r->metrics = pcn_io_metrics_open(c->metrics, r->append)))
+        ms = PCN_EIO;
     if (c->stop_after_batches && r->batches == c->stop_after_batches && pcn_dist_rank(a->comm) == 0)
         raise(SIGTERM); // the real signal path, at a known batch (tests)
-    if (r->metrics) metrics_batch(r, h, next, t - r->t_last);
+    if (r->metrics && ms == PCN_OK) ms = metrics_batch(r, h, next, t - r->t_last);
     if (next->batch == 0) {
         double sec[5];
         for (int k = 0; k < 4; k++) sec[k] = next->seconds[k] - mark.epoch_start_sec[k];
         sec[4] = r->ckpt_seconds - mark.epoch_start_ckpt;
-        metrics_epoch(r, h, next, sec, t - mark.epoch_start_wall);
+        pcn_status es = metrics_epoch(r, h, next, sec, t - mark.epoch_start_wall);
+        if (ms == PCN_OK) ms = es;
         memcpy(mark.epoch_start_sec, next->seconds, sizeof mark.epoch_start_sec);
         mark.epoch_start_ckpt = r->ckpt_seconds;
         mark.epoch_start_wall = t;
     }
+    if ((ms = pcn_dist_agree(a->comm, ms)) != PCN_OK) return ms;
     r->last = *next;
     r->t_last = t;
     int mine = stop_signal != 0, any = 0;
@@ -567,7 +557,6 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
     }
     pcn_io_dataset_close(ds);
     pcn_progress_free(progress);
-    if (r.metrics) fclose(r.metrics);
     int rc = st == PCN_OK ? EXIT_OK : st == PCN_STOPPED ? EXIT_STOPPED : EXIT_ERROR;
     // The final checkpoint: where training ended (schedule state included, so a resume with
     // more --epochs continues it), unless the last batch's hook just wrote exactly that.
@@ -582,17 +571,25 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
         st = evaluate(a, m, p, "test", NULL, &tr);
         if (st == PCN_OK) print_test(a, &tr, "test");
         else rc = EXIT_ERROR;
-        FILE *f = st == PCN_OK && root && c->metrics[0] ? fopen(c->metrics, "a") : NULL;
-        if (f) { // the run's last metrics line: its test result
-            fprintf(f, "{\"event\":\"test\",\"samples\":%lld,", (long long)tr.samples);
-            json_num(f, "accuracy", tr.accuracy, true);
-            json_num(f, "top_k", tr.top_k, true);
-            json_num(f, "energy", tr.energy, true);
-            json_num(f, "mse", tr.mse, true);
-            json_num(f, "seconds", test_seconds, false);
-            fprintf(f, "}\n");
-            fclose(f);
+        // The run's last metrics line, its test result, then the file closed (synced): rank 0
+        // writes (opening the file if no batch ran), every rank agrees.
+        pcn_status ms = PCN_OK;
+        if (st == PCN_OK && root && c->metrics[0]) {
+            if (!r.metrics && !(r.metrics = pcn_io_metrics_open(c->metrics, true))) ms = PCN_EIO;
+            pcn_io_metrics_test_rec t = {tr.samples, tr.accuracy, tr.top_k, tr.energy, tr.mse,
+                                         test_seconds};
+            if (ms == PCN_OK) ms = pcn_io_metrics_test(r.metrics, &t);
+            pcn_status closed = pcn_io_metrics_close(r.metrics);
+            if (ms == PCN_OK) ms = closed;
+            r.metrics = NULL;
         }
+        if (st == PCN_OK && pcn_dist_agree(a->comm, ms) != PCN_OK) rc = EXIT_ERROR;
+    }
+    if (r.metrics) { // a failed or stopped run: close the file, keeping the run's own message
+        char why[1024];
+        snprintf(why, sizeof why, "%s", pcn_last_error());
+        pcn_io_metrics_close(r.metrics);
+        if (st != PCN_OK) pcn_set_error(st, "%s", why);
     }
     free(ini);
     return rc;
@@ -650,47 +647,12 @@ done:
     return rc;
 }
 
-// Gathers every rank's rows of yhat on rank 0 and writes /yhat (n, K) float32 and /pred (n)
-// int32 (argmax) to --output atomically. Collective.
+// Writes /yhat (n, K) and /pred (n) to --output atomically (io/predictions.c); rank 0's
+// yhat ends up holding every rank's rows. Collective.
 static pcn_status write_predictions(app *a, float *yhat, int64_t n, int K, const char *ck) {
     const pcn_cli *c = &a->cli;
-    MPI_Comm comm = pcn_dist_mpi(a->comm);
-    bool root = pcn_dist_rank(a->comm) == 0;
-    size_t total = (size_t)n * K;
-    for (size_t off = 0; off < total; off += 1u << 28) { // rows are disjoint: a sum gathers
-        int cnt = (int)(total - off < (1u << 28) ? total - off : (1u << 28));
-        PCN_MPI_CHECK(MPI_Reduce(root ? MPI_IN_PLACE : yhat + off, yhat + off, cnt, MPI_FLOAT,
-                                 MPI_SUM, 0, comm));
-    }
-    pcn_status st = PCN_OK;
-    if (root) {
-        char tmp[PCN_CLI_PATH + 8];
-        snprintf(tmp, sizeof tmp, "%s.tmp", c->output);
-        int32_t *pred = malloc((size_t)(n > 0 ? n : 1) * sizeof *pred);
-        for (int64_t i = 0; i < n; i++) {
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (yhat[i * K + k] > yhat[i * K + best]) best = k;
-            pred[i] = best;
-        }
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-        hsize_t d2[2] = {(hsize_t)n, (hsize_t)K}, d1 = (hsize_t)n;
-        herr_t e = f < 0 ? -1 : 0;
-        if (e >= 0) e = H5LTmake_dataset_float(f, "yhat", 2, d2, yhat);
-        if (e >= 0) e = H5LTmake_dataset_int(f, "pred", 1, &d1, pred);
-        if (e >= 0) e = H5LTset_attribute_string(f, "/", "pcn_format", "pcn-predictions");
-        if (e >= 0) e = H5LTset_attribute_string(f, "/", "checkpoint", ck);
-        if (e >= 0) e = H5LTset_attribute_string(f, "/", "data", c->data);
-        if (e >= 0) e = H5LTset_attribute_string(f, "/", "split", c->split);
-        if (f >= 0 && H5Fclose(f) < 0) e = -1;
-        if (e < 0 || rename(tmp, c->output) != 0) {
-            unlink(tmp);
-            st = pcn_set_error(PCN_EIO, "--output %s: cannot write the predictions", c->output);
-        }
-        free(pred);
-    }
-    return pcn_dist_agree(a->comm, st);
+    pcn_io_predictions_meta meta = {.checkpoint = ck, .data = c->data, .split = c->split};
+    return pcn_io_predictions_write(a->comm, c->output, yhat, n, K, &meta);
 }
 
 // test and predict: a checkpoint's model on a split of a data set.
