@@ -141,6 +141,9 @@ double pcn_step_errors_packed(const pcn_model *m, const pcn_wpack *pk, pcn_state
                               bool want_sum);
 // The number of threads the last row-path inference phase ran on (tests).
 int pcn_rows_last_team(void);
+// The most threads a trainer started now splits a row-path phase or a learning phase over:
+// omp_get_max_threads() with an OpenMP OpenBLAS, else 1 (tests). Local.
+int pcn_rows_threads_max(void);
 // The full sum of a step run with want_sum, given its return value.
 double pcn_step_sum(const pcn_model *m, double returned);
 // After pcn_step_errors: the model's gradient buffer g = [H[l]^T X[l+1] ..., -Esup^T X[L]]

@@ -499,6 +499,8 @@ static int rows_last_team; // for the tests (pcn_rows_last_team)
 
 int pcn_rows_last_team(void) { return rows_last_team; }
 
+int pcn_rows_threads_max(void) { return row_threads_max(); }
+
 static pcn_status infer_rows(trainer *t, const float *y, int t_steps, infer_watch *w,
                              int *steps_taken) {
     rows_phase ph = {t, y, t_steps, w, false, t_steps, PCN_OK};
