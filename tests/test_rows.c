@@ -27,17 +27,40 @@
  *      by its report at step 5 (the same error; the per-step layers keep their first five
  *      updates, the batch-space layer none). With 5: a learning team's size, one unit of
  *      the widest layer each.
- *   5. Whole training runs, PCN_ROW_PATH=0 (plain) against the default at 1, 2 and 3
- *      OpenMP threads, T_learn = B = 64, layer 0 with 100 outputs (partial units and
- *      panels): on the auto plan (layer 0 in batch space, layer 1 and the readout per
- *      step) with every step's energy kept (the split phase meets at every step) and with
- *      batch energies only (it meets at step 0 alone), and on the all-batch-space plan:
+ *   5. Whole training runs (tanh, see below), PCN_ROW_PATH=0 (plain) against the default
+ *      at 1, 2 and 3 OpenMP threads, T_learn = B = 64, layer 0 with 100 outputs (partial
+ *      units and panels): on the auto plan (layer 0 in batch space, layer 1 and the readout
+ *      per step) with every step's energy kept (the split phase meets at every step) and
+ *      with batch energies only (it meets at step 0 alone), and on the all-batch-space plan:
  *      per-batch and per-step energies, inference step counts and final weights agree (rtol
- *      1e-4, the learning phase carries rounding along), and both phases did split (the
- *      team sizes the trainer and learn_gram.c report for their last phases).
+ *      1e-4, the learning phase carries rounding along), and both phases did split as far
+ *      as the library promises: the team sizes the trainer and learn_gram.c report for their
+ *      last phases are min(threads, pcn_rows_threads_max()), which is 1 where OpenBLAS keeps
+ *      its own pthread pool (train.c row_threads_max).
  *
  * Tolerances: gemm as test_backend (2e-6 sqrt(k), abs and rel): both sides sum k float
  * products in some order, the reference in double.
+ *
+ * Why part 5 trains with tanh (parts 3 and 4 cover relu and every activation step by step):
+ * the two paths sum the same products in different orders (our packed kernel against
+ * OpenBLAS's sgemm, whose kernel OpenBLAS picks by CPU: SkylakeX, Haswell, Prescott ... each
+ * sums differently), so they differ by a few float ulps at every product. A whole run
+ * compares 2 epochs x 3 batches x (12 inference + 64 learning steps): what decides whether
+ * those ulps stay ulps is whether the dynamics contract them. With relu they do not: a
+ * preactivation near 0 switches f' between 0 and 1 on one path and not on the other, an
+ * O(1) change in H that the following steps carry into every weight. The old relu version
+ * passed on the machine it was tuned on and failed by 3e-4 relative with
+ * OPENBLAS_CORETYPE=Haswell or Prescott (a different sgemm kernel, so different kinks
+ * flipped). With tanh, f' is smooth and bounded (|f''| <= 0.77), inference is gradient
+ * descent on the energy at lr_infer 0.05 and learning is gradient descent on the weights at
+ * lr_learn 0.02 / B, both well inside their stable step sizes on this data (tu_blobs:
+ * inputs in [0, 1.3], one-hot centres), so a rounding difference is damped by the next
+ * steps and the differences only add up: measured on SkylakeX, Haswell and Prescott
+ * kernels at 1..4 threads, the worst weight difference is below 7% of the tolerance
+ * (about 5e-6 relative) and batch energies agree to 2e-7. Early stopping is the one
+ * discontinuity left: the test checks that every decision |E_t - E_t-1| < threshold of the
+ * plain run is taken with a margin above 2 rtol max(|E_t|, |E_t-1|), so energies within
+ * rtol of each other cannot decide differently (measured margin: 6.7% of the energy).
  */
 #define _POSIX_C_SOURCE 200809L // setenv, sysconf, mmap
 #define _DEFAULT_SOURCE         // MAP_ANONYMOUS
@@ -334,6 +357,7 @@ static pcn_status one_phase(int threads, int stop, float **w, double *after) {
 }
 
 static void check_phase_stop(void) {
+    omp_set_num_threads(2); // the workspace's thread parts, whatever OMP_NUM_THREADS says
     for (int stop = -1; stop <= 5; stop += 6) {
         float *wp, *ws;
         double ap = 0.0, as = 0.0;
@@ -356,8 +380,22 @@ static void check_phase_stop(void) {
 // learns in batch space under auto, layer 1 and the readout per step (checked below).
 enum { N = 192, D = 100, NK = 4 };
 static const int train_dims[] = {D, 48, 16};
+enum { TRAIN_EARLY_STOP = 1 }; // early_stop_threshold, in thousandths
 static int infer_calls;
-static void on_infer(void *u, int s, double e) { (void)u, (void)s, (void)e; infer_calls++; }
+static double infer_prev, stop_margin; // the smallest early-stop margin of a run, relative
+
+// Counts the inference steps and keeps the margin of every early-stop decision: how far
+// |E_t - E_t-1| lies from the threshold, relative to the larger of the two energies.
+static void on_infer(void *u, int s, double e) {
+    (void)u;
+    if (s > 0) {
+        const double big = fmax(fabs(e), fabs(infer_prev));
+        const double gap = fabs(fabs(e - infer_prev) - TRAIN_EARLY_STOP * 1e-3) / big;
+        stop_margin = gap < stop_margin ? gap : stop_margin;
+    }
+    infer_prev = e;
+    infer_calls++;
+}
 
 typedef struct {
     int threads;
@@ -369,16 +407,17 @@ static pcn_model *train(const pcn_data *data, bool rows, train_case tc, pcn_hist
     if (rows) unsetenv("PCN_ROW_PATH");
     else setenv("PCN_ROW_PATH", "0", 1);
     omp_set_num_threads(tc.threads);
-    pcn_model *m = make_model(train_dims, 3, NK, PCN_ACT_RELU);
+    // tanh: smooth, so the dynamics damp the paths' rounding differences (header).
+    pcn_model *m = make_model(train_dims, 3, NK, PCN_ACT_TANH);
     pcn_train_params p = pcn_train_default_params();
     p.t_infer = 12, p.t_learn = 0, p.t_infer_test = 12, p.num_epochs = 2, p.batch_size = 64;
     // lr_infer 0.05: at 0.1 inference on this data diverges for a few steps and amplifies
     // the rounding differences of the two paths past any tolerance.
     p.lr_infer = 0.05, p.lr_learn = 0.02, p.seed = 9, p.train_accuracy_every = 2;
-    p.early_stop_threshold = 1e-3, p.keep_step_energies = tc.every, p.learn_path = tc.path;
-    p.callbacks.on_inference_step = on_infer;
+    p.early_stop_threshold = TRAIN_EARLY_STOP * 1e-3, p.keep_step_energies = tc.every;
+    p.learn_path = tc.path, p.callbacks.on_inference_step = on_infer;
     *h = pcn_history_init();
-    infer_calls = 0;
+    infer_calls = 0, stop_margin = INFINITY;
     TU_CHECK(pcn_train(m, data, &p, *h) == PCN_OK, "train: %s", pcn_last_error());
     return m;
 }
@@ -391,12 +430,19 @@ static void check_training(const pcn_data *data, train_case tc) {
     pcn_history *hp, *hr;
     pcn_model *plain = train(data, false, tc, &hp);
     const int calls_plain = infer_calls, learn_plain = pcn_gram_last_team();
+    TU_CHECK(stop_margin > 2e-4, "%s: an early-stop decision within %.3g of the threshold "
+             "(relative to the energy): the paths may stop at different steps", name,
+             stop_margin);
     pcn_model *rows = train(data, true, tc, &hr);
+    // The library's promise: as many threads as asked (a batch of 64 has rows for 4, the
+    // widest layer units for 7) where OpenBLAS runs on OpenMP, else 1 (train.c).
+    const int max = pcn_rows_threads_max(), want = tc.threads < max ? tc.threads : max;
     const int team = pcn_rows_last_team(), learn_team = pcn_gram_last_team();
-    TU_CHECK(team == tc.threads, "%s: last inference phase ran on %d threads", name, team);
-    TU_CHECK(learn_team == tc.threads && learn_plain == 0,
-             "%s: last learning phase split over %d threads (plain path: %d)", name,
-             learn_team, learn_plain);
+    TU_CHECK(team == want, "%s: last inference phase ran on %d threads, want %d", name, team,
+             want);
+    TU_CHECK(learn_team == want && learn_plain == 0,
+             "%s: last learning phase split over %d threads, want %d (plain path: %d)", name,
+             learn_team, want, learn_plain);
     TU_CHECK(infer_calls == calls_plain, "%s: %d inference steps reported, plain %d", name,
              infer_calls, calls_plain);
     static const pcn_history_series series[] = {
@@ -447,6 +493,14 @@ static void check_trainings(void) {
 }
 
 int main(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    // test_rows_haswell forces OpenBLAS's AVX2 kernels; a CPU without AVX2 cannot run them.
+    const char *core = getenv("OPENBLAS_CORETYPE");
+    if (core && strcmp(core, "Haswell") == 0 && !__builtin_cpu_supports("avx2")) {
+        printf("test_rows: OPENBLAS_CORETYPE=Haswell on a CPU without AVX2: skipped\n");
+        return 77;
+    }
+#endif
     check_products(false);
     check_products(true);
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_blocks((pcn_activation)act);
