@@ -12,11 +12,15 @@
  * printing is off while a conversion runs and restored after: a failed HDF5 call is
  * reported by PCN_H5_TRY (h5util.h) and convert_run puts that message, prefixed with the
  * temporary file and the reason (a full disk: "No space left on device"), into err. Every
- * HDF5 call that can write is checked, closes included (a close writes what HDF5 cached);
- * on a failure the temporary file is cut to nothing, closed and removed, so that HDF5's
- * last writes at the close find room (out_discard).
- * Serial: uses HDF5's default (sec2) file driver and needs no MPI_Init.
+ * HDF5 call that can write is checked, closes included (a close writes what HDF5 cached).
+ * HDF5 1.10 must never fail to close a file or dataset (it then keeps a half-closed object
+ * that crashes or loops in its exit handler), so: a probe reserves room before HDF5 first
+ * writes (out_create), and after a failure HDF5's file descriptor is pointed at an
+ * anonymous memory file (discard_writes), so the closes that follow succeed; then the
+ * temporary file is removed.
+ * Serial: uses HDF5's default (sec2) file driver and needs no MPI_Init. Linux (memfd).
  */
+#define _GNU_SOURCE // memfd_create
 #include "pcn_io.h"
 
 #include <errno.h>
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +48,8 @@
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)
 #define CIFAR_CLASSES 10
 #define STD_FLOOR 1e-6               // std below this is written as 1.0
+#define PROBE_BYTES (64 << 10)       // room reserved for a moment before HDF5 creates OUT
+                                     // (less for a smaller data set)
 
 // ----------------------------------------------------------------------------------------
 // Errors
@@ -359,6 +366,7 @@ typedef struct {
     const char *out; // final path
     char *tmp;       // OUT.tmp.<pid>
     hid_t file;      // open temporary file, or -1
+    off_t probe;     // bytes out_create reserves for a moment: at most what OUT will take
 } job;
 
 typedef struct {
@@ -374,7 +382,15 @@ static int out_create(job *j) {
     hid_t fapl = -1;
     int fd = open(j->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0) return fail(j->err, j->errlen, "%s: cannot create: %s", j->tmp, strerror(errno));
+    // HDF5 writes at H5Fcreate and cannot be cleaned up after a failed create: a full disk
+    // is found here instead (the probe's room is given back by H5F_ACC_TRUNC).
+    int probe = posix_fallocate(fd, 0, j->probe > 0 ? j->probe : 1);
     close(fd);
+    if (probe != 0 && probe != EINVAL && probe != EOPNOTSUPP) {
+        unlink(j->tmp);
+        return fail(j->err, j->errlen, "%s: cannot write the data set: %s", j->tmp,
+                    strerror(probe));
+    }
     PCN_H5_TRY(fapl = H5Pcreate(H5P_FILE_ACCESS));
     PCN_H5_TRY(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG)); // closing closes all objects
     PCN_H5_TRY(j->file = H5Fcreate(j->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
@@ -457,6 +473,25 @@ static hsize_t chunk_rows(int64_t n, int64_t d) {
     return (hsize_t)(rows > 0 ? rows : 1);
 }
 
+// After a failed write: HDF5's file descriptor now writes to an anonymous memory file, so
+// the closes that follow succeed whatever HDF5 still holds (the temporary file is removed
+// anyway). Without memfd, the temporary file is cut to nothing instead, which gives the
+// closes the room it held.
+static void discard_writes(const job *j) {
+    void *handle = NULL;
+    int sink = memfd_create("pcn_convert-discard", MFD_CLOEXEC);
+    if (sink >= 0 && H5Fget_vfd_handle(j->file, H5P_DEFAULT, &handle) >= 0 && handle &&
+        dup2(sink, *(int *)handle) >= 0) {
+        close(sink);
+        return;
+    }
+    if (sink >= 0) close(sink);
+    int fd = open(j->tmp, O_WRONLY);
+    if (fd < 0) return;
+    if (ftruncate(fd, 0) != 0) { /* best effort: the closes may still find room */ }
+    close(fd);
+}
+
 // Creates x (n, d) uint8, chunked by rows, unfiltered, with its scale attribute.
 static int x_create(hid_t group, int64_t n, int64_t d, hid_t *dset) {
     hsize_t dims[2] = {(hsize_t)n, (hsize_t)d}, chunk[2] = {chunk_rows(n, d), (hsize_t)d};
@@ -518,11 +553,13 @@ static int split_write(job *j, const char *name, split_in *in, int64_t d, stats 
     }
     if (vec_write(group, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)in->n, y) < 0)
         goto fail;
+    PCN_H5_TRY(H5Dflush(x)); // the cached chunks go out while x can still be closed
     PCN_H5_TRY(close_dset(&x));
     PCN_H5_TRY(close_group(&group));
     free(buf), free(y);
     return 0;
 fail:
+    discard_writes(j);
     if (x >= 0) H5Dclose(x);
     if (group >= 0) H5Gclose(group);
     free(buf), free(y);
@@ -546,6 +583,7 @@ static int norm_write(job *j, const stats *st) {
     free(mean), free(std);
     return 0;
 fail:
+    discard_writes(j);
     if (group >= 0) H5Gclose(group);
     free(mean), free(std);
     return -1;
@@ -606,16 +644,10 @@ fail:
     return -1;
 }
 
-// After a failure: closes the temporary file and removes it. The file is cut to nothing
-// first, so HDF5's last metadata writes at the close find room on a full disk (the file is
-// deleted anyway); if the close still fails, HDF5 keeps the file open (see out_commit).
+// After a failure: closes the temporary file (its last writes discarded) and removes it.
 static void out_discard(job *j) {
     if (j->file >= 0) {
-        int fd = open(j->tmp, O_WRONLY);
-        if (fd >= 0) {
-            if (ftruncate(fd, 0) != 0) { /* best effort: the close may still find room */ }
-            close(fd);
-        }
+        discard_writes(j);
         char ignored[256];
         if (H5Fclose(j->file) < 0) pcn_h5_describe(ignored, sizeof ignored); // clears it
         j->file = -1;
@@ -669,6 +701,8 @@ static int convert_run(const char *out, const dataset_desc *desc, split_in *trai
     size_t len = strlen(out) + 32;
     if (!(j->tmp = malloc(len))) return fail(err, errlen, "%s: out of memory", out);
     snprintf(j->tmp, len, "%s.tmp.%ld", out, (long)getpid());
+    int64_t least = (train->n + test->n) * (desc->d + 4) + 8 * desc->d; // raw data alone
+    j->probe = least < PROBE_BYTES ? (off_t)least : PROBE_BYTES;
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
