@@ -6,9 +6,10 @@
 # C.h5 of the working directory stays byte-identical. The full disk is a small tmpfs
 # mounted outside the working directory (root only: without it the cases exit 77).
 #
-#   metrics_full_disk  train --metrics FULL/m.jsonl, np 2, the tmpfs fills mid-run (before
-#                  the fix: exit 0 on every rank and the last line cut in the middle); the
-#                  file must hold only whole, valid JSON lines, ending in a newline
+#   metrics_full_disk  train --metrics FULL/m.jsonl, np 2, a tmpfs of 8, 12 or 20 KiB fills
+#                  mid-run (before the fix: exit 0 on every rank and the last line cut in
+#                  the middle); the file must hold only whole, valid JSON lines, ending in
+#                  a newline
 #   predict_full_disk  predict --output FULL/P.h5, np 2, on a full tmpfs (before the fix: a
 #                  message without the reason); no P.h5 and no P.h5.tmp* left
 #   convert_full_disk  pcn_convert -o FULL/D.h5 with the tmpfs too small for the data set
@@ -85,18 +86,22 @@ EOF
 case $case_name in
 metrics_full_disk)
   setup_ckpt
-  mount_full 12k
-  # 3 epochs of 32 batches of 2 rows: ~35 KiB of batch lines into 12 KiB
-  timed_fail metrics "metrics|space|m.jsonl" train --data d.h5 --dims 16,8,4 --epochs 3 \
-    --batch-size 2 --t-infer 5 --t-infer-test 10 --progress 0 --checkpoint C.h5 \
-    --metrics "$full/m.jsonl"
-  if lines=$(json_lines "$full/m.jsonl" 2>&1); then
-    [ "$lines" -ge 10 ] || bad "metrics: only $lines lines before the disk filled (want >= 10)"
-    say "     m.jsonl: $lines whole JSON lines, $(stat -c %s "$full/m.jsonl") bytes"
-  else
-    bad "metrics: $full/m.jsonl: $lines"
-  fi
-  only_in_full m.jsonl
+  # 3 epochs of 32 batches of 2 rows: ~35 KiB of batch lines, into 8, 12 and 20 KiB (the
+  # disk fills in the first epoch, at its end, in the second)
+  for size in 8k 12k 20k; do
+    mount_full $size
+    timed_fail "metrics_$size" "metrics|space|m.jsonl" train --data d.h5 --dims 16,8,4 \
+      --epochs 3 --batch-size 2 --t-infer 5 --t-infer-test 10 --progress 0 --checkpoint C.h5 \
+      --metrics "$full/m.jsonl"
+    if lines=$(json_lines "$full/m.jsonl" 2>&1); then
+      [ "$lines" -ge 10 ] || bad "metrics_$size: only $lines lines before the disk filled"
+      say "     m.jsonl: $lines whole JSON lines, $(stat -c %s "$full/m.jsonl") bytes"
+    else
+      bad "metrics_$size: $full/m.jsonl: $lines"
+    fi
+    only_in_full m.jsonl
+    cd "$work" && umount "$full" && trap - EXIT
+  done
   ;;
 predict_full_disk)
   setup_ckpt
