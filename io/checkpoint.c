@@ -1,14 +1,41 @@
 /*
  * checkpoint.c — checkpoint writer and reader (layout in pcn_ckpt.h).
  *
- * Writing is collective over the library's communicator with the MPI-IO driver: every rank
- * makes the same metadata calls; the weights are replicated, so rank 0 selects the data and
- * the others select none. The file is written as path.tmp, closed, fsync'd, rotated and
- * renamed over path, so a crash or a failure at any point leaves the previous checkpoint
- * whole. Reading happens on rank 0 (a checkpoint is small) and is broadcast.
+ * Writing is collective, atomic and rank 0's alone. The weights, the position and the
+ * history are replicated on every rank, so a collective MPI-IO write would add nothing but
+ * the risk of one rank failing (a full disk) while another sits inside HDF5's collective
+ * write, waiting forever. Instead rank 0 builds the whole file in memory (HDF5's core
+ * driver, no backing store), takes its image and writes the bytes with plain POSIX calls:
+ *   1. rank 0: build the image; create PATH.tmp.<host>.<pid>.<counter> with O_EXCL (a name
+ *      no other run or write can share); write; fsync; close. Every other rank: its own
+ *      part, which today is only the fault-injection hook. Each step's failure is a status,
+ *      and rank 0 removes its temporary file on every failure path.
+ *   2. agreement (pcn_dist_agree): all ranks learn whether every part succeeded.
+ *   3. rank 0, only if all did: rotate the kept files (PATH stays in place: it is hard-
+ *      linked to PATH.1), rename the temporary file over PATH, fsync the folder; otherwise
+ *      remove the temporary file.
+ *   4. agreement again: every rank returns the same status, within the time of one write.
+ * Nothing in between can block one rank while another waits, so a failure ends every rank
+ * together, with PATH untouched (the previous checkpoint byte-identical) and no temporary
+ * file left.
+ *
+ * Integrity. Files use the HDF5 1.8 format (H5Pset_libver_bounds V18): the superblock,
+ * object headers (and so every attribute and link) carry Jenkins lookup3 checksums, so a
+ * damaged metadata byte is an error on open, not a crash inside HDF5. HDF5 1.10's
+ * H5Fget_file_image clears the superblock's "open for writing" flag in the image without
+ * updating the superblock's checksum; fix_superblock() recomputes it, and the image is
+ * opened once from memory before any byte reaches the disk. Raw data has no HDF5 checksum
+ * in contiguous storage, so every dataset carries an attribute `checksum` (lookup3 of its
+ * little-endian bytes); the reader checks it where present (files from before it have none).
+ *
+ * Reading happens on rank 0 (a checkpoint is small) and is broadcast. Before any model is
+ * allocated, every weight dataset's shape and type class are checked against the header;
+ * weights must be finite; per-layer activations come from `activations` (or, in files
+ * without it, `activation` for every layer).
  */
 #include "pcn_ckpt.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -17,38 +44,84 @@
 
 #include "h5util.h"
 
-static int inject_fault;
+static int fault_rank = PCN_CKPT_FAULT_OFF;
 
-void pcn_io_ckpt_inject_fault(int on) { inject_fault = on; }
+void pcn_io_ckpt_inject_fault(int rank) { fault_rank = rank; }
+
+static bool fault_here(int rank) {
+    return fault_rank == PCN_CKPT_FAULT_ALL || (fault_rank >= 0 && fault_rank == rank);
+}
 
 // ----------------------------------------------------------------------------------------
-// Writing
+// Checksums
 // ----------------------------------------------------------------------------------------
 
-// A float32 (rows, cols) or float64 (rows) dataset written from rank 0's buffer.
-static herr_t write_dataset(hid_t loc, const char *name, hid_t type, int rank_dims,
-                            const hsize_t *dims, const void *data, int my_rank) {
-    hid_t fs = H5Screate_simple(rank_dims, dims, NULL), ms = -1, d = -1, x = -1;
-    herr_t st = -1;
-    if (fs < 0) return -1;
-    d = H5Dcreate2(loc, name, type, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    ms = H5Screate_simple(rank_dims, dims, NULL);
-    x = H5Pcreate(H5P_DATASET_XFER);
-    hsize_t count = 1;
-    for (int i = 0; i < rank_dims; i++) count *= dims[i];
-    if (d >= 0 && count == 0) st = 0; // an empty series: the dataset alone says so
-    else if (d >= 0 && ms >= 0 && x >= 0 && H5Pset_dxpl_mpio(x, H5FD_MPIO_COLLECTIVE) >= 0) {
-        if (my_rank != 0) H5Sselect_none(fs), H5Sselect_none(ms);
-        st = H5Dwrite(d, type, ms, fs, x, data);
+// Bob Jenkins' lookup3 hashlittle (public domain), byte by byte: HDF5's metadata checksum.
+#define ROT(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
+static uint32_t lookup3(const void *data, size_t len, uint32_t init) {
+    const uint8_t *k = data;
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeefu + (uint32_t)len + init;
+    for (; len > 12; len -= 12, k += 12) {
+        a += k[0] + ((uint32_t)k[1] << 8) + ((uint32_t)k[2] << 16) + ((uint32_t)k[3] << 24);
+        b += k[4] + ((uint32_t)k[5] << 8) + ((uint32_t)k[6] << 16) + ((uint32_t)k[7] << 24);
+        c += k[8] + ((uint32_t)k[9] << 8) + ((uint32_t)k[10] << 16) + ((uint32_t)k[11] << 24);
+        a -= c, a ^= ROT(c, 4), c += b, b -= a, b ^= ROT(a, 6), a += c;
+        c -= b, c ^= ROT(b, 8), b += a, a -= c, a ^= ROT(c, 16), c += b;
+        b -= a, b ^= ROT(a, 19), a += c, c -= b, c ^= ROT(b, 4), b += a;
     }
-    if (x >= 0) H5Pclose(x);
-    if (ms >= 0) H5Sclose(ms);
+    if (len == 0) return c;
+    uint32_t w[3] = {0, 0, 0};
+    for (size_t i = 0; i < len; i++) w[i / 4] += (uint32_t)k[i] << (8 * (i % 4));
+    a += w[0], b += w[1], c += w[2];
+    c ^= b, c -= ROT(b, 14), a ^= c, a -= ROT(c, 11), b ^= a, b -= ROT(a, 25);
+    c ^= b, c -= ROT(b, 16), a ^= c, a -= ROT(c, 4), b ^= a, b -= ROT(a, 14);
+    c ^= b, c -= ROT(b, 24);
+    return c;
+}
+#undef ROT
+
+// Datasets' checksums are of their little-endian bytes: taken only on little-endian hosts.
+static bool little_endian(void) {
+    const uint16_t one = 1;
+    return *(const uint8_t *)&one == 1;
+}
+
+// Superblock versions 2 and 3: signature, version, offset size O, length size, flags, four
+// addresses of O bytes, then the lookup3 checksum of everything before it.
+static void fix_superblock(uint8_t *img, size_t n) {
+    static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (n < 12 || memcmp(img, sig, 8) != 0 || img[8] < 2 || img[8] > 3) return;
+    size_t at = 12 + 4 * (size_t)img[9];
+    if (at + 4 > n) return;
+    uint32_t sum = lookup3(img, at, 0);
+    for (int i = 0; i < 4; i++) img[at + i] = (uint8_t)(sum >> (8 * i));
+}
+
+// ----------------------------------------------------------------------------------------
+// Writing: the file image (rank 0)
+// ----------------------------------------------------------------------------------------
+
+// A dataset of file type ftype written whole from data (memory type mtype, elem bytes per
+// value), with its `checksum` attribute.
+static herr_t write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                            const hsize_t *dims, const void *data, size_t elem) {
+    hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
+    herr_t st = -1;
+    hsize_t count = 1;
+    for (int i = 0; i < rank; i++) count *= dims[i];
+    if (sp >= 0) d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d >= 0) st = count ? H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
+    if (st >= 0 && little_endian()) {
+        uint32_t sum = lookup3(data, (size_t)count * elem, 0);
+        st = pcn_h5_attr_write(d, "checksum", H5T_NATIVE_UINT32, 1, &sum);
+    }
     if (d >= 0) H5Dclose(d);
-    H5Sclose(fs);
+    if (sp >= 0) H5Sclose(sp);
     return st;
 }
 
-static pcn_status write_model(hid_t f, const pcn_model *m, int rank) {
+static pcn_status write_model(hid_t f, const pcn_model *m) {
     hid_t g = -1;
     const int L = pcn_model_num_layers(m);
     pcn_model *mm = (pcn_model *)m; // accessors take non-const; nothing is written
@@ -66,7 +139,8 @@ static pcn_status write_model(hid_t f, const pcn_model *m, int rank) {
             dims[0] = (hsize_t)pcn_model_output_dim(m), dims[1] = (hsize_t)pcn_model_dim(m, L);
             w = pcn_model_readout(mm);
         }
-        PCN_H5_TRY(write_dataset(g, name, H5T_NATIVE_FLOAT, 2, dims, w, rank));
+        PCN_H5_TRY(write_dataset(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, w,
+                                 sizeof(float)));
     }
     H5Gclose(g);
     return PCN_OK;
@@ -75,19 +149,38 @@ fail:
     return PCN_EIO;
 }
 
+// `activations`: one fixed-length string per layer; `activation`: their common name, or
+// "mixed" (so that a reader of `activation` alone refuses the file rather than misread it).
+static herr_t write_activations(hid_t f, const pcn_model *m) {
+    const int L = pcn_model_num_layers(m);
+    char (*names)[PCN_CKPT_ACT_LEN] = calloc((size_t)L, sizeof *names);
+    bool mixed = false;
+    for (int l = 0; names && l < L; l++) {
+        pcn_activation a = pcn_model_layer((pcn_model *)m, l).activation;
+        snprintf(names[l], sizeof names[l], "%s", pcn_activation_name(a));
+        mixed = mixed || a != pcn_model_layer((pcn_model *)m, 0).activation;
+    }
+    hid_t t = H5Tcopy(H5T_C_S1);
+    herr_t st = names && t >= 0 ? H5Tset_size(t, PCN_CKPT_ACT_LEN) : -1;
+    if (st >= 0) st = pcn_h5_attr_write(f, "activations", t, L, names);
+    if (st >= 0) st = pcn_h5_attr_write_str(f, "activation", mixed ? "mixed" : names[0]);
+    if (t >= 0) H5Tclose(t);
+    free(names);
+    return st;
+}
+
 static pcn_status write_root_attrs(hid_t f, const pcn_model *m, const pcn_ckpt_meta *meta,
                                    int ranks) {
     const int L = pcn_model_num_layers(m), version = PCN_CKPT_FORMAT_VERSION;
     int dims[65], K = pcn_model_output_dim(m);
     for (int l = 0; l <= L; l++) dims[l] = pcn_model_dim(m, l);
-    pcn_layer_view v0 = pcn_model_layer((pcn_model *)m, 0);
     unsigned long long seed = meta ? meta->seed : 0;
     PCN_H5_TRY(pcn_h5_attr_write_str(f, "pcn_format", "pcn-checkpoint"));
     PCN_H5_TRY(pcn_h5_attr_write(f, "format_version", H5T_NATIVE_INT, 1, &version));
     PCN_H5_TRY(pcn_h5_attr_write_str(f, "library_version", pcn_version()));
     PCN_H5_TRY(pcn_h5_attr_write(f, "ranks", H5T_NATIVE_INT, 1, &ranks));
     PCN_H5_TRY(pcn_h5_attr_write(f, "dims", H5T_NATIVE_INT, L + 1, dims));
-    PCN_H5_TRY(pcn_h5_attr_write_str(f, "activation", pcn_activation_name(v0.activation)));
+    PCN_H5_TRY(write_activations(f, m));
     PCN_H5_TRY(pcn_h5_attr_write(f, "output_dim", H5T_NATIVE_INT, 1, &K));
     PCN_H5_TRY(pcn_h5_attr_write_str(f, "mode", pcn_task_name(pcn_model_mode(m))));
     PCN_H5_TRY(pcn_h5_attr_write(f, "seed", H5T_NATIVE_ULLONG, 1, &seed));
@@ -97,8 +190,7 @@ fail:
     return PCN_EIO;
 }
 
-static pcn_status write_state(hid_t f, const pcn_train_position *pos, const pcn_history *h,
-                              int rank) {
+static pcn_status write_state(hid_t f, const pcn_train_position *pos, const pcn_history *h) {
     hid_t s = -1, g = -1;
     PCN_H5_TRY(s = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     PCN_H5_TRY(pcn_h5_attr_write(s, "epoch", H5T_NATIVE_INT, 1, &pos->epoch));
@@ -113,7 +205,7 @@ static pcn_status write_state(hid_t f, const pcn_train_position *pos, const pcn_
         static const double none = 0.0;
         const double *v = n ? pcn_history_data(h, (pcn_history_series)k) : &none;
         PCN_H5_TRY(write_dataset(g, pcn_history_series_name((pcn_history_series)k),
-                                 H5T_NATIVE_DOUBLE, 1, &n, v, rank));
+                                 H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &n, v, sizeof(double)));
     }
     H5Gclose(g);
     H5Gclose(s);
@@ -124,73 +216,156 @@ fail:
     return PCN_EIO;
 }
 
-// Everything between create and close; the file handle is closed by the caller.
-static pcn_status write_contents(hid_t f, pcn_comm *c, const pcn_model *m,
-                                 const pcn_train_position *pos, const pcn_history *h,
-                                 const pcn_ckpt_meta *meta) {
-    int rank = pcn_dist_rank(c);
-    pcn_status st = write_root_attrs(f, m, meta, pcn_dist_size(c));
-    if (st == PCN_OK) st = write_model(f, m, rank);
-    if (st == PCN_OK && inject_fault)
-        st = pcn_set_error(PCN_EIO, "injected fault: checkpoint write failed after the weights");
-    if (st == PCN_OK) st = write_state(f, pos, h, rank);
-    return st;
+// Whether the image opens as an HDF5 file and reads back its format attribute.
+static bool image_opens(const void *img, size_t n) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+    char fmt[32] = "";
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 &&
+        H5Pset_file_image(fapl, (void *)img, n) >= 0)
+        f = H5Fopen("pcn-checkpoint-image-check", H5F_ACC_RDONLY, fapl);
+    bool ok = f >= 0 && pcn_h5_attr_read_str(f, "pcn_format", fmt, sizeof fmt) >= 0 &&
+              strcmp(fmt, "pcn-checkpoint") == 0;
+    if (f >= 0) H5Fclose(f);
+    if (fapl >= 0) H5Pclose(fapl);
+    return ok;
 }
 
-static pcn_status sync_file(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        if (fd >= 0) close(fd);
-        return pcn_set_error(PCN_EIO, "%s: cannot sync the new checkpoint", path);
+// The whole checkpoint as a file image in memory (malloc'd into *img, *n bytes).
+static pcn_status build_image(const char *path, const pcn_model *m, const pcn_train_position *pos,
+                              const pcn_history *h, const pcn_ckpt_meta *meta, int ranks,
+                              uint8_t **img, size_t *n) {
+    hid_t fapl = -1, f = -1;
+    ssize_t size = -1;
+    *img = NULL;
+    PCN_H5_TRY(fapl = H5Pcreate(H5P_FILE_ACCESS));
+    PCN_H5_TRY(H5Pset_fapl_core(fapl, 1 << 20, 0));
+    PCN_H5_TRY(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18));
+    PCN_H5_TRY(f = H5Fcreate("pcn-checkpoint-image", H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+    if (write_root_attrs(f, m, meta, ranks) != PCN_OK || write_model(f, m) != PCN_OK ||
+        write_state(f, pos, h) != PCN_OK)
+        goto fail;
+    PCN_H5_TRY(H5Fflush(f, H5F_SCOPE_GLOBAL));
+    PCN_H5_TRY(size = H5Fget_file_image(f, NULL, 0));
+    if (!(*img = malloc((size_t)size + 1))) {
+        pcn_set_error(PCN_ENOMEM, "%s: no memory for the checkpoint's %zd bytes", path, size);
+        goto fail;
     }
-    close(fd);
+    PCN_H5_TRY(H5Fget_file_image(f, *img, (size_t)size));
+    PCN_H5_TRY(H5Fclose(f));
+    f = -1;
+    H5Pclose(fapl);
+    *n = (size_t)size;
+    fix_superblock(*img, *n);
+    if (!image_opens(*img, *n)) {
+        free(*img), *img = NULL;
+        return pcn_set_error(PCN_EIO, "%s: the checkpoint built in memory does not open again "
+                             "(HDF5 %u.%u: file image not supported?)", path, H5_VERS_MAJOR,
+                             H5_VERS_MINOR);
+    }
     return PCN_OK;
+fail:
+    if (f >= 0) H5Fclose(f);
+    if (fapl >= 0) H5Pclose(fapl);
+    free(*img), *img = NULL;
+    char why[512];
+    snprintf(why, sizeof why, "%s", pcn_last_error());
+    return pcn_set_error(PCN_EIO, "%s: building the checkpoint failed: %s", path, why);
 }
 
-// Rank 0: path.{keep-2} -> path.{keep-1}, ..., path -> path.1, then tmp -> path; sync dir.
+// ----------------------------------------------------------------------------------------
+// Writing: the bytes (rank 0), publishing, the protocol
+// ----------------------------------------------------------------------------------------
+
+// Creates tmp (PATH.tmp.<host>.<pid>.<counter>, O_EXCL), writes img, fsyncs and closes it.
+// On failure tmp is removed and emptied.
+static pcn_status write_temporary(const char *path, const uint8_t *img, size_t n, char *tmp,
+                                  size_t size) {
+    static unsigned counter;
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    for (char *p = host; *p; p++)
+        if (*p == '/' || *p == ' ') *p = '_';
+    int fd = -1, err = 0;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        if (snprintf(tmp, size, "%s.tmp.%s.%ld.%u", path, host, (long)getpid(), counter++) >=
+            (int)size)
+            return tmp[0] = '\0', pcn_set_error(PCN_EINVAL, "%s: path too long", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && (err = errno) != EEXIST) break;
+    }
+    if (fd < 0) {
+        pcn_set_error(PCN_EIO, "%s: cannot create the temporary checkpoint %s: %s", path, tmp,
+                      strerror(err));
+        return tmp[0] = '\0', PCN_EIO;
+    }
+    const char *what = "writing";
+    for (size_t done = 0; done < n && !err;) {
+        ssize_t w = write(fd, img + done, n - done);
+        if (w < 0 && errno != EINTR) err = errno;
+        else if (w > 0) done += (size_t)w;
+    }
+    if (!err && fsync(fd) != 0) err = errno, what = "syncing";
+    if (close(fd) != 0 && !err) err = errno, what = "closing";
+    if (!err) return PCN_OK;
+    unlink(tmp);
+    pcn_set_error(PCN_EIO, "%s: %s the checkpoint (%zu bytes, temporary file %s) failed: %s",
+                  path, what, n, tmp, strerror(err));
+    return tmp[0] = '\0', PCN_EIO;
+}
+
+// path.{keep-2} -> path.{keep-1}, ..., path.1 -> path.2, path linked as path.1 (path stays
+// in place), then tmp renamed over path, and the folder synced.
 static pcn_status publish(const char *tmp, const char *path, int keep) {
     char from[4096], to[4096];
-    for (int k = keep - 1; k >= 1; k--) {
-        if (k == 1) snprintf(from, sizeof from, "%s", path);
-        else snprintf(from, sizeof from, "%s.%d", path, k - 1);
+    for (int k = keep - 1; k >= 2; k--) {
+        snprintf(from, sizeof from, "%s.%d", path, k - 1);
         snprintf(to, sizeof to, "%s.%d", path, k);
         if (access(from, F_OK) == 0 && rename(from, to) != 0)
-            return pcn_set_error(PCN_EIO, "cannot rotate %s to %s", from, to);
+            return pcn_set_error(PCN_EIO, "%s: cannot rotate %s to %s: %s", path, from, to,
+                                 strerror(errno));
     }
-    if (rename(tmp, path) != 0) return pcn_set_error(PCN_EIO, "cannot rename %s to %s", tmp, path);
+    snprintf(to, sizeof to, "%s.1", path);
+    if (keep > 1 && access(path, F_OK) == 0 &&
+        ((unlink(to) != 0 && errno != ENOENT) || (link(path, to) != 0 && rename(path, to) != 0)))
+        return pcn_set_error(PCN_EIO, "%s: cannot keep it as %s: %s", path, to, strerror(errno));
+    if (rename(tmp, path) != 0)
+        return pcn_set_error(PCN_EIO, "%s: cannot rename %s to it: %s", path, tmp,
+                             strerror(errno));
     snprintf(from, sizeof from, "%s", path);
     char *slash = strrchr(from, '/');
     if (slash) *slash = '\0';
-    int fd = open(slash ? from : ".", O_RDONLY);
-    if (fd >= 0) fsync(fd), close(fd);
+    int fd = open(slash ? (from[0] ? from : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        return pcn_set_error(PCN_EIO, "%s: the checkpoint is in place, but syncing its folder "
+                             "failed: %s", path, strerror(err));
+    }
+    close(fd);
     return PCN_OK;
 }
 
 static pcn_status ckpt_write(pcn_comm *c, const char *path, const pcn_model *m,
                              const pcn_train_position *pos, const pcn_history *h,
                              const pcn_ckpt_meta *meta, int keep) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+    const int rank = pcn_dist_rank(c);
+    char tmp[4096] = "";
     pcn_status st = PCN_OK;
-    if (fapl < 0 || H5Pset_fapl_mpio(fapl, pcn_dist_mpi(c), MPI_INFO_NULL) < 0)
-        st = pcn_set_error(PCN_EIO, "cannot set up MPI-IO for %s", tmp);
-    if (st == PCN_OK && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
-        st = pcn_set_error(PCN_EIO, "%s: cannot create the checkpoint file (directory "
-                           "missing or not writable?)", tmp);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (rank == 0) { // this rank's part: the whole file, as a temporary file
+        uint8_t *img = NULL;
+        size_t n = 0;
+        st = build_image(path, m, pos, h, meta, pcn_dist_size(c), &img, &n);
+        if (st == PCN_OK) st = write_temporary(path, img, n, tmp, sizeof tmp);
+        free(img);
+    }
+    if (st == PCN_OK && fault_here(rank))
+        st = pcn_set_error(PCN_EIO, "%s: injected fault: checkpoint write failed on rank %d",
+                           path, rank);
     st = pcn_dist_agree(c, st);
-    if (st == PCN_OK) st = pcn_dist_agree(c, write_contents(f, c, m, pos, h, meta));
-    if (f >= 0 && H5Fclose(f) < 0 && st == PCN_OK)
-        st = pcn_set_error(PCN_EIO, "%s: closing the checkpoint failed", tmp);
-    if (fapl >= 0) H5Pclose(fapl);
-    st = pcn_dist_agree(c, st);
-    if (pcn_dist_rank(c) == 0) {
-        pcn_status pub = st;
-        if (pub == PCN_OK) pub = sync_file(tmp);
-        if (pub == PCN_OK) pub = publish(tmp, path, keep < 1 ? 1 : keep);
-        if (pub != PCN_OK) unlink(tmp);
-        if (st == PCN_OK) st = pub;
+    if (rank == 0 && tmp[0]) {
+        if (st == PCN_OK) st = publish(tmp, path, keep < 1 ? 1 : keep);
+        if (st != PCN_OK) unlink(tmp);
     }
     return pcn_dist_agree(c, st);
 }
@@ -205,89 +380,246 @@ pcn_status pcn_io_ckpt_write(pcn_comm *c, const char *path, const pcn_model *m,
 }
 
 // ----------------------------------------------------------------------------------------
-// Reading (rank 0) and broadcasting
+// Reading (rank 0): the header
 // ----------------------------------------------------------------------------------------
 
+// "; HDF5: <cause>" when HDF5 left an error on its stack (e.g. a failed checksum), else "".
+static const char *h5_cause(void) {
+    static char buf[480];
+    char msg[448];
+    pcn_h5_describe(msg, sizeof msg);
+    if (strncmp(msg, "no HDF5 message", 15) == 0) return "";
+    snprintf(buf, sizeof buf, "; HDF5: %s", msg);
+    return buf;
+}
+
+// An integer attribute of 1..max values (its count in *n): -1 when missing or not integer.
+static herr_t read_ints(hid_t obj, const char *name, int max, int *v, int *n) {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = -1, sp = -1;
+    herr_t st = -1;
+    if (a >= 0 && (t = H5Aget_type(a)) >= 0 && H5Tget_class(t) == H5T_INTEGER &&
+        (sp = H5Aget_space(a)) >= 0) {
+        hssize_t count = H5Sget_simple_extent_npoints(sp);
+        if (count >= 1 && count <= max) st = H5Aread(a, H5T_NATIVE_INT, v), *n = (int)count;
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+// `activations` (one per layer), or `activation` for every layer in files without it.
+static pcn_status read_activations(hid_t f, const char *path, pcn_ckpt_info *info) {
+    const int L = info->n_dims - 1;
+    char one[32] = "";
+    if (pcn_h5_attr_read_str(f, "activation", one, sizeof one) < 0)
+        return pcn_set_error(PCN_EDATA, "%s: checkpoint has no activation%s", path, h5_cause());
+    if (H5Aexists(f, "activations") <= 0) { // files written before per-layer activations
+        if (pcn_activation_from_name(one, &info->activation) != PCN_OK)
+            return pcn_set_error(PCN_EDATA, "%s: checkpoint has activation '%s'", path, one);
+        for (int l = 0; l < L; l++) info->activations[l] = info->activation;
+        return PCN_OK;
+    }
+    hid_t a = H5Aopen(f, "activations", H5P_DEFAULT), t = -1, sp = -1, mt = -1;
+    char (*names)[PCN_CKPT_ACT_LEN] = calloc((size_t)L, sizeof *names);
+    herr_t st = -1;
+    if (a >= 0 && (t = H5Aget_type(a)) >= 0 && H5Tget_class(t) == H5T_STRING &&
+        H5Tis_variable_str(t) == 0 && H5Tget_size(t) == PCN_CKPT_ACT_LEN &&
+        (sp = H5Aget_space(a)) >= 0 && H5Sget_simple_extent_npoints(sp) == L && names &&
+        (mt = H5Tcopy(H5T_C_S1)) >= 0 && H5Tset_size(mt, PCN_CKPT_ACT_LEN) >= 0)
+        st = H5Aread(a, mt, names);
+    pcn_status ps = st < 0 ? pcn_set_error(PCN_EDATA, "%s: attribute activations is not %d "
+                                           "strings of %d bytes%s", path, L, PCN_CKPT_ACT_LEN,
+                                           h5_cause()) : PCN_OK;
+    for (int l = 0; ps == PCN_OK && l < L; l++) {
+        names[l][PCN_CKPT_ACT_LEN - 1] = '\0';
+        if (pcn_activation_from_name(names[l], &info->activations[l]) != PCN_OK)
+            ps = pcn_set_error(PCN_EDATA, "%s: layer %d has activation '%s'", path, l, names[l]);
+        else if (strcmp(one, "mixed") != 0 && strcmp(one, names[l]) != 0)
+            ps = pcn_set_error(PCN_EDATA, "%s: activation is '%s' but layer %d's is '%s'",
+                               path, one, l, names[l]);
+    }
+    info->activation = info->activations[0];
+    free(names);
+    if (mt >= 0) H5Tclose(mt);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return ps;
+}
+
 static pcn_status read_header(hid_t f, const char *path, pcn_ckpt_info *info) {
-    char fmt[64] = "", act[32] = "", mode[32] = "";
-    int version = 0;
+    char fmt[64] = "", mode[32] = "";
+    int version = 0, one = 1;
     unsigned long long seed = 0;
-    if (pcn_h5_attr_read_str(f, "pcn_format", fmt, sizeof fmt) < 0 || strcmp(fmt, "pcn-checkpoint"))
+    htri_t has = H5Aexists(f, "pcn_format"); // < 0: the root object does not read
+    if (has < 0)
+        return pcn_set_error(PCN_EDATA, "%s: cannot read the checkpoint's root object (the file "
+                             "is damaged)%s", path, h5_cause());
+    if (!has || pcn_h5_attr_read_str(f, "pcn_format", fmt, sizeof fmt) < 0 ||
+        strcmp(fmt, "pcn-checkpoint"))
         return pcn_set_error(PCN_EDATA, "%s is not a pcn_dist checkpoint (no pcn_format = "
-                             "\"pcn-checkpoint\" attribute)", path);
+                             "\"pcn-checkpoint\" attribute%s)", path, h5_cause());
     if (pcn_h5_attr_read(f, "format_version", H5T_NATIVE_INT, 1, &version) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint has no format_version", path);
+        return pcn_set_error(PCN_EDATA, "%s: checkpoint has no format_version%s", path,
+                             h5_cause());
     if (version != PCN_CKPT_FORMAT_VERSION)
         return pcn_set_error(PCN_EDATA, "%s: checkpoint format version %d, this pcn_dist reads "
                              "version %d; HINT: resume it with the pcn_dist that wrote it, or "
                              "start a new run", path, version, PCN_CKPT_FORMAT_VERSION);
-    hid_t a = H5Aopen(f, "dims", H5P_DEFAULT);
-    if (a < 0) return pcn_set_error(PCN_EDATA, "%s: checkpoint has no dims", path);
-    hid_t sp = H5Aget_space(a);
-    hssize_t nd = H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
-    H5Aclose(a);
-    if (nd < 2 || nd > 65) return pcn_set_error(PCN_EDATA, "%s: bad dims attribute", path);
-    info->n_dims = (int)nd;
-    if (pcn_h5_attr_read(f, "dims", H5T_NATIVE_INT, info->n_dims, info->dims) < 0 ||
-        pcn_h5_attr_read(f, "output_dim", H5T_NATIVE_INT, 1, &info->output_dim) < 0 ||
-        pcn_h5_attr_read(f, "ranks", H5T_NATIVE_INT, 1, &info->ranks) < 0 ||
+    if (read_ints(f, "dims", 65, info->dims, &info->n_dims) < 0 || info->n_dims < 2 ||
+        read_ints(f, "output_dim", 1, &info->output_dim, &one) < 0)
+        return pcn_set_error(PCN_EDATA, "%s: checkpoint has no dims (2 to 65 integers) or no "
+                             "output_dim%s", path, h5_cause());
+    for (int l = 0; l <= info->n_dims; l++) {
+        int d = l < info->n_dims ? info->dims[l] : info->output_dim;
+        if (d < 1)
+            return pcn_set_error(PCN_EDATA, "%s: checkpoint has a %s of %d", path,
+                                 l < info->n_dims ? "layer width" : "output_dim", d);
+    }
+    if (pcn_h5_attr_read(f, "ranks", H5T_NATIVE_INT, 1, &info->ranks) < 0 ||
         pcn_h5_attr_read(f, "seed", H5T_NATIVE_ULLONG, 1, &seed) < 0 ||
-        pcn_h5_attr_read_str(f, "activation", act, sizeof act) < 0 ||
         pcn_h5_attr_read_str(f, "mode", mode, sizeof mode) < 0 ||
         pcn_h5_attr_read_str(f, "library_version", info->library_version,
                              sizeof info->library_version) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint header is incomplete", path);
+        return pcn_set_error(PCN_EDATA, "%s: checkpoint header is incomplete%s", path,
+                             h5_cause());
     info->seed = seed;
-    if (pcn_activation_from_name(act, &info->activation) != PCN_OK ||
-        pcn_task_from_name(mode, &info->mode) != PCN_OK)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint has activation '%s', mode '%s'", path,
-                             act, mode);
-    return PCN_OK;
+    if (pcn_task_from_name(mode, &info->mode) != PCN_OK)
+        return pcn_set_error(PCN_EDATA, "%s: checkpoint has mode '%s'", path, mode);
+    return read_activations(f, path, info);
 }
 
 static pcn_status read_config(hid_t f, const char *path, pcn_ckpt_info *info) {
     hid_t a = H5Aopen(f, "config", H5P_DEFAULT);
-    if (a < 0) return pcn_set_error(PCN_EDATA, "%s: checkpoint has no config", path);
+    if (a < 0) return pcn_set_error(PCN_EDATA, "%s: checkpoint has no config%s", path, h5_cause());
     hid_t t = H5Aget_type(a);
-    size_t n = H5Tis_variable_str(t) > 0 ? 1 << 20 : H5Tget_size(t) + 1;
-    H5Tclose(t);
+    size_t n = t < 0 ? 0 : H5Tis_variable_str(t) > 0 ? 1 << 20 : H5Tget_size(t) + 1;
+    if (t >= 0) H5Tclose(t);
     H5Aclose(a);
-    info->config = calloc(n, 1);
+    info->config = n > 1 && n <= (16u << 20) ? calloc(n, 1) : NULL;
     if (!info->config || pcn_h5_attr_read_str(f, "config", info->config, n) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: cannot read the checkpoint's config", path);
+        return pcn_set_error(PCN_EDATA, "%s: cannot read the checkpoint's config%s", path,
+                             h5_cause());
     return PCN_OK;
 }
 
-static herr_t read_dataset(hid_t loc, const char *name, hid_t type, hsize_t want, void *out) {
-    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (d < 0) return -1;
-    hid_t sp = H5Dget_space(d);
-    herr_t st = (hsize_t)H5Sget_simple_extent_npoints(sp) == want
-                    ? H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
-    H5Sclose(sp);
-    H5Dclose(d);
-    return st;
+// ----------------------------------------------------------------------------------------
+// Reading (rank 0): datasets
+// ----------------------------------------------------------------------------------------
+
+static const char *class_name(H5T_class_t c) {
+    switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    default: return "non-numeric";
+    }
 }
 
-static pcn_status read_weights(hid_t f, const char *path, pcn_model *m) {
-    const int L = pcn_model_num_layers(m);
+// Opens /name and checks it is float, of rank nd and shape want; else an error naming the
+// dataset, the shape found and the shape wanted. Returns the dataset or -1.
+static hid_t open_checked(hid_t f, const char *path, const char *name, int nd,
+                          const hsize_t *want, const char *what) {
+    hsize_t have[H5S_MAX_RANK];
+    htri_t has = H5Lexists(f, name, H5P_DEFAULT);
+    hid_t d = has > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    if (d < 0)
+        return pcn_set_error(PCN_EDATA, "%s: /%s %s%s", path, name, has == 0 ? "is missing"
+                             : "does not read (the file is damaged)", h5_cause()), -1;
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+    H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    int r = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    bool same = r == nd && H5Sget_simple_extent_dims(sp, have, NULL) == nd;
+    for (int i = 0; same && i < nd; i++) same = have[i] == want[i];
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (cls == H5T_FLOAT && same) return d;
+    H5Dclose(d);
+    if (cls != H5T_FLOAT)
+        return pcn_set_error(PCN_EDATA, "%s: /%s holds %s values, %s must be float", path, name,
+                             class_name(cls), what), -1;
+    char hs[96] = "", ws[96] = "";
+    for (int i = 0; i < r && i < H5S_MAX_RANK; i++)
+        snprintf(hs + strlen(hs), sizeof hs - strlen(hs), i ? ", %llu" : "%llu",
+                 (unsigned long long)have[i]);
+    for (int i = 0; i < nd; i++)
+        snprintf(ws + strlen(ws), sizeof ws - strlen(ws), i ? ", %llu" : "%llu",
+                 (unsigned long long)want[i]);
+    return pcn_set_error(PCN_EDATA, "%s: /%s has shape [%s], %s must be [%s]", path, name, hs,
+                         what, ws), -1;
+}
+
+// Reads an open dataset whole (n values of elem bytes) and checks its `checksum` attribute
+// where it has one. Closes d.
+static pcn_status read_checked(hid_t d, const char *path, const char *name, hid_t mtype,
+                               size_t n, size_t elem, void *out) {
+    uint32_t want = 0, got;
+    hid_t t = H5Dget_type(d);
+    bool sum = little_endian() && t >= 0 && H5Tget_size(t) == elem &&
+               H5Tget_order(t) == H5T_ORDER_LE && H5Aexists(d, "checksum") > 0;
+    if (t >= 0) H5Tclose(t);
+    herr_t st = n ? H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : 0;
+    if (st >= 0 && sum) st = pcn_h5_attr_read(d, "checksum", H5T_NATIVE_UINT32, 1, &want);
+    H5Dclose(d);
+    if (st < 0) return pcn_set_error(PCN_EDATA, "%s: cannot read /%s%s", path, name, h5_cause());
+    if (sum && (got = lookup3(out, n * elem, 0)) != want)
+        return pcn_set_error(PCN_EDATA, "%s: /%s fails its checksum (stored %08x, data %08x): "
+                             "the file is damaged", path, name, (unsigned)want, (unsigned)got);
+    return PCN_OK;
+}
+
+// Layer l's weights (l = L: the readout): its dataset name and shape (out, in).
+static void weight_shape(const pcn_ckpt_info *info, int l, char *name, size_t size,
+                         hsize_t dims[2]) {
+    const int L = info->n_dims - 1;
+    if (l < L) snprintf(name, size, "weights/W%d", l);
+    else snprintf(name, size, "weights/Wout");
+    dims[0] = (hsize_t)(l < L ? info->dims[l] : info->output_dim);
+    dims[1] = (hsize_t)(l < L ? info->dims[l + 1] : info->dims[L]);
+}
+
+// Every weight dataset present, float, of the header's shape: before any allocation.
+static pcn_status check_weights(hid_t f, const char *path, const pcn_ckpt_info *info) {
+    for (int l = 0; l < info->n_dims; l++) {
+        char name[40];
+        hsize_t dims[2];
+        weight_shape(info, l, name, sizeof name, dims);
+        hid_t d = open_checked(f, path, name, 2, dims, l < info->n_dims - 1
+                               ? "a layer's weights (out x in)" : "the readout (K x d_L)");
+        if (d < 0) return PCN_EDATA;
+        H5Dclose(d);
+    }
+    return PCN_OK;
+}
+
+static pcn_status read_weights(hid_t f, const char *path, const pcn_ckpt_info *info,
+                               pcn_model *m) {
+    const int L = info->n_dims - 1;
     for (int l = 0; l <= L; l++) {
         char name[40];
+        hsize_t dims[2];
+        weight_shape(info, l, name, sizeof name, dims);
         float *w = l < L ? pcn_model_layer(m, l).weight : pcn_model_readout(m);
-        hsize_t n = l < L ? (hsize_t)pcn_model_dim(m, l) * pcn_model_dim(m, l + 1)
-                          : (hsize_t)pcn_model_output_dim(m) * pcn_model_dim(m, L);
-        if (l < L) snprintf(name, sizeof name, "weights/W%d", l);
-        else snprintf(name, sizeof name, "weights/Wout");
-        if (read_dataset(f, name, H5T_NATIVE_FLOAT, n, w) < 0)
-            return pcn_set_error(PCN_EDATA, "%s: /%s missing or not of %llu values", path, name,
-                                 (unsigned long long)n);
+        hid_t d = open_checked(f, path, name, 2, dims, "the weights");
+        pcn_status st = d < 0 ? PCN_EDATA
+                              : read_checked(d, path, name, H5T_NATIVE_FLOAT,
+                                             (size_t)(dims[0] * dims[1]), sizeof(float), w);
+        if (st != PCN_OK) return st;
+        for (hsize_t i = 0; i < dims[0] * dims[1]; i++)
+            if (!isfinite(w[i]))
+                return pcn_set_error(PCN_EDATA, "%s: /%s holds a non-finite weight (%s) at "
+                                     "[%llu, %llu]", path, name, isnan(w[i]) ? "nan"
+                                     : w[i] > 0 ? "inf" : "-inf",
+                                     (unsigned long long)(i / dims[1]),
+                                     (unsigned long long)(i % dims[1]));
     }
     return PCN_OK;
 }
 
 static pcn_status read_state(hid_t f, const char *path, pcn_ckpt_info *info, pcn_history *h) {
-    hid_t s = H5Gopen2(f, "state", H5P_DEFAULT);
+    hid_t s = H5Lexists(f, "state", H5P_DEFAULT) > 0 ? H5Gopen2(f, "state", H5P_DEFAULT) : -1;
     pcn_train_position *p = &info->pos;
     if (s < 0 || pcn_h5_attr_read(s, "epoch", H5T_NATIVE_INT, 1, &p->epoch) < 0 ||
         pcn_h5_attr_read(s, "batch", H5T_NATIVE_INT, 1, &p->batch) < 0 ||
@@ -296,25 +628,50 @@ static pcn_status read_state(hid_t f, const char *path, pcn_ckpt_info *info, pcn
         pcn_h5_attr_read(s, "plateau_patience", H5T_NATIVE_INT, 1, &p->plateau_patience) < 0 ||
         pcn_h5_attr_read(s, "epoch_sums", H5T_NATIVE_DOUBLE, 4, p->epoch_sums) < 0) {
         if (s >= 0) H5Gclose(s);
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint /state is missing or incomplete", path);
+        return pcn_set_error(PCN_EDATA, "%s: checkpoint /state is missing or incomplete%s",
+                             path, h5_cause());
     }
     H5Gclose(s);
     for (int k = 0; h && k < PCN_HIST_COUNT; k++) {
         char name[64];
         snprintf(name, sizeof name, "history/%s", pcn_history_series_name((pcn_history_series)k));
-        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-        if (d < 0) return pcn_set_error(PCN_EDATA, "%s: /%s missing", path, name);
-        hid_t sp = H5Dget_space(d);
-        hssize_t n = H5Sget_simple_extent_npoints(sp);
-        double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
-        herr_t st = n > 0 ? H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) : 0;
-        for (hssize_t i = 0; st >= 0 && i < n; i++) pcn_history_append(h, (pcn_history_series)k, v[i]);
-        free(v);
-        H5Sclose(sp);
+        hid_t d = H5Lexists(f, "history", H5P_DEFAULT) > 0 && H5Lexists(f, name, H5P_DEFAULT) > 0
+                      ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+        hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+        hssize_t n = sp < 0 || H5Sget_simple_extent_ndims(sp) != 1
+                         ? -1 : H5Sget_simple_extent_npoints(sp);
+        if (sp >= 0) H5Sclose(sp);
+        if (n < 0) {
+            if (d >= 0) H5Dclose(d);
+            return pcn_set_error(PCN_EDATA, "%s: /%s missing or not a vector%s", path, name,
+                                 h5_cause());
+        }
+        hsize_t len = (hsize_t)n;
         H5Dclose(d);
-        if (st < 0) return pcn_set_error(PCN_EDATA, "%s: cannot read /%s", path, name);
+        d = open_checked(f, path, name, 1, &len, "a history series");
+        double *v = d < 0 ? NULL : malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+        pcn_status st = !v ? (d < 0 ? PCN_EDATA : pcn_set_error(PCN_ENOMEM, "%s: no memory "
+                                                               "for /%s", path, name))
+                           : read_checked(d, path, name, H5T_NATIVE_DOUBLE, (size_t)n,
+                                          sizeof(double), v);
+        if (!v && d >= 0) H5Dclose(d);
+        for (hssize_t i = 0; st == PCN_OK && i < n; i++)
+            pcn_history_append(h, (pcn_history_series)k, v[i]);
+        free(v);
+        if (st != PCN_OK) return st;
     }
     return PCN_OK;
+}
+
+// The model a checkpoint's header describes (weights Xavier-initialised until read).
+static pcn_model *model_from_info(const pcn_ckpt_info *info) {
+    const int L = info->n_dims - 1;
+    pcn_layer_spec layers[64];
+    for (int l = 0; l < L; l++)
+        layers[l] = (pcn_layer_spec){.out_features = info->dims[l],
+                                     .in_features = info->dims[l + 1],
+                                     .activation = info->activations[l], .weight = NULL};
+    return pcn_model_init_layers(layers, L, info->output_dim, info->mode, 0);
 }
 
 // Rank 0's part: open, check, read everything.
@@ -322,22 +679,29 @@ static pcn_status read_all(const char *path, pcn_ckpt_info *info, pcn_history *h
                            pcn_model **out) {
     if (access(path, R_OK) != 0) return pcn_set_error(PCN_EIO, "%s: no such file", path);
     if (pcn_h5_is_hdf5(path) <= 0)
-        return pcn_set_error(PCN_EDATA, "%s: not an HDF5 file (or truncated)", path);
+        return pcn_set_error(PCN_EDATA, "%s: not an HDF5 file (or truncated)%s", path,
+                             h5_cause());
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return pcn_set_error(PCN_EDATA, "%s: cannot open (truncated or corrupt?)", path);
+    if (f < 0)
+        return pcn_set_error(PCN_EDATA, "%s: cannot open (truncated or corrupt?)%s", path,
+                             h5_cause());
     pcn_status st = read_header(f, path, info);
     if (st == PCN_OK) st = read_config(f, path, info);
+    if (st == PCN_OK) st = check_weights(f, path, info);
     if (st == PCN_OK) {
-        pcn_model_params mp = pcn_model_default_params();
-        mp.dims = info->dims, mp.n_dims = info->n_dims, mp.output_dim = info->output_dim;
-        mp.activation = info->activation, mp.mode = info->mode;
-        *out = pcn_model_init(&mp);
-        st = *out ? read_weights(f, path, *out) : PCN_ENOMEM;
+        *out = model_from_info(info);
+        st = *out ? read_weights(f, path, info, *out) : PCN_ENOMEM;
     }
     if (st == PCN_OK) st = read_state(f, path, info, h);
-    H5Fclose(f);
+    if (H5Fclose(f) < 0 && st == PCN_OK)
+        st = pcn_set_error(PCN_EDATA, "%s: closing the checkpoint failed%s", path, h5_cause());
+    H5Eclear2(H5E_DEFAULT);
     return st;
 }
+
+// ----------------------------------------------------------------------------------------
+// Broadcasting
+// ----------------------------------------------------------------------------------------
 
 static void bcast_history(pcn_comm *c, pcn_history *h) {
     MPI_Comm comm = pcn_dist_mpi(c);
@@ -375,13 +739,8 @@ pcn_model *pcn_io_ckpt_read(pcn_comm *c, const char *path, pcn_ckpt_info *info,
     PCN_MPI_CHECK(MPI_Bcast(&clen, 1, MPI_INT, 0, comm));
     info->config = rank == 0 ? config : calloc((size_t)clen, 1);
     PCN_MPI_CHECK(MPI_Bcast(info->config, clen, MPI_CHAR, 0, comm));
-    if (rank != 0) {
-        pcn_model_params mp = pcn_model_default_params();
-        mp.dims = info->dims, mp.n_dims = info->n_dims, mp.output_dim = info->output_dim;
-        mp.activation = info->activation, mp.mode = info->mode;
-        m = pcn_model_init(&mp);
-        if (!m) pcn_fatal("out of memory re-creating the checkpoint's model");
-    }
+    if (rank != 0 && !(m = model_from_info(info)))
+        pcn_fatal("out of memory re-creating the checkpoint's model");
     PCN_MPI_CHECK(MPI_Bcast(pcn_model_weights(m), (int)pcn_model_num_weights(m), MPI_FLOAT, 0, comm));
     if (h) bcast_history(c, h);
     return m;

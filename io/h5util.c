@@ -1,11 +1,15 @@
 /*
- * h5util.c — see h5util.h.
+ * h5util.c — see h5util.h. The readers check what a damaged file may claim (counts, string
+ * sizes) before they allocate or read, and fail rather than trust it.
  */
 #include "h5util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+// The longest fixed-length string attribute read (a checkpoint's config is a few KiB).
+#define STR_MAX ((size_t)16 << 20)
 
 static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 
@@ -63,9 +67,9 @@ herr_t pcn_h5_attr_read(hid_t obj, const char *name, hid_t type, int n, void *v)
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return -1;
     hid_t sp = H5Aget_space(a);
-    hssize_t count = H5Sget_simple_extent_npoints(sp);
+    hssize_t count = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
     herr_t st = count == n ? H5Aread(a, type, v) : -1;
-    H5Sclose(sp);
+    if (sp >= 0) H5Sclose(sp);
     H5Aclose(a);
     return st;
 }
@@ -73,10 +77,10 @@ herr_t pcn_h5_attr_read(hid_t obj, const char *name, hid_t type, int n, void *v)
 herr_t pcn_h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t size) {
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return -1;
-    hid_t ft = H5Aget_type(a);
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
     herr_t st = -1;
-    if (H5Tget_class(ft) == H5T_STRING) {
-        if (H5Tis_variable_str(ft) > 0) {
+    if (ft >= 0 && sp >= 0 && H5Tget_class(ft) == H5T_STRING) {
+        if (H5Tis_variable_str(ft) > 0 && H5Sget_simple_extent_npoints(sp) == 1) {
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, H5T_VARIABLE);
             char *s = NULL;
@@ -84,18 +88,19 @@ herr_t pcn_h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t size)
             if (st >= 0) snprintf(buf, size, "%s", s ? s : "");
             if (s) H5free_memory(s);
             H5Tclose(mt);
-        } else {
+        } else { // a damaged file may claim any size: refuse absurd ones, not crash on them
             size_t n = H5Tget_size(ft);
-            char *tmp = calloc(n + 1, 1);
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, n);
-            st = H5Aread(a, mt, tmp);
+            char *tmp = n > 0 && n <= STR_MAX ? calloc(n + 1, 1) : NULL;
+            hid_t mt = tmp ? H5Tcopy(H5T_C_S1) : -1;
+            if (mt >= 0 && H5Tset_size(mt, n) >= 0 && H5Sget_simple_extent_npoints(sp) == 1)
+                st = H5Aread(a, mt, tmp);
             if (st >= 0) snprintf(buf, size, "%s", tmp);
-            H5Tclose(mt);
+            if (mt >= 0) H5Tclose(mt);
             free(tmp);
         }
     }
-    H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
     H5Aclose(a);
     return st;
 }

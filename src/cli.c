@@ -81,7 +81,8 @@ static const option options[] = {
     OPT("json", K_FLAG, json, false, "test: print one JSON object"),
     OPT("progress", K_INT, progress, false, "progress display on rank 0, 0 or 1 (1)"),
     OPT("stop-after-batches", K_INT, stop_after_batches, false, NULL),
-    OPT("inject-fault", K_STR, inject_fault, false, NULL),
+    OPT("inject-fault", K_STR, inject_fault, false,
+        "testing: make checkpoint writes fail: ckpt-write (every rank), ckpt-write@R (rank R)"),
     OPT("help", K_FLAG, help, false, "this text"),
     OPT("version", K_FLAG, version, false, "print the version"),
 };

@@ -616,13 +616,20 @@ static int cmd_train(app *a) {
     if (st == PCN_OK) st = check_device(c);
     if (st == PCN_OK) st = to_params(c, &p, steps, 256);
     if (st == PCN_OK) st = check_outputs(c, true);
-    if (st == PCN_OK && c->inject_fault[0] && strcmp(c->inject_fault, "ckpt-write"))
-        st = pcn_set_error(PCN_EINVAL, "--inject-fault: only ckpt-write exists");
+    // --inject-fault ckpt-write (every rank) or ckpt-write@R (rank R only)
+    int fault = PCN_CKPT_FAULT_OFF, fault_end = 0, size = pcn_dist_size(a->comm);
+    if (st == PCN_OK && !strcmp(c->inject_fault, "ckpt-write")) fault = PCN_CKPT_FAULT_ALL;
+    else if (st == PCN_OK && c->inject_fault[0] &&
+             (sscanf(c->inject_fault, "ckpt-write@%d%n", &fault, &fault_end) != 1 ||
+              c->inject_fault[fault_end] || fault < 0 || fault >= size))
+        st = pcn_set_error(PCN_EINVAL, "--inject-fault %s: want ckpt-write (every rank) or "
+                           "ckpt-write@R (rank R, 0 to %d of %d ranks)", c->inject_fault,
+                           size - 1, size);
     if (pcn_dist_agree(a->comm, st) != PCN_OK) {
         rc = fail(a, EXIT_USAGE, NULL);
         goto done;
     }
-    pcn_io_ckpt_inject_fault(c->inject_fault[0] != 0);
+    pcn_io_ckpt_inject_fault(fault);
     // A new model from the settings (a resumed one was checked against them): usage errors.
     if (!resume && new_model(a, &m) != PCN_OK) {
         rc = fail(a, EXIT_USAGE, NULL);

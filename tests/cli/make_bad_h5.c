@@ -13,8 +13,18 @@
  *   x-nan          /train/x replaced by float32 [N, D] (x * scale, no scale attribute) with
  *                  a NaN at row 3 (or the last row), feature 2 (or the last)
  *   label-int64    /train/y replaced by int64 [N], row 5 (or the last row) set to 2^33 + 1
- * Checkpoint variant (FILE is a pcn_dist checkpoint):
+ * Checkpoint variants (FILE is a pcn_dist checkpoint; a replaced dataset has no checksum
+ * attribute, like a file written by another tool):
  *   version=V      the root attribute format_version rewritten to V
+ *   w0-transpose   /weights/W0 replaced by its transpose (float32 [in, out])
+ *   w0-int32       /weights/W0 replaced by int32 of the same shape (values truncated)
+ *   w1-nan         /weights/W1 replaced by the same values with a NaN at [2, 3] (or the
+ *                  last row / column)
+ *   wout-inf       /weights/Wout replaced by the same values with +Inf at [1, 0]
+ *   act=A,B,...    the attribute activations rewritten to these names (one per layer) and
+ *                  activation to their common name, or "mixed"
+ *   legacy         the attribute activations and every dataset's checksum removed (the
+ *                  layout of version 1 files written before they existed)
  *
  * Only what the variant names changes; the rest of the file stays valid. Serial: needs no
  * MPI_Init (the file is opened with the default driver). Exit 0 on success, 1 with a line
@@ -87,8 +97,101 @@ static int write_int_attr(hid_t loc, const char *name, int v) {
     return st < 0 ? -1 : 0;
 }
 
-static int variant(hid_t f, const char *v) {
+// ---- checkpoint variants ----------------------------------------------------------------
+
+// Reads a float32 2-D dataset (malloc'd into *w).
+static int read_f32(hid_t f, const char *name, hsize_t dims[2], float **w) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t sp = H5Dget_space(d);
+    int ok = H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2;
+    H5Sclose(sp);
+    *w = ok ? malloc(dims[0] * dims[1] * sizeof **w + 1) : NULL;
+    if (*w && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *w) < 0) ok = 0;
+    H5Dclose(d);
+    return ok && *w ? 0 : -1;
+}
+
+static int write_str_attr(hid_t loc, const char *name, int n, size_t len, const char *v) {
+    if (H5Aexists(loc, name) > 0 && H5Adelete(loc, name) < 0) return -1;
+    hsize_t dim = (hsize_t)n;
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, len);
+    hid_t sp = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = a < 0 ? -1 : H5Awrite(a, t, v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return st < 0 ? -1 : 0;
+}
+
+// act=A,B,...: names of 16 bytes each (the checkpoint's PCN_CKPT_ACT_LEN).
+static int set_activations(hid_t f, const char *list) {
+    char names[64][16] = {{0}}, common[16] = "";
+    int n = 0;
+    for (const char *p = list; *p && n < 64; n++) {
+        size_t len = strcspn(p, ",");
+        snprintf(names[n], sizeof names[n], "%.*s", (int)len, p);
+        if (n == 0) snprintf(common, sizeof common, "%s", names[0]);
+        else if (strcmp(common, names[n]) != 0) snprintf(common, sizeof common, "mixed");
+        p += len + (p[len] == ',');
+    }
+    if (write_str_attr(f, "activations", n, 16, names[0]) < 0) return -1;
+    return write_str_attr(f, "activation", -1, strlen(common) + 1, common);
+}
+
+static herr_t drop_checksum(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)info, (void)data;
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0) return -1;
+    if (oi.type != H5O_TYPE_DATASET) return 0;
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    herr_t st = d >= 0 && (H5Aexists(d, "checksum") <= 0 || H5Adelete(d, "checksum") >= 0) ? 0 : -1;
+    if (d >= 0) H5Dclose(d);
+    return st;
+}
+
+// 0 done, -1 failed, 1 not a checkpoint variant.
+static int ckpt_variant(hid_t f, const char *v) {
     if (strncmp(v, "version=", 8) == 0) return write_int_attr(f, "format_version", atoi(v + 8));
+    if (strncmp(v, "act=", 4) == 0) return set_activations(f, v + 4);
+    if (strcmp(v, "legacy") == 0) {
+        if (H5Aexists(f, "activations") > 0 && H5Adelete(f, "activations") < 0) return -1;
+        return H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, drop_checksum, NULL) < 0 ? -1 : 0;
+    }
+    const char *name = !strcmp(v, "w0-transpose") || !strcmp(v, "w0-int32") ? "/weights/W0"
+                       : !strcmp(v, "w1-nan") ? "/weights/W1"
+                       : !strcmp(v, "wout-inf") ? "/weights/Wout" : NULL;
+    if (!name) return 1;
+    hsize_t dims[2];
+    float *w = NULL;
+    int rc = -1;
+    if (read_f32(f, name, dims, &w) < 0) return free(w), -1;
+    const hsize_t R = dims[0], C = dims[1];
+    if (strcmp(v, "w0-transpose") == 0) {
+        float *t = malloc(R * C * sizeof *t + 1);
+        for (hsize_t i = 0; t && i < R * C; i++) t[(i % C) * R + i / C] = w[i];
+        hsize_t td[2] = {C, R};
+        rc = t ? replace(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, td, t, -1) : -1;
+        free(t);
+    } else if (strcmp(v, "w0-int32") == 0) {
+        int32_t *t = malloc(R * C * sizeof *t + 1);
+        for (hsize_t i = 0; t && i < R * C; i++) t[i] = (int32_t)w[i];
+        rc = t ? replace(f, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dims, t, -1) : -1;
+        free(t);
+    } else {
+        if (v[1] == '1') w[(R > 2 ? 2 : R - 1) * C + (C > 3 ? 3 : C - 1)] = NAN;
+        else w[(R > 1 ? 1 : 0) * C] = INFINITY;
+        rc = replace(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, w, -1);
+    }
+    free(w);
+    return rc;
+}
+
+static int variant(hid_t f, const char *v) {
+    int ck = ckpt_variant(f, v);
+    if (ck != 1) return ck;
     if (strcmp(v, "drop-train-x") == 0) return H5Ldelete(f, "/train/x", H5P_DEFAULT) < 0 ? -1 : 0;
     hsize_t dims[2];
     uint8_t *x = NULL;
