@@ -216,11 +216,44 @@ fail:
     return PCN_EIO;
 }
 
-// Whether the image opens as an HDF5 file and reads back its format attribute.
+// File image callbacks that lend HDF5 the caller's buffer instead of copying it (a
+// read-only open never writes to it): every "allocation" is that buffer, copies onto itself
+// are nothing, and nothing is freed.
+typedef struct {
+    const void *buf;
+    size_t size;
+} lent_image;
+
+static void *lend_malloc(size_t size, H5FD_file_image_op_t op, void *u) {
+    const lent_image *l = u;
+    (void)op;
+    return size == l->size ? (void *)l->buf : NULL;
+}
+static void *lend_memcpy(void *dst, const void *src, size_t size, H5FD_file_image_op_t op,
+                         void *u) {
+    (void)op, (void)u;
+    return dst == src ? dst : memcpy(dst, src, size);
+}
+static herr_t lend_free(void *ptr, H5FD_file_image_op_t op, void *u) {
+    (void)ptr, (void)op, (void)u;
+    return 0;
+}
+static void *lend_udata_copy(void *u) { return u; }
+static herr_t lend_udata_free(void *u) {
+    (void)u;
+    return 0;
+}
+
+// Whether the image opens as an HDF5 file and reads back its format attribute (without a
+// copy of the image: it may be as large as the model).
 static bool image_opens(const void *img, size_t n) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
     char fmt[32] = "";
+    lent_image lent = {img, n};
+    H5FD_file_image_callbacks_t cb = {lend_malloc, lend_memcpy, NULL, lend_free,
+                                      lend_udata_copy, lend_udata_free, &lent};
     if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 &&
+        H5Pset_file_image_callbacks(fapl, &cb) >= 0 &&
         H5Pset_file_image(fapl, (void *)img, n) >= 0)
         f = H5Fopen("pcn-checkpoint-image-check", H5F_ACC_RDONLY, fapl);
     bool ok = f >= 0 && pcn_h5_attr_read_str(f, "pcn_format", fmt, sizeof fmt) >= 0 &&
@@ -259,8 +292,8 @@ static pcn_status build_image(const char *path, const pcn_model *m, const pcn_tr
     if (!image_opens(*img, *n)) {
         free(*img), *img = NULL;
         return pcn_set_error(PCN_EIO, "%s: the checkpoint built in memory does not open again "
-                             "(HDF5 %u.%u: file image not supported?)", path, H5_VERS_MAJOR,
-                             H5_VERS_MINOR);
+                             "with HDF5 %u.%u.%u; nothing was written", path, H5_VERS_MAJOR,
+                             H5_VERS_MINOR, H5_VERS_RELEASE);
     }
     return PCN_OK;
 fail:
