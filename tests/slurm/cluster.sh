@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # A real one-node Slurm cluster on localhost for the tests: munged, slurmctld and slurmd
-# with every file (key, sockets, state, spool, logs, slurm.conf) under one folder and
-# ports of their own, so it touches nothing of the machine's and can run beside another.
+# with their files (key, state, logs, slurm.conf) under one folder and ports of their own,
+# so it touches nothing of the machine's and can run beside another. What holds unix
+# sockets (munged's socket, slurmd's spool: slurmstepd's and PMIx's sockets) and the pid
+# files live in a short private folder, mktemp -d /tmp/pcn-XXXXXX, named in DIR/run: a
+# socket's path may not exceed 108 bytes, and DIR lies under the build folder, whose path
+# may be long. stop removes it.
 #   cluster.sh start DIR   # prints "export SLURM_CONF=DIR/slurm.conf" once the node is idle
-#   cluster.sh stop DIR    # ends the three daemons (also after a failure)
+#   cluster.sh stop DIR    # ends the three daemons (also after a failure), removes DIR/run's folder
 # With FAKE_GPUS=N the node also declares N GPUs (GRES gpu) whose device files
 # DIR/dev/gpuI are links to /dev/null: Slurm schedules, counts and binds them (it sets
 # CUDA_VISIBLE_DEVICES) as it does real ones, but nothing can compute on them.
@@ -12,30 +16,37 @@ set -u
 cmd=$1 dir=$(mkdir -p "$2" && cd "$2" && pwd)
 
 stop() {
+  local run
+  run=$(cat "$dir/run" 2>/dev/null) || return 0
+  case $run in /tmp/pcn-??????) ;; *) echo "cluster.sh: $dir/run names $run"; return 1 ;; esac
   for p in slurmd slurmctld munge/munged; do
-    [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null
+    [ -f "$run/$p.pid" ] && kill "$(cat "$run/$p.pid")" 2>/dev/null
   done
   for _ in $(seq 50); do
     alive=0
     for p in slurmd slurmctld munge/munged; do
-      [ -f "$dir/$p.pid" ] && kill -0 "$(cat "$dir/$p.pid")" 2>/dev/null && alive=1
+      [ -f "$run/$p.pid" ] && kill -0 "$(cat "$run/$p.pid")" 2>/dev/null && alive=1
     done
     [ $alive -eq 0 ] && break
     sleep 0.1
   done
   for p in slurmd slurmctld munge/munged; do
-    [ -f "$dir/$p.pid" ] && kill -9 "$(cat "$dir/$p.pid")" 2>/dev/null; rm -f "$dir/$p.pid"
+    [ -f "$run/$p.pid" ] && kill -9 "$(cat "$run/$p.pid")" 2>/dev/null
   done
-  return 0
+  rm -rf "$run" && rm -f "$dir/run"
 }
 
 start() {
-  mkdir -p "$dir/munge" "$dir/key" "$dir/state" "$dir/spool" "$dir/log"
-  chmod 755 "$dir" "$dir/munge" && chmod 700 "$dir/key"   # munged's rules for both
+  local run
+  stop || return 1   # a cluster left in DIR by a killed run
+  run=$(mktemp -d /tmp/pcn-XXXXXX) || { echo "mktemp failed"; return 1; }
+  echo "$run" > "$dir/run"
+  mkdir -p "$run/munge" "$run/spool" "$dir/key" "$dir/state" "$dir/log"
+  chmod 755 "$dir" "$dir/log" "$run" "$run/munge" && chmod 700 "$dir/key"   # munged's rules
   head -c 1024 /dev/urandom > "$dir/key/munge.key" && chmod 400 "$dir/key/munge.key"
-  munged --key-file="$dir/key/munge.key" --socket="$dir/munge/munge.sock" \
-         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
-         --seed-file="$dir/munge/seed" || { echo "munged did not start"; return 1; }
+  munged --key-file="$dir/key/munge.key" --socket="$run/munge/munge.sock" \
+         --pid-file="$run/munge/munged.pid" --log-file="$dir/log/munged.log" \
+         --seed-file="$dir/key/seed" || { echo "munged did not start"; stop; return 1; }
   local base=$(( 20000 + (RANDOM % 2000) * 2 )) gres="" gpus=${FAKE_GPUS:-0}
   if [ "$gpus" -gt 0 ]; then
     mkdir -p "$dir/dev" && for i in $(seq 0 $(( gpus - 1 ))); do ln -sf /dev/null "$dir/dev/gpu$i"; done
@@ -48,12 +59,12 @@ SlurmctldHost=localhost
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.sock
+AuthInfo=socket=$run/munge/munge.sock
 CredType=cred/munge
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
-SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdSpoolDir=$run/spool
+SlurmctldPidFile=$run/slurmctld.pid
+SlurmdPidFile=$run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
 SlurmctldPort=$base
