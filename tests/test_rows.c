@@ -53,11 +53,11 @@
  * OPENBLAS_CORETYPE=Haswell or Prescott (a different sgemm kernel, so different kinks
  * flipped). With tanh, f' is smooth and bounded (|f''| <= 0.77), inference is gradient
  * descent on the energy at lr_infer 0.05 and learning is gradient descent on the weights at
- * lr_learn 0.02 / B, both well inside their stable step sizes on this data (tu_blobs:
- * inputs in [0, 1.3], one-hot centres), so a rounding difference is damped by the next
- * steps and the differences only add up: measured on SkylakeX, Haswell and Prescott
- * kernels at 1..4 threads, the worst weight difference is below 7% of the tolerance
- * (about 5e-6 relative) and batch energies agree to 2e-7. Early stopping is the one
+ * lr_learn 0.02 / B, small steps on well-conditioned data (tu_blobs: inputs in [0, 1.3],
+ * one-hot centres), so a rounding difference is damped by the next steps and the
+ * differences only add up: measured with OpenBLAS's SkylakeX, Haswell and Prescott kernels
+ * (the 1, 2 and 3 threads of every case), the worst weight difference is below 7% of the
+ * tolerance (about 5e-6 relative) and batch energies agree to 2e-7. Early stopping is the one
  * discontinuity left: the test checks that every decision |E_t - E_t-1| < threshold of the
  * plain run is taken with a margin above 2 rtol max(|E_t|, |E_t-1|), so energies within
  * rtol of each other cannot decide differently (measured margin: 6.7% of the energy).
