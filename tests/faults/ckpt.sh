@@ -20,6 +20,9 @@
 #   tmp_names      under strace, a run writing 4 checkpoints creates 4 distinct temporary
 #                  files PATH.tmp.<host>.<pid>.<counter>, each with O_CREAT|O_EXCL, and renames
 #                  each over PATH (the names no other run or write can share)
+#   legacy_v1_file  a version 1 checkpoint written by the previous writer (no checksums, no
+#                  activations attribute; tests/faults/ckpt_v1.h5) loads, and a run resumed
+#                  from it writes the same weights in the new layout
 #   ckpt_transposed  W0 stored transposed, or as integers: refused, naming the dataset, the
 #                  shape found and the shape wanted (or the type)
 #   ckpt_nan       a NaN in W1, an Inf in Wout: refused, naming the dataset and the index
@@ -34,6 +37,7 @@
 # Usage: ckpt.sh CASE. Environment (set by CTest): those of harness.sh, and FAULT_SCRATCH.
 set -u
 case_name=${1:?usage: ckpt.sh CASE}
+here=$(cd "$(dirname "$0")" && pwd)
 SCRATCH=${FAULT_SCRATCH:?}/ckpt
 . "$(dirname "$0")/../cli/harness.sh"
 
@@ -70,7 +74,10 @@ big=(--data d.h5 --dims 16,512,512,4 "${small[@]}")
 little=(--data d.h5 --dims 16,8,4 "${small[@]}")
 
 # weights FILE: the datasets and state of a checkpoint as text (h5dump), to compare models.
-weights() { h5dump -g /weights "$1" 2> /dev/null | sed 1d; h5dump -g /state "$1" 2> /dev/null | sed 1d; }
+weights() {
+  h5dump -m %.9g -g /weights "$1" 2> /dev/null | sed 1d
+  h5dump -m %.17g -g /state "$1" 2> /dev/null | sed 1d
+}
 
 # ---- cases -----------------------------------------------------------------------------
 
@@ -139,6 +146,12 @@ concurrent_writers)
     elif cmp -s "$top/S.txt" "$top/A.txt" && [ "$ca" = "0 0" ]; then say "PASS trial $trial: run A's model"
     elif cmp -s "$top/S.txt" "$top/B.txt" && [ "$cb" = "0 0" ]; then say "PASS trial $trial: run B's model"
     else bad "trial $trial: S.h5 is neither run's model (exit [$ca] [$cb]; $(ls -l S.h5 2>&1))"; fi
+    for r in a b; do # a refused run (the lock): one message, the same status on every rank
+      c=$(rank_codes "$r$trial")
+      [ "$c" = "0 0" ] || { [ "${c% *}" = "${c#* }" ] && [ "${c% *}" != - ] &&
+        [ "$(grep -c '^pcn_dist:' "$log/$r$trial.err")" = 1 ]; } ||
+        bad "trial $trial: run $r failed untidily [$c]: $(head -c 300 "$log/$r$trial.err")"
+    done
     no_tmp "$work"
   done
   say "runs that both succeeded (wrote at the same time): $both of 10"
@@ -163,6 +176,22 @@ tmp_names)
     sed 's/^/       | /' <<< "$opens"
   fi
   no_tmp "$work"
+  ;;
+legacy_v1_file)
+  # tests/faults/ckpt_v1.h5: written by the writer before this one (MPI-IO, HDF5's earliest
+  # format: superblock 0, no checksums, no activations attribute), dims 16,8,4, on this d.h5
+  cp "$here/ckpt_v1.h5" V1.h5 || setup_fail "no fixture $here/ckpt_v1.h5"
+  [ "$(od -A n -t u1 -j 8 -N 1 V1.h5 | tr -d ' ')" = 0 ] || setup_fail "fixture not superblock 0"
+  runs=$((runs + 1))
+  if expect_ok test_v1 test --data d.h5 --checkpoint V1.h5 && grep -q '^test: accuracy' "$log/test_v1.out"
+  then say "PASS test_v1: $(cat "$log/test_v1.out")"; else bad "test_v1: V1.h5 does not load"; fi
+  # resumed at its end (epoch 1 of 1): the new-format file holds the very same weights
+  runs=$((runs + 1))
+  if expect_ok resume_v1 train --data d.h5 --resume V1.h5 --epochs 1 --progress 0 --checkpoint N.h5 &&
+     cmp -s <(h5dump -m %.9g -A 0 -g /weights V1.h5 | sed 1d) <(h5dump -m %.9g -A 0 -g /weights N.h5 | sed 1d) &&
+     h5dump -a /weights/W0/checksum N.h5 > /dev/null 2>&1
+  then say "PASS resume_v1: N.h5 (new format, with checksums) holds V1.h5's weights"
+  else bad "resume_v1: N.h5 missing, without checksums, or its weights differ from V1.h5's"; fi
   ;;
 ckpt_transposed)
   setup_ckpt
