@@ -335,6 +335,7 @@ static pcn_status write_temporary(const char *path, const uint8_t *img, size_t n
     for (size_t done = 0; done < n && !err;) {
         ssize_t w = write(fd, img + done, n - done);
         if (w < 0 && errno != EINTR) err = errno;
+        else if (w == 0) err = EIO; // no progress: never loop on it
         else if (w > 0) done += (size_t)w;
     }
     if (!err && fsync(fd) != 0) err = errno, what = "syncing";
