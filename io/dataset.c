@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "h5util.h"
@@ -58,9 +59,16 @@ typedef struct {
     hsize_t *runs;           // (2 * cap) start, length of each run of consecutive rows
 } stage;
 
+// An integer label the conversion to int32 could not hold (H5Pset_type_conv_cb).
+typedef struct {
+    bool hit;
+    char value[32];          // the file's value, printed
+} label_overflow;
+
 struct pcn_dataset {
     pcn_comm *c;
     char *path;              // as given to open, for messages
+    struct stat opened;      // the file as opened: stream mode stops if it changes
     char split[8];           // "train" or "test"
     pcn_io_mode mode;
     pcn_task task;
@@ -87,8 +95,9 @@ struct pcn_dataset {
     int64_t *pf_rows;        // (pf_cap) the rows asked for, in request order
     int pf_count, pf_cap, pf_staged;
     pcn_status pf_status;
-    hid_t pf_file, pf_dx, pf_dy;
+    hid_t pf_file, pf_dx, pf_dy, pf_dxpl;
     int64_t pf_hits;         // reads served by a prefetch
+    label_overflow overflow, pf_overflow; // the collective reads', the prefetch thread's
 };
 
 static const char *split_names[] = {"train", "test"};
@@ -330,6 +339,10 @@ static pcn_status precheck(pcn_dataset *ds, const char *split, pcn_io_mode mode)
         BAD(PCN_EIO, "cannot open: %s", strerror(errno));
     }
     if (S_ISDIR(sb.st_mode)) BAD(PCN_EIO, "is a directory, not a data set file");
+    if (!S_ISREG(sb.st_mode))
+        BAD(PCN_EIO, "is not a regular file (a FIFO, socket or device); a data set must be "
+                     "an HDF5 file on disk");
+    ds->opened = sb;
     if (access(ds->path, R_OK) != 0) BAD(PCN_EIO, "cannot read: %s", strerror(errno));
     if (pcn_dist_rank(ds->c) == 0) {
         htri_t h5;
@@ -345,6 +358,52 @@ done:
     return st;
 }
 
+// Labels are read as int32. HDF5 would clip a wider label (an int64 2^33 + 1 becomes
+// 2147483647) and the range check would then print the clipped value; this callback aborts
+// the read instead and keeps the file's value for the message.
+static H5T_conv_ret_t on_overflow(H5T_conv_except_t kind, hid_t src, hid_t dst, void *src_buf,
+                                  void *dst_buf, void *user) {
+    (void)dst, (void)dst_buf;
+    label_overflow *o = user;
+    if (kind != H5T_CONV_EXCEPT_RANGE_HI && kind != H5T_CONV_EXCEPT_RANGE_LOW)
+        return H5T_CONV_UNHANDLED;
+    const bool sign = H5Tget_sign(src) == H5T_SGN_2;
+    const size_t size = H5Tget_size(src);
+    o->hit = true;
+    if (H5Tget_class(src) != H5T_INTEGER || (size != 4 && size != 8))
+        snprintf(o->value, sizeof o->value, "(not an int32)");
+    else if (size == 8 && sign) snprintf(o->value, sizeof o->value, "%lld", *(long long *)src_buf);
+    else if (size == 8) snprintf(o->value, sizeof o->value, "%llu", *(unsigned long long *)src_buf);
+    else snprintf(o->value, sizeof o->value, "%u", *(unsigned *)src_buf);
+    return H5T_CONV_ABORT;
+}
+
+// After a failed read of labels: the label that did not fit, if that was the cause.
+static pcn_status label_read_failed(const pcn_dataset *ds, const label_overflow *o,
+                                    pcn_status st) {
+    if (st == PCN_OK || !o->hit) return st;
+    return fail(ds, PCN_EDATA, "/%s/y: label %s is outside the int32 range; labels must lie "
+                "in [0, num_classes)", ds->split, o->value);
+}
+
+// Stream mode reads the file batch by batch: a file replaced, truncated or rewritten under
+// the run would feed it rows it never had (a truncated file reads as zeros). Every rank
+// compares the file with what it opened after each read, so no changed row is trained on.
+static pcn_status check_unchanged(const pcn_dataset *ds) {
+    struct stat now;
+    const struct stat *was = &ds->opened;
+    if (stat(ds->path, &now) != 0)
+        return fail(ds, PCN_EIO, "the data set file disappeared during the run (%s); stream "
+                    "mode reads it batch by batch", strerror(errno));
+    if (now.st_dev != was->st_dev || now.st_ino != was->st_ino || now.st_size != was->st_size ||
+        now.st_mtim.tv_sec != was->st_mtim.tv_sec || now.st_mtim.tv_nsec != was->st_mtim.tv_nsec)
+        return fail(ds, PCN_EIO, "the data set file changed during the run (size %lld bytes, "
+                    "now %lld; modified since it was opened); stream mode reads it batch by "
+                    "batch, so it must not change while a run uses it (or use --data-mode "
+                    "memory)", (long long)was->st_size, (long long)now.st_size);
+    return PCN_OK;
+}
+
 // Opens the file on every rank with the MPI-IO driver. Collective.
 static pcn_status open_file(pcn_dataset *ds) {
     pcn_status st = PCN_OK;
@@ -356,6 +415,8 @@ static pcn_status open_file(pcn_dataset *ds) {
                  "cannot open: truncated or corrupt HDF5 file");
     PCN_H5_CHECK(ds->dxpl = H5Pcreate(H5P_DATASET_XFER), "cannot set up collective reads");
     PCN_H5_CHECK(H5Pset_dxpl_mpio(ds->dxpl, H5FD_MPIO_COLLECTIVE),
+                 "cannot set up collective reads");
+    PCN_H5_CHECK(H5Pset_type_conv_cb(ds->dxpl, on_overflow, &ds->overflow),
                  "cannot set up collective reads");
 done:
     h5_close(&fapl);
@@ -581,6 +642,21 @@ done:
     return st;
 }
 
+// Memory mode keeps one copy of the split per node in shared memory, which Open MPI backs
+// with files in /dev/shm: a copy larger than what is free there ends in an MPI abort (or a
+// SIGBUS on first touch) instead of a message. Local (bytes is 0 on ranks that allocate
+// nothing).
+static pcn_status check_shm(const pcn_dataset *ds, size_t bytes) {
+    struct statvfs v;
+    if (bytes == 0 || statvfs("/dev/shm", &v) != 0) return PCN_OK; // no /dev/shm: MPI's choice
+    const double have = (double)v.f_bavail * (double)v.f_frsize, mib = 1024.0 * 1024.0;
+    if ((double)bytes <= have) return PCN_OK;
+    return fail(ds, PCN_ENOMEM, "memory mode keeps /%s (%.1f MiB) in shared memory on every "
+                "node, and /dev/shm has %.1f MiB free; use --data-mode stream (reads each "
+                "batch's rows from the file) or a node with more shared memory", ds->split,
+                (double)bytes / mib, have / mib);
+}
+
 // Allocates the node window, fills it with collective reads (local rank 0 of each node
 // reads every row) and fences. Collective.
 static pcn_status load_shared(pcn_dataset *ds) {
@@ -591,6 +667,7 @@ static pcn_status load_shared(pcn_dataset *ds) {
     const size_t xbytes = (size_t)ds->N * xrow, yoff = (xbytes + 63) / 64 * 64;
     const size_t total = yoff + (size_t)ds->N * yrow;
     void *base = NULL;
+    if ((st = pcn_dist_agree(ds->c, check_shm(ds, mine ? total : 0))) != PCN_OK) return st;
     PCN_MPI_CHECK(MPI_Win_allocate_shared(mine ? (MPI_Aint)total : 0, 1, MPI_INFO_NULL, node,
                                           &base, &ds->win));
     MPI_Aint size;
@@ -614,6 +691,7 @@ static pcn_status load_shared(pcn_dataset *ds) {
         st = fill_piece(ds, ds->dy, ds->fsy, ds->K ? 2 : 1, (hsize_t)ds->K,
                         ds->K ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, mine, lo, n,
                         mem + yoff + lo * yrow, what);
+        st = label_read_failed(ds, &ds->overflow, st);
     }
     // Every node rank sees local rank 0's writes after this fence; nothing writes again.
     PCN_MPI_CHECK(MPI_Win_fence(MPI_MODE_NOSUCCEED, ds->win));
@@ -795,7 +873,8 @@ static pcn_status stream_read(pcn_dataset *ds, const int64_t *rows, int count, f
                               int32_t *labels, float *targets) {
     if (prefetch_hit(ds, rows, count)) {
         ds->pf_hits++;
-        return deliver(ds, &ds->pf, rows, count, x, labels, targets);
+        pcn_status st = check_unchanged(ds);
+        return st == PCN_OK ? deliver(ds, &ds->pf, rows, count, x, labels, targets) : st;
     }
     // A rank whose request is bad still takes part in both collective reads, selecting none.
     pcn_status st = check_rows(ds, rows, count), first = PCN_OK;
@@ -812,7 +891,8 @@ static pcn_status stream_read(pcn_dataset *ds, const int64_t *rows, int count, f
     st = read_runs(ds, ds->dy, ds->fsy, ds->msy, ds->K ? 2 : 1, (hsize_t)ds->K,
                    ds->K ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, nruns, staged,
                    ds->K ? (void *)ds->main.stargets : (void *)ds->main.slabels, what);
-    keep_first(st, &first, msg, sizeof msg);
+    keep_first(label_read_failed(ds, &ds->overflow, st), &first, msg, sizeof msg);
+    keep_first(check_unchanged(ds), &first, msg, sizeof msg);
     if (first != PCN_OK) return pcn_set_error(first, "%s", msg);
     return deliver(ds, &ds->main, rows, count, x, labels, targets);
 }
@@ -822,13 +902,13 @@ static pcn_status stream_read(pcn_dataset *ds, const int64_t *rows, int count, f
 // ----------------------------------------------------------------------------------------
 
 // Reads the staged runs of one dataset through the thread's handle (row width w).
-static herr_t pf_read_one(hid_t d, int rank, hsize_t w, hid_t memtype, const stage *sg,
-                          int nruns, int staged, void *buf) {
+static herr_t pf_read_one(hid_t d, hid_t dxpl, int rank, hsize_t w, hid_t memtype,
+                          const stage *sg, int nruns, int staged, void *buf) {
     hid_t fs = H5Dget_space(d), ms = -1;
     hsize_t dims[2] = {(hsize_t)staged, w};
     herr_t rc = fs < 0 ? -1 : select_runs(sg->runs, 0, nruns, w, fs);
     if (rc >= 0) rc = (ms = H5Screate_simple(rank, dims, NULL)) < 0 ? -1 : 0;
-    if (rc >= 0) rc = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
+    if (rc >= 0) rc = H5Dread(d, memtype, ms, fs, dxpl, buf);
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
     return rc;
@@ -845,15 +925,19 @@ static void *pf_main(void *arg) {
         ds->pf_dx = ds->pf_file < 0 ? -1 : H5Dopen2(ds->pf_file, name, H5P_DEFAULT);
         snprintf(name, sizeof name, "/%s/y", ds->split);
         ds->pf_dy = ds->pf_file < 0 ? -1 : H5Dopen2(ds->pf_file, name, H5P_DEFAULT);
-        rc = ds->pf_dx < 0 || ds->pf_dy < 0 ? -1 : 0;
+        // A label that does not fit fails the prefetch (a miss): the collective read names it.
+        ds->pf_dxpl = H5Pcreate(H5P_DATASET_XFER);
+        if (ds->pf_dxpl >= 0 && H5Pset_type_conv_cb(ds->pf_dxpl, on_overflow, &ds->pf_overflow) < 0)
+            H5Pclose(ds->pf_dxpl), ds->pf_dxpl = H5I_INVALID_HID;
+        rc = ds->pf_dx < 0 || ds->pf_dy < 0 || ds->pf_dxpl < 0 ? -1 : 0;
     }
     int nruns = 0;
     if (rc >= 0 && ds->pf_count > 0) {
         nruns = plan_runs(&ds->pf, ds->pf_rows, ds->pf_count, &ds->pf_staged);
-        rc = pf_read_one(ds->pf_dx, 2, (hsize_t)ds->D, x_memtype(ds), &ds->pf, nruns,
-                         ds->pf_staged, ds->pf.sx);
+        rc = pf_read_one(ds->pf_dx, ds->pf_dxpl, 2, (hsize_t)ds->D, x_memtype(ds), &ds->pf,
+                         nruns, ds->pf_staged, ds->pf.sx);
         if (rc >= 0)
-            rc = pf_read_one(ds->pf_dy, ds->K ? 2 : 1, (hsize_t)ds->K,
+            rc = pf_read_one(ds->pf_dy, ds->pf_dxpl, ds->K ? 2 : 1, (hsize_t)ds->K,
                              ds->K ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, &ds->pf, nruns,
                              ds->pf_staged, ds->K ? (void *)ds->pf.stargets : (void *)ds->pf.slabels);
     }
@@ -928,7 +1012,7 @@ pcn_dataset *pcn_io_dataset_open(pcn_comm *c, const char *path, const char *spli
         ds->c = c, ds->path = p, ds->mode = mode, ds->win = MPI_WIN_NULL;
         ds->file = ds->dx = ds->dy = ds->fsx = ds->fsy = H5I_INVALID_HID;
         ds->msx = ds->msy = ds->msnone = ds->dxpl = H5I_INVALID_HID;
-        ds->pf_file = ds->pf_dx = ds->pf_dy = H5I_INVALID_HID;
+        ds->pf_file = ds->pf_dx = ds->pf_dy = ds->pf_dxpl = H5I_INVALID_HID;
         ds->pf_count = -1;
         for (int i = 0; split && i < 2; i++)
             if (strcmp(split, split_names[i]) == 0)
@@ -959,6 +1043,7 @@ void pcn_io_dataset_close(pcn_dataset *ds) {
     prefetch_join(ds);
     if (ds->pf_dx >= 0) H5Dclose(ds->pf_dx);
     if (ds->pf_dy >= 0) H5Dclose(ds->pf_dy);
+    if (ds->pf_dxpl >= 0) H5Pclose(ds->pf_dxpl);
     if (ds->pf_file >= 0) H5Fclose(ds->pf_file);
     close_file(ds);
     if (ds->win != MPI_WIN_NULL) PCN_MPI_CHECK(MPI_Win_free(&ds->win));

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# What this proves: pcn_dist under `mpirun -np 2` never destroys an input, never ignores a
+# setting and never trains on what it could not read. Each failing run is checked by the
+# harness (tests/cli/harness.sh): every rank exits non-zero with the same status within
+# max_seconds, one `pcn_dist:` line with the case's key words, the working folder (and the
+# checkpoint C.h5 in it) exactly as it was, no temporary or lock file left.
+#
+# Cases:
+#   same_file             an output that is an input (by inode: other spellings, symbolic
+#                         and hard links) or another output is refused before anything is
+#                         written: --metrics on --resume, predict --output on --checkpoint,
+#                         --checkpoint on --data, --metrics on --checkpoint, --output on
+#                         --config
+#   config_keys           resume, checkpoint and output work from a --config file: a run
+#                         resumed through the file ends with the same weights as one resumed
+#                         by the flag, and other weights than a fresh run
+#   resume_contradiction  a resumed or tested checkpoint refuses --activation, --task,
+#                         --output-dim and --dims that contradict its model (flag or file)
+#   keep_bound            --keep-checkpoints outside [1, 1000] is refused at once
+#   not_regular           a FIFO as --data, --resume, --config or test's --checkpoint is
+#                         refused at once (it used to block forever)
+#   early_signal          SIGUSR1 to mpirun from the first moment of a run: every rank stops
+#                         with status 3 after writing a checkpoint that loads (it used to kill
+#                         the ranks with status 138)
+#   stream_changed        a data set truncated in place, or rewritten with its size kept,
+#                         under a --data-mode stream run stops every rank with a message
+#                         (it used to train on zero-filled rows and exit 0)
+#   shm_small             memory mode with a training split larger than the free space of
+#                         /dev/shm (a private tmpfs in a mount namespace; root) fails with a
+#                         message that suggests --data-mode stream (it used to end in an
+#                         Open MPI abort)
+#   label_int64           an int64 label of 2^33 + 1 is reported with its own value (it used
+#                         to be reported as 2147483647), in memory and stream mode
+# Usage: inputs.sh CASE. Environment: as tests/cli/harness.sh, and FAULT_SCRATCH.
+set -u
+case_name=${1:?usage: inputs.sh CASE}
+SCRATCH=${FAULT_SCRATCH:?set by CTest}
+. "$(dirname "$0")/../cli/harness.sh"
+
+# same_weights A.h5 B.h5: whether two checkpoints hold the same weights, value for value.
+weights_of() { h5dump -d /weights/W0 -d /weights/W1 -d /weights/Wout "$1" | sed 1d; }
+same_weights() { cmp -s <(weights_of "$1") <(weights_of "$2"); }
+
+# check NAME CONDITION-RESULT MESSAGE: one counted check outside expect_fail.
+check() {
+  runs=$((runs + 1))
+  if [ "$2" = 0 ]; then say "PASS $1"; else failures=$((failures + 1)); say "FAIL $1: $3"; fi
+}
+
+# A bigger data set: N rows of 28 x 28 (for runs that must last, or be large).
+make_big() {
+  local out=$1 n=$2 idx=$top/idx
+  mkdir -p "$idx"
+  idx_images "$idx/bi" "$n" 28 28 3 && idx_labels "$idx/bl" "$n" &&
+    idx_images "$idx/bti" 32 28 28 7 && idx_labels "$idx/btl" 32 || setup_fail "IDX files"
+  "$PCN_CONVERT" idx --train-images "$idx/bi" --train-labels "$idx/bl" \
+    --test-images "$idx/bti" --test-labels "$idx/btl" --classes 4 -o "$out" \
+    > "$log/convert_big.out" 2>&1 || setup_fail "pcn_convert: $(cat "$log/convert_big.out")"
+}
+
+case $case_name in
+same_file)
+  setup_ckpt
+  ln -s d.h5 link.h5 && ln C.h5 hard.h5 || setup_fail "links"
+  printf 'split = test\n' > p.ini
+  expect_fail metrics_on_resume "--metrics|C.h5|same file|--resume" \
+    train --data d.h5 --resume C.h5 --epochs 2 --progress 0 --metrics C.h5 --checkpoint C2.h5
+  expect_fail metrics_on_resume_hardlink "--metrics|hard.h5|same file|--resume" \
+    train --data d.h5 --resume C.h5 --epochs 2 --progress 0 --metrics hard.h5 --checkpoint C2.h5
+  expect_fail output_on_checkpoint "--output|same file|--checkpoint" \
+    predict --data d.h5 --checkpoint C.h5 --output ./C.h5
+  expect_fail checkpoint_on_data "--checkpoint|same file|--data" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint "$work/d.h5"
+  expect_fail checkpoint_on_data_symlink "--checkpoint|link.h5|same file|--data" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint link.h5
+  expect_fail metrics_on_checkpoint "--metrics|--checkpoint|same file" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint N.h5 --metrics ./N.h5
+  expect_fail output_on_config "--output|same file|--config" \
+    predict --data d.h5 --checkpoint C.h5 --config p.ini --output p.ini
+  ;;
+config_keys)
+  setup_ckpt
+  expect_ok seed5 train --data d.h5 --dims 16,8,4 "${small[@]}" --seed 5 --checkpoint C5.h5 ||
+    setup_fail "training C5.h5"
+  printf 'resume = C5.h5\nepochs = 2\n' > r.ini
+  expect_ok by_file train --data d.h5 --config r.ini --progress 0 --checkpoint R1.h5
+  check by_file_runs $? "resume = C5.h5 in --config: the run failed"
+  expect_ok by_flag train --data d.h5 --resume C5.h5 --epochs 2 --progress 0 --checkpoint R2.h5 ||
+    setup_fail "resuming C5.h5 by the flag"
+  expect_ok fresh train --data d.h5 --dims 16,8,4 "${small[@]}" --epochs 2 --checkpoint R3.h5 ||
+    setup_fail "a fresh two-epoch run"
+  same_weights R1.h5 R2.h5
+  check resumed_through_file $? "the run with resume = C5.h5 in its file differs from --resume C5.h5"
+  ! same_weights R1.h5 R3.h5
+  check not_a_fresh_run $? "the run with resume = C5.h5 in its file equals a fresh run"
+  printf 'checkpoint = C.h5\n' > t.ini
+  expect_ok test_by_file test --data d.h5 --config t.ini &&
+    grep -q '^test: accuracy' "$log/test_by_file.out"
+  check test_checkpoint_from_file $? "test with checkpoint = C.h5 in --config: $(cat "$log/test_by_file.err")"
+  printf 'checkpoint = C.h5\noutput = P.h5\n' > p.ini
+  expect_ok predict_by_file predict --data d.h5 --config p.ini && [ -f P.h5 ]
+  check predict_output_from_file $? "predict with output = P.h5 in --config: $(cat "$log/predict_by_file.err")"
+  ls ./*.lock > /dev/null 2>&1
+  check no_lock_left $((! $?)) "lock files left: $(ls ./*.lock 2> /dev/null)"
+  ;;
+resume_contradiction)
+  setup_ckpt
+  resume=(train --data d.h5 --resume C.h5 --epochs 2 --progress 0 --checkpoint C.h5)
+  expect_fail activation_flag "C.h5|relu|--activation|tanh" "${resume[@]}" --activation tanh
+  printf 'activation = sigmoid\n' > a.ini
+  expect_fail activation_file "C.h5|relu|--activation|sigmoid" "${resume[@]}" --config a.ini
+  expect_fail task_flag "C.h5|classification|--task|regression" "${resume[@]}" --task regression
+  expect_fail output_dim_flag "C.h5|4 outputs|--output-dim|7" "${resume[@]}" --output-dim 7
+  printf 'dims = 16,6,4\n' > d.ini
+  expect_fail dims_file "C.h5|16,8,4|16,6,4" "${resume[@]}" --config d.ini
+  expect_fail test_activation "C.h5|relu|tanh" test --data d.h5 --checkpoint C.h5 --activation tanh
+  ;;
+keep_bound)
+  setup_ckpt
+  max_seconds=15
+  base=(train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5)
+  expect_fail keep_huge "--keep-checkpoints|1000|2000000000" "${base[@]}" --keep-checkpoints 2000000000
+  expect_fail keep_zero "--keep-checkpoints|1000|0" "${base[@]}" --keep-checkpoints 0
+  ;;
+not_regular)
+  setup_ckpt
+  max_seconds=15
+  fifo=$top/fifo.h5   # outside the folder the harness compares (diff would read a FIFO)
+  rm -f "$fifo" && mkfifo "$fifo" || setup_fail "mkfifo"
+  expect_fail data_fifo "fifo.h5|FIFO|regular file" \
+    train --data "$fifo" --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+  expect_fail resume_fifo "--resume|fifo.h5|FIFO" \
+    train --data d.h5 --resume "$fifo" --epochs 2 --progress 0 --checkpoint C.h5
+  expect_fail config_fifo "--config|fifo.h5|FIFO" \
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --config "$fifo" --checkpoint C.h5
+  expect_fail test_checkpoint_fifo "--checkpoint|fifo.h5|FIFO" \
+    test --data d.h5 --checkpoint "$fifo"
+  rm -f "$fifo"
+  ;;
+early_signal)
+  # mpirun forwards SIGUSR1 to its ranks. Once both rank processes run pcn_dist (exec done;
+  # the dynamic loader takes a few ms, MPI_Init hundreds), the signal goes to mpirun after
+  # a short pause: it reaches the ranks inside MPI_Init, where the stop handler used to be
+  # missing. A rank must never die of it: each run stops after its first batch with status
+  # 3 (mpirun's status: the ranks' own) and a checkpoint that loads. No per-rank wrapper
+  # here: mpirun would forward the signal to the wrapper shell.
+  make_big big.h5 256
+  for pause in 0.03 0.1 0.03 0.1; do
+    runs_before=$runs name=usr1_$runs
+    rm -f E.h5
+    env -u OMPI_MCA_orte_abort_on_non_zero_status timeout -s KILL 60 "$MPIEXEC" -np 2 \
+      --oversubscribe "$PCN_DIST" train --data big.h5 \
+      --dims 784,32,4 --epochs 3 --batch-size 8 --t-infer 5 --progress 0 --checkpoint E.h5 \
+      > "$log/$name.out" 2> "$log/$name.err" &
+    tpid=$!
+    mpid=
+    for _ in $(seq 1 3000); do
+      mpid=$(pgrep -P "$tpid" | head -n 1)
+      [ -n "$mpid" ] && [ "$(pgrep -P "$mpid" -x pcn_dist | wc -l)" = 2 ] && break
+      sleep 0.002
+    done
+    sleep "$pause"
+    [ -n "$mpid" ] && kill -USR1 "$mpid"
+    wait "$tpid"
+    status=$?
+    ok=0 why=""
+    [ "$status" = 3 ] || { ok=1; why="mpirun status $status, want 3 (stopped on every rank)"; }
+    grep -q 'exited on signal' "$log/$name.err" && { ok=1; why="$why; a rank died of the signal"; }
+    grep -q 'stop signal: checkpoint written to E.h5' "$log/$name.err" ||
+      { ok=1; why="$why; no stop message"; }
+    if [ $ok = 0 ]; then
+      np=1 mpi_run "${name}_info" info E.h5
+      grep -q 'pcn-checkpoint' "$log/${name}_info.out" || { ok=1; why="E.h5 does not load"; }
+    fi
+    check "$name (signal $pause s after the ranks started)" $ok \
+      "$why; stderr: $(grep -v '^---' "$log/$name.err" | head -n 4 | tr '\n' '|')"
+  done
+  ;;
+stream_changed)
+  # The data set lives outside the compared folder (the case changes it on purpose).
+  data=$top/s.h5
+  for how in truncate rewrite; do
+    cp d.h5 "$data" || setup_fail "copy"
+    size=$(stat -c %s "$data")
+    if [ $how = truncate ]; then change="truncate -s $((size / 2)) '$data'"
+    else change="printf 'garbage!' | dd of='$data' bs=1 seek=$((size - 64)) conv=notrunc status=none"
+    fi
+    # The run (64 batches an epoch, 40 epochs) lasts well past the change, made once its
+    # metrics show five batches.
+    during="for i in \$(seq 1 2000); do [ \$(wc -l < '$top/m.jsonl' 2> /dev/null || echo 0) -ge 5 ] && break; sleep 0.01; done; $change"
+    rm -f "$top/m.jsonl"
+    expect_fail "stream_$how" "s.h5|changed during the run" \
+      train --data "$data" --data-mode stream --dims 16,8,4 --epochs 40 --batch-size 1 \
+      --t-infer 5 --t-learn 2 --progress 0 --train-accuracy-every 0 --metrics "$top/m.jsonl"
+    during=
+  done
+  ;;
+shm_small)
+  [ "$(id -u)" = 0 ] && command -v unshare > /dev/null || { say "needs root and unshare"; exit 77; }
+  unshare -m --propagation private true 2> /dev/null || { say "no mount namespaces here"; exit 77; }
+  make_big big.h5 2048   # 1.5 MiB of pixels
+  # A private /dev/shm of 1 MiB for this run only; the ranks talk over TCP (their
+  # shared-memory transport would need /dev/shm too).
+  launch=(env OMPI_MCA_btl=self,tcp unshare -m --propagation private bash -c
+          'mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "$@"' --)
+  expect_fail memory_mode "big.h5|shared memory|/dev/shm|--data-mode stream" \
+    train --data big.h5 --dims 784,16,4 "${small[@]}"
+  launch=()
+  ;;
+label_int64)
+  setup_ckpt
+  bad_variant label-int64 l64.h5
+  expect_fail memory "l64.h5|/train/y|8589934593" \
+    train --data l64.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+  expect_fail stream "l64.h5|/train/y|8589934593" \
+    train --data l64.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5
+  ;;
+*)
+  say "unknown case '$case_name'"; exit 2 ;;
+esac
+
+say "$case_name: $((runs - failures)) of $runs runs passed"
+[ "$failures" -eq 0 ]
