@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pcn_dist builds, tests and runs with, when missing
 # (apt-get update first; sudo when not root). Used by tests/run.sh (with --tests: also a
-# real Slurm, munge and gnuplot for the job and scaling tests) and jobs/quickstart.sh.
+# real Slurm, munge and gnuplot for the job and scaling tests, strace and python3 for the
+# faults tests) and jobs/quickstart.sh.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev librandom123-dev
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
           dataset-fashion-mnist)
-[ "${1:-}" = --tests ] && packages+=(slurm-wlm munge gnuplot-nox)
+[ "${1:-}" = --tests ] && packages+=(slurm-wlm munge gnuplot-nox strace python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -31,6 +31,10 @@
 #                         Open MPI abort)
 #   label_int64           an int64 label of 2^33 + 1 is reported with its own value (it used
 #                         to be reported as 2147483647), in memory and stream mode
+#   second_writer         a second run on a checkpoint that a running job writes is refused
+#                         at start, naming the other writer (it used to run, and the last
+#                         rename won); the first run ends normally and leaves no lock file
+#   json_valid            test --json of a diverging inference prints null, not nan
 # Usage: inputs.sh CASE. Environment: as tests/cli/harness.sh, and FAULT_SCRATCH.
 set -u
 case_name=${1:?usage: inputs.sh CASE}
@@ -214,6 +218,30 @@ label_int64)
     train --data l64.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5
   expect_fail stream "l64.h5|/train/y|8589934593" \
     train --data l64.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5
+  ;;
+second_writer)
+  # Run A holds S.h5 (its lock file names it) for its whole run; run B on the same file,
+  # spelled otherwise, is refused at start with a message naming A, and A ends normally.
+  long=(--dims 16,8,4 --epochs 150 --batch-size 1 --t-infer 5 --t-learn 2 --progress 0
+        --train-accuracy-every 0)
+  mpi_run A train --data d.h5 "${long[@]}" --checkpoint S.h5 &
+  apid=$!
+  for _ in $(seq 1 3000); do [ -s S.h5.lock ] && break; sleep 0.01; done # at most 30 s
+  expect_fail B "S.h5|being written by another run|pid|lock file" \
+    train --data d.h5 "${long[@]}" --checkpoint "$work/./S.h5"
+  wait "$apid"
+  [ "$(rank_codes A)" = "0 0" ] && [ -f S.h5 ] && [ ! -e S.h5.lock ]
+  check A_unharmed $? "run A: ranks [$(rank_codes A)], files: $(ls)"
+  ;;
+json_valid)
+  # test --json prints JSON for every value: a diverging free inference (lr_infer 1e30)
+  # gives a non-finite energy, printed as null (it was printed as nan).
+  setup_ckpt
+  expect_ok diverge test --data d.h5 --checkpoint C.h5 --json --lr-infer 1e30
+  check diverge_runs $? "test --json with lr_infer 1e30 failed"
+  python3 -c 'import json, sys; v = json.loads(sys.stdin.read()); sys.exit(v["energy"] is not None)' \
+    < "$log/diverge.out"
+  check json_null $? "not JSON, or the energy is not null: $(cat "$log/diverge.out")"
   ;;
 *)
   say "unknown case '$case_name'"; exit 2 ;;
