@@ -22,11 +22,12 @@
  *      activation: latents and step sums agree (the same float products, summed in another
  *      order: rtol 1e-5); pcn_wpack_fill packs every layer and the readout where the steps
  *      read them.
- *   4. One learning phase (pcn_gram_learn) on the mixed plan, split over 2 threads against
- *      the plain loop, every step reported: to the end (weights, energy after), and stopped
- *      by its report at step 5 (the same error; the per-step layers keep their first five
- *      updates, the batch-space layer none). With 5: a learning team's size, one unit of
- *      the widest layer each.
+ *   4. One learning phase (pcn_gram_learn), tanh and relu, on the mixed plan, split over 2
+ *      threads against the plain loop, every step reported: to the end (weights, energy
+ *      after), and stopped by its report at step 5 (the same error; the per-step layers keep
+ *      their first five updates, the batch-space layer none). With 5: a learning team's
+ *      size, one unit of the widest layer each. One phase has fixed latents and 64 small
+ *      steps: relu holds here on every OpenBLAS kernel (see part 5 for why whole runs don't).
  *   5. Whole training runs (tanh, see below), PCN_ROW_PATH=0 (plain) against the default
  *      at 1, 2 and 3 OpenMP threads, T_learn = B = 64, layer 0 with 100 outputs (partial
  *      units and panels): on the auto plan (layer 0 in batch space, layer 1 and the readout
@@ -328,13 +329,15 @@ static pcn_status stop_report(void *ctx, int step, double sumsq) {
     return step == stop_at ? pcn_set_error(PCN_EINVAL, "stopped at step %d", step) : PCN_OK;
 }
 
-// pcn_gram_learn on a mixed plan (layer 0 in batch space, layer 1 and the readout per step)
-// with threads (0: the plain step-by-step loop), reporting every step; a report failing at
-// step stop (-1: never) ends the phase. Returns the status; *w gets the final weights.
-static pcn_status one_phase(int threads, int stop, float **w, double *after) {
+// pcn_gram_learn with act on a mixed plan (layer 0 in batch space, layer 1 and the readout
+// per step) with threads (0: the plain step-by-step loop), reporting every step; a report
+// failing at step stop (-1: never) ends the phase. Returns the status; *w gets the final
+// weights.
+static pcn_status one_phase(pcn_activation act, int threads, int stop, float **w,
+                            double *after) {
     static const int dims[] = {100, 48, 16};
     enum { B = 64, K = 4 };
-    pcn_model *m = make_model(dims, 3, K, PCN_ACT_TANH);
+    pcn_model *m = make_model(dims, 3, K, act);
     pcn_state *s = pcn_state_init(m, B);
     pcn_gram *gr = pcn_gram_init(m, B, B, NULL);
     uint64_t saved = rng_s;
@@ -356,20 +359,21 @@ static pcn_status one_phase(int threads, int stop, float **w, double *after) {
     return st;
 }
 
-static void check_phase_stop(void) {
+static void check_phase_stop(pcn_activation act) {
     omp_set_num_threads(2); // the workspace's thread parts, whatever OMP_NUM_THREADS says
     for (int stop = -1; stop <= 5; stop += 6) {
         float *wp, *ws;
         double ap = 0.0, as = 0.0;
-        pcn_status sp = one_phase(0, stop, &wp, &ap), ss = one_phase(2, stop, &ws, &as);
+        pcn_status sp = one_phase(act, 0, stop, &wp, &ap);
+        pcn_status ss = one_phase(act, 2, stop, &ws, &as);
         char label[96];
-        snprintf(label, sizeof label, "one phase, %s: weights, split against plain",
-                 stop < 0 ? "to the end" : "stopped at step 5");
+        snprintf(label, sizeof label, "%s, one phase, %s: weights, split against plain",
+                 pcn_activation_name(act), stop < 0 ? "to the end" : "stopped at step 5");
         TU_CHECK(sp == ss && (sp == PCN_OK) == (stop < 0), "%s: status %d against %d", label,
                  ss, sp);
         TU_CHECK(pcn_gram_last_team() == 2, "%s: team %d", label, pcn_gram_last_team());
         tu_close_f(label, ws, wp, 100 * 48 + 48 * 16 + 4 * 16, 1e-6, 1e-4);
-        if (stop < 0) tu_close_d("one phase: energy after", &as, &ap, 1, 1e-9, 1e-5);
+        if (stop < 0) tu_close_d(label, &as, &ap, 1, 1e-9, 1e-5); // the energy after
         free(wp), free(ws);
     }
 }
@@ -506,7 +510,8 @@ int main(void) {
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_blocks((pcn_activation)act);
     check_sup_blocks();
     for (int act = 0; act < PCN_ACT_COUNT; act++) check_steps((pcn_activation)act);
-    check_phase_stop();
+    check_phase_stop(PCN_ACT_TANH);
+    check_phase_stop(PCN_ACT_RELU);
     check_trainings();
     return tu_finish("test_rows");
 }
