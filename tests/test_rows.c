@@ -27,7 +27,8 @@
  *      after), and stopped by its report at step 5 (the same error; the per-step layers keep
  *      their first five updates, the batch-space layer none). With 5: a learning team's
  *      size, one unit of the widest layer each. One phase has fixed latents and 64 small
- *      steps: relu holds here on every OpenBLAS kernel (see part 5 for why whole runs don't).
+ *      steps: relu holds here on every OpenBLAS kernel tried (SkylakeX, Haswell, Prescott,
+ *      SandyBridge); part 5 says why whole runs do not.
  *   5. Whole training runs (tanh, see below), PCN_ROW_PATH=0 (plain) against the default
  *      at 1, 2 and 3 OpenMP threads, T_learn = B = 64, layer 0 with 100 outputs (partial
  *      units and panels): on the auto plan (layer 0 in batch space, layer 1 and the readout
