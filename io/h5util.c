@@ -19,21 +19,28 @@ void pcn_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
 typedef struct {
     char top[160];  // the failed API call's own description
     char deep[256]; // the innermost cause
+    int err_no;     // a system error some level reported ("errno = N"), else 0
 } h5_stack;
 
 static herr_t walk(unsigned n, const H5E_error2_t *e, void *data) {
     h5_stack *s = data;
-    if (n == 0) snprintf(s->top, sizeof s->top, "%s", e->desc ? e->desc : "");
-    snprintf(s->deep, sizeof s->deep, "%s", e->desc ? e->desc : "");
+    const char *desc = e->desc ? e->desc : "", *no = strstr(desc, "errno = ");
+    if (n == 0) snprintf(s->top, sizeof s->top, "%s", desc);
+    snprintf(s->deep, sizeof s->deep, "%s", desc);
+    if (no && !s->err_no) s->err_no = atoi(no + strlen("errno = "));
     return 0;
 }
 
+// The system error goes first: the descriptions quote file names, and a long path would
+// cut it off the end of the message.
 void pcn_h5_describe(char *buf, size_t size) {
-    h5_stack s = {"", ""};
+    h5_stack s = {"", "", 0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &s);
     H5Eclear2(H5E_DEFAULT);
     bool two = s.deep[0] && strcmp(s.top, s.deep) != 0;
-    snprintf(buf, size, "%s%s%s", s.top[0] ? s.top : "no HDF5 message", two ? "; " : "",
+    char sys[96] = "";
+    if (s.err_no > 0) snprintf(sys, sizeof sys, "%s (errno = %d): ", strerror(s.err_no), s.err_no);
+    snprintf(buf, size, "%s%s%s%s", sys, s.top[0] ? s.top : "no HDF5 message", two ? "; " : "",
              two ? s.deep : "");
 }
 
