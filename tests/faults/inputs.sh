@@ -19,9 +19,9 @@
 #   keep_bound            --keep-checkpoints outside [1, 1000] is refused at once
 #   not_regular           a FIFO as --data, --resume, --config or test's --checkpoint is
 #                         refused at once (it used to block forever)
-#   early_signal          SIGUSR1 to mpirun from the first moment of a run: every rank stops
-#                         with status 3 after writing a checkpoint that loads (it used to kill
-#                         the ranks with status 138)
+#   early_signal          SIGUSR1 to mpirun while its ranks are inside MPI_Init: every rank
+#                         stops with status 3 after writing a checkpoint that loads (it used
+#                         to kill the ranks with status 138)
 #   stream_changed        a data set truncated in place, or rewritten with its size kept,
 #                         under a --data-mode stream run stops every rank with a message
 #                         (it used to train on zero-filled rows and exit 0)
@@ -142,26 +142,29 @@ not_regular)
   rm -f "$fifo"
   ;;
 early_signal)
-  # mpirun forwards SIGUSR1 to its ranks. Once both rank processes run pcn_dist (exec done;
-  # the dynamic loader takes a few ms, MPI_Init hundreds), the signal goes to mpirun after
-  # a short pause: it reaches the ranks inside MPI_Init, where the stop handler used to be
-  # missing. A rank must never die of it: each run stops after its first batch with status
-  # 3 (mpirun's status: the ranks' own) and a checkpoint that loads. No per-rank wrapper
+  # mpirun forwards SIGUSR1 to its ranks. The signal goes to mpirun once both ranks are
+  # inside MPI_Init (Open MPI's plugins, mca_*.so, are mapped: main has begun, MPI_Init has
+  # not returned), where the stop handler used to be missing; then after a further pause.
+  # A rank must never die of it: each run stops after its first batch with status 3
+  # (mpirun's status: the ranks' own) and a checkpoint that loads. No per-rank wrapper
   # here: mpirun would forward the signal to the wrapper shell.
   make_big big.h5 256
-  for pause in 0.03 0.1 0.03 0.1; do
-    runs_before=$runs name=usr1_$runs
+  in_mpi_init() { grep -q '/mca_' "/proc/$1/maps" 2> /dev/null; }
+  for pause in 0 0.02 0 0.1; do
+    name=usr1_$runs
     rm -f E.h5
     env -u OMPI_MCA_orte_abort_on_non_zero_status timeout -s KILL 60 "$MPIEXEC" -np 2 \
       --oversubscribe "$PCN_DIST" train --data big.h5 \
       --dims 784,32,4 --epochs 3 --batch-size 8 --t-infer 5 --progress 0 --checkpoint E.h5 \
       > "$log/$name.out" 2> "$log/$name.err" &
     tpid=$!
-    mpid=
-    for _ in $(seq 1 3000); do
+    mpid= ranks=
+    for _ in $(seq 1 10000); do
       mpid=$(pgrep -P "$tpid" | head -n 1)
-      [ -n "$mpid" ] && [ "$(pgrep -P "$mpid" -x pcn_dist | wc -l)" = 2 ] && break
-      sleep 0.002
+      ranks=$([ -n "$mpid" ] && pgrep -P "$mpid" -x pcn_dist)
+      [ "$(wc -w <<< "$ranks")" = 2 ] && in_mpi_init ${ranks%%[[:space:]]*} &&
+        in_mpi_init ${ranks##*[[:space:]]} && break
+      sleep 0.001
     done
     sleep "$pause"
     [ -n "$mpid" ] && kill -USR1 "$mpid"
@@ -176,7 +179,7 @@ early_signal)
       np=1 mpi_run "${name}_info" info E.h5
       grep -q 'pcn-checkpoint' "$log/${name}_info.out" || { ok=1; why="E.h5 does not load"; }
     fi
-    check "$name (signal $pause s after the ranks started)" $ok \
+    check "$name (signal $pause s after both ranks entered MPI_Init)" $ok \
       "$why; stderr: $(grep -v '^---' "$log/$name.err" | head -n 4 | tr '\n' '|')"
   done
   ;;
