@@ -4,7 +4,8 @@
 # UndefinedBehaviorSanitizer that must run without a report.
 #   tests/run.sh            # from the repository root (or anywhere)
 # Environment: BUILD_DIR (default build), JOBS (default nproc), SKIP_SANITIZE=1 skips the
-# second build.
+# second build, PCN_CMAKE_ARGS adds configure options to both builds (for example
+# "-DOPENBLAS_OPENMP_LIBRARY=OFF" to build against the pthread OpenBLAS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,13 +17,16 @@ build=${BUILD_DIR:-build}
 
 echo "== Release build in $build"
 # Tests on explicitly: jobs/quickstart.sh configures the same folder without them.
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPCN_BUILD_TESTS=ON -DPCN_SANITIZE=OFF
+extra=(${PCN_CMAKE_ARGS:-})
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPCN_BUILD_TESTS=ON -DPCN_SANITIZE=OFF \
+  ${extra[@]+"${extra[@]}"}
 cmake --build "$build" -j "$jobs"
 (cd "$build" && ctest --output-on-failure --no-tests=error -j "$jobs")
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build in $build-asan"
-  cmake -S . -B "$build-asan" -DCMAKE_BUILD_TYPE=Debug -DPCN_SANITIZE=ON -DPCN_BUILD_TESTS=ON
+  cmake -S . -B "$build-asan" -DCMAKE_BUILD_TYPE=Debug -DPCN_SANITIZE=ON -DPCN_BUILD_TESTS=ON \
+    ${extra[@]+"${extra[@]}"}
   cmake --build "$build-asan" -j "$jobs"
     # Leaks inside Open MPI, its plugins and HDF5's MPI-IO layer are theirs: suppressed by
   # library name in tests/lsan.supp; leaks in our code still fail.
