@@ -1,5 +1,5 @@
 /*
- * checkpoint.c — checkpoint writer and reader (layout in pcn_ckpt.h).
+ * checkpoint.c — checkpoint writer and reader (layout in pcn_io.h, "Checkpoints").
  *
  * Writing is collective, atomic and rank 0's alone. The weights, the position and the
  * history are replicated on every rank, so a collective MPI-IO write would add nothing but
@@ -33,7 +33,7 @@
  * weights must be finite; per-layer activations come from `activations` (or, in files
  * without it, `activation` for every layer).
  */
-#include "pcn_ckpt.h"
+#include "pcn_io.h"
 
 #include <errno.h>
 #include <fcntl.h>

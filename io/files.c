@@ -1,5 +1,5 @@
 /*
- * files.c — checks on pcn_dist's files before they are read or written (pcn_files.h).
+ * files.c — checks on pcn_dist's files before they are read or written (pcn_io.h, "File checks").
  *
  * The one-writer lock: PATH.lock, locked with fcntl(F_SETLK) by rank 0 for the whole run.
  * The kernel drops the lock when the process dies, so a run killed with SIGKILL leaves at
@@ -11,7 +11,7 @@
  * the run goes on without one.
  */
 #define _DEFAULT_SOURCE // gethostname
-#include "pcn_files.h"
+#include "pcn_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pcn_impl.h"
 
 // ----------------------------------------------------------------------------------------
 // Kinds and identities of files

@@ -1,5 +1,5 @@
 /*
- * metrics.c — the metrics file (JSON Lines; records and invariants in pcn_metrics.h).
+ * metrics.c — the metrics file (JSON Lines; records and invariants in pcn_io.h, "Metrics").
  *
  * A record is formatted into a line buffer, then written with write() in one piece at the
  * end of what the file held before. A failure (a short write, ENOSPC, EDQUOT, EIO) truncates
@@ -8,7 +8,7 @@
  * schedule and report the error on a later call. Files that are not regular (a FIFO,
  * /dev/stdout) are written the same way but neither truncated nor synced.
  */
-#include "pcn_metrics.h"
+#include "pcn_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pcn_impl.h"
 
 struct pcn_io_metrics {
     int fd;
@@ -61,10 +60,15 @@ static void num(line *l, const char *key, double v, bool last) {
 static const char *const phases[PCN_IO_METRICS_PHASES] = {"inference", "learning",
                                                           "collectives", "io", "checkpoint"};
 
+// n pairs "key":value, each followed by a comma unless last and it is the last.
+static void nums(line *l, int n, const char *const *keys, const double *v, bool last) {
+    for (int k = 0; k < n; k++) num(l, keys[k], v[k], last && k + 1 == n);
+}
+
 // "key":{"inference":..,...,"checkpoint":..}
 static void phase_object(line *l, const char *key, const double v[PCN_IO_METRICS_PHASES]) {
     put(l, "\"%s\":{", key);
-    for (int k = 0; k < PCN_IO_METRICS_PHASES; k++) num(l, phases[k], v[k], k + 1 == PCN_IO_METRICS_PHASES);
+    nums(l, PCN_IO_METRICS_PHASES, phases, v, true);
     put(l, "}");
 }
 
@@ -133,12 +137,11 @@ pcn_status pcn_io_metrics_batch(pcn_io_metrics *m, const pcn_io_metrics_batch_re
     line l = {.len = 0};
     put(&l, "{\"event\":\"batch\",\"epoch\":%d,\"batch\":%d,\"samples\":%lld,", r->epoch,
         r->batch, (long long)r->samples);
-    num(&l, "energy", r->energy, false);
-    num(&l, "pre_learn_energy", r->pre_learn_energy, false);
-    num(&l, "lr", r->lr, false);
-    num(&l, "running_accuracy", r->running_accuracy, false);
-    num(&l, "samples_per_s", r->samples_per_s, false);
-    num(&l, "seconds", r->seconds, false);
+    static const char *const keys[] = {"energy", "pre_learn_energy", "lr", "running_accuracy",
+                                       "samples_per_s", "seconds"};
+    const double v[] = {r->energy, r->pre_learn_energy, r->lr, r->running_accuracy,
+                        r->samples_per_s, r->seconds};
+    nums(&l, 6, keys, v, false);
     phase_object(&l, "rank0_seconds", r->rank0_seconds);
     put(&l, "}\n");
     return write_line(m, &l, false);
@@ -147,12 +150,11 @@ pcn_status pcn_io_metrics_batch(pcn_io_metrics *m, const pcn_io_metrics_batch_re
 pcn_status pcn_io_metrics_epoch(pcn_io_metrics *m, const pcn_io_metrics_epoch_rec *r) {
     line l = {.len = 0};
     put(&l, "{\"event\":\"epoch\",\"epoch\":%d,\"ranks\":%d,", r->epoch, r->ranks);
-    num(&l, "energy", r->energy, false);
-    num(&l, "pre_learn_energy", r->pre_learn_energy, false);
-    num(&l, "train_accuracy", r->train_accuracy, false);
-    num(&l, "lr", r->lr, false);
-    num(&l, "seconds", r->seconds, false);
-    num(&l, "samples_per_s", r->samples_per_s, false);
+    static const char *const keys[] = {"energy", "pre_learn_energy", "train_accuracy", "lr",
+                                       "seconds", "samples_per_s"};
+    const double v[] = {r->energy, r->pre_learn_energy, r->train_accuracy, r->lr, r->seconds,
+                        r->samples_per_s};
+    nums(&l, 6, keys, v, false);
     phase_object(&l, "seconds_max", r->seconds_max);
     put(&l, ",");
     phase_object(&l, "seconds_mean", r->seconds_mean);
@@ -163,11 +165,9 @@ pcn_status pcn_io_metrics_epoch(pcn_io_metrics *m, const pcn_io_metrics_epoch_re
 pcn_status pcn_io_metrics_test(pcn_io_metrics *m, const pcn_io_metrics_test_rec *r) {
     line l = {.len = 0};
     put(&l, "{\"event\":\"test\",\"samples\":%lld,", (long long)r->samples);
-    num(&l, "accuracy", r->accuracy, false);
-    num(&l, "top_k", r->top_k, false);
-    num(&l, "energy", r->energy, false);
-    num(&l, "mse", r->mse, false);
-    num(&l, "seconds", r->seconds, true);
+    static const char *const keys[] = {"accuracy", "top_k", "energy", "mse", "seconds"};
+    const double v[] = {r->accuracy, r->top_k, r->energy, r->mse, r->seconds};
+    nums(&l, 5, keys, v, true);
     put(&l, "}\n");
     return write_line(m, &l, true);
 }

@@ -178,16 +178,15 @@ int main(int argc, char **argv) {
         if (parsed > 0) fputs(usage, stdout);
         return parsed > 0 ? 0 : 1;
     }
-    char err[1024] = "";
-    int rc;
+    pcn_status st;
     if (!strcmp(o.format, "cifar10"))
-        rc = pcn_io_convert_cifar10(o.dir, o.out, &o.params, err, sizeof err);
+        st = pcn_io_convert_cifar10(o.dir, o.out, &o.params);
     else if (o.dir)
-        rc = pcn_io_convert_idx_dir(o.dir, o.out, &o.params, err, sizeof err);
+        st = pcn_io_convert_idx_dir(o.dir, o.out, &o.params);
     else
-        rc = pcn_io_convert_idx(&o.files, o.out, &o.params, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "pcn_convert: %s\n", err);
+        st = pcn_io_convert_idx(&o.files, o.out, &o.params);
+    if (st != PCN_OK) {
+        fprintf(stderr, "pcn_convert: %s\n", pcn_last_error());
         return 1;
     }
     printf("pcn_convert: wrote %s\n", o.out);

@@ -1,5 +1,5 @@
 /*
- * predictions.c — the predictions file (layout and guarantees in pcn_predictions.h).
+ * predictions.c — the predictions file (layout and guarantees in pcn_io.h, "Predictions").
  *
  * Rank 0 does all the file work: HDF5 only ever writes to memory (the core driver with no
  * backing store), so HDF5 never meets a full disk; the image then goes to disk through
@@ -8,7 +8,7 @@
  * PATH, here or on another node, cannot clobber it); PATH appears only by rename of a
  * complete, synced file; no temporary file outlives a failed write.
  */
-#include "pcn_predictions.h"
+#include "pcn_io.h"
 
 #include <errno.h>
 #include <fcntl.h>

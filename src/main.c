@@ -18,13 +18,9 @@
 
 #include "cli.h"
 #include "pcn.h"
-#include "pcn_ckpt.h"
-#include "pcn_dataset.h"
+#include "pcn_io.h"
 #include "pcn_dist.h"
-#include "pcn_files.h"
 #include "pcn_gpu.h"
-#include "pcn_metrics.h"
-#include "pcn_predictions.h"
 #include "pcn_impl.h" // pcn_set_error: the program shares the library's error channel
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };

@@ -47,6 +47,10 @@ typedef enum {
 const char *pcn_status_name(pcn_status s);
 // The message of the last failure on this thread ("" if none).
 const char *pcn_last_error(void);
+// Records a message for pcn_last_error() on this thread and returns status: the one error
+// channel that libpcn, its io and dist libraries and the program share. Local.
+pcn_status pcn_set_error(pcn_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 // Version of the library this program runs against, "MAJOR.MINOR.PATCH".
 const char *pcn_version(void);
 

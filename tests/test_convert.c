@@ -295,6 +295,12 @@ static bool no_temp_files(void) {
     return clean;
 }
 
+// The converters' status as the 0 / -1 of the checks below, with the message in err.
+static int conv_rc(pcn_status st, char *err, size_t len) {
+    snprintf(err, len, "%s", st == PCN_OK ? "" : pcn_last_error());
+    return st == PCN_OK ? 0 : -1;
+}
+
 // ----------------------------------------------------------------------------------------
 // Good conversions
 // ----------------------------------------------------------------------------------------
@@ -303,7 +309,7 @@ static void test_idx(void) {
     pcn_io_idx_paths p = write_idx_set();
     char err[1024] = "", source[600];
     const char *out = path_in("idx.h5");
-    int rc = pcn_io_convert_idx(&p, out, NULL, err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_idx(&p, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "idx conversion: %s", err);
     snprintf(source, sizeof source, "idx: %s", p.train_images);
     expect e = {TR_N, TE_N, D, 7, {1, ROWS, COLS}, source, pixel, label_of};
@@ -313,7 +319,7 @@ static void test_idx(void) {
     // --classes, limits (more than one chunk of train rows) and a chosen source.
     pcn_io_convert_params prm = pcn_io_convert_default_params();
     prm.classes = 12, prm.limit_train = 1030, prm.limit_test = 5, prm.source = "synthetic idx";
-    rc = pcn_io_convert_idx(&p, out, &prm, err, sizeof err); // replaces the file
+    rc = conv_rc(pcn_io_convert_idx(&p, out, &prm), err, sizeof err); // replaces the file
     TU_CHECK(rc == 0, "idx conversion with limits: %s", err);
     expect el = {1030, 5, D, 12, {1, ROWS, COLS}, "synthetic idx", pixel, label_of};
     check_file(out, &el);
@@ -333,7 +339,7 @@ static void test_idx_dir(void) {
     write_idx_images(tei, 1, TE_N, ROWS, COLS, TE_N, 0, false);
     write_idx_labels(tel, 1, TE_N, TE_N, -1, true);
     const char *out = path_in("dir.h5");
-    int rc = pcn_io_convert_idx_dir(dir, out, NULL, err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_idx_dir(dir, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "idx --dir conversion: %s", err);
     snprintf(source, sizeof source, "idx: %s", tri);
     expect e = {TR_N, TE_N, D, 7, {1, ROWS, COLS}, source, pixel, label_of};
@@ -374,7 +380,7 @@ static void test_cifar(void) {
     mkdir(dir, 0755);
     write_cifar(dir, -1);
     const char *out = path_in("cifar.h5");
-    int rc = pcn_io_convert_cifar10(dir, out, NULL, err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "cifar conversion: %s", err);
     snprintf(source, sizeof source, "cifar-10 binary: %s", dir);
     expect e = {12, 5, 3072, 10, {3, 32, 32}, source, cifar_px, cifar_lab};
@@ -382,7 +388,7 @@ static void test_cifar(void) {
     // Limits crossing a file boundary (3 records in the first file).
     pcn_io_convert_params prm = pcn_io_convert_default_params();
     prm.limit_train = 4, prm.limit_test = 2;
-    rc = pcn_io_convert_cifar10(dir, out, &prm, err, sizeof err);
+    rc = conv_rc(pcn_io_convert_cifar10(dir, out, &prm), err, sizeof err);
     TU_CHECK(rc == 0, "cifar conversion with limits: %s", err);
     expect el = {4, 2, 3072, 10, {3, 32, 32}, source, cifar_px, cifar_lab};
     check_file(out, &el);
@@ -407,7 +413,7 @@ static void expect_refusal(const char *what, int rc, const char *err, const char
 
 static int idx_try(const pcn_io_idx_paths *p, const pcn_io_convert_params *prm, char *err) {
     err[0] = 0;
-    return pcn_io_convert_idx(p, path_in("bad.h5"), prm, err, 1024);
+    return conv_rc(pcn_io_convert_idx(p, path_in("bad.h5"), prm), err, 1024);
 }
 
 static void test_idx_bad(void) {
@@ -473,11 +479,11 @@ static void test_idx_bad(void) {
     expect_refusal("classes 1", idx_try(&good, &prm, err), err, out, "classes", NULL);
 
     err[0] = 0;
-    int rc = pcn_io_convert_idx_dir(tmpdir, out, NULL, err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_idx_dir(tmpdir, out, NULL), err, sizeof err);
     expect_refusal("--dir without the files", rc, err, out, "train-images-idx3-ubyte", tmpdir);
 
     const char *nodir = path_in("no-dir/x.h5");
-    rc = pcn_io_convert_idx(&good, nodir, NULL, err, sizeof err);
+    rc = conv_rc(pcn_io_convert_idx(&good, nodir, NULL), err, sizeof err);
     expect_refusal("unwritable output", rc, err, nodir, "cannot create", "no-dir/x.h5.tmp.");
 }
 
@@ -489,7 +495,7 @@ static void test_cifar_bad(void) {
 
     write_cifar(dir, 10);
     snprintf(path, sizeof path, "%s/data_batch_3.bin", dir); // train row 5 is its first
-    int rc = pcn_io_convert_cifar10(dir, out, NULL, err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
     expect_refusal("cifar label out of range", rc, err, out, path, "label 10 at record 0");
 
     write_cifar(dir, -1);
@@ -497,19 +503,19 @@ static void test_cifar_bad(void) {
     FILE *fp = fopen(path, "ab");
     fputc(0, fp);
     fclose(fp);
-    rc = pcn_io_convert_cifar10(dir, out, NULL, err, sizeof err);
+    rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
     expect_refusal("cifar size", rc, err, out, path,
                    "3074 bytes is not a non-zero multiple of 3073");
 
     write_cifar(dir, -1);
     snprintf(path, sizeof path, "%s/test_batch.bin", dir);
     unlink(path);
-    rc = pcn_io_convert_cifar10(dir, out, NULL, err, sizeof err);
+    rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
     expect_refusal("cifar missing file", rc, err, out, path, "No such file");
 
     pcn_io_convert_params prm = pcn_io_convert_default_params();
     prm.classes = 11;
-    rc = pcn_io_convert_cifar10(dir, out, &prm, err, sizeof err);
+    rc = conv_rc(pcn_io_convert_cifar10(dir, out, &prm), err, sizeof err);
     expect_refusal("cifar classes", rc, err, out, "classes = 11", NULL);
 }
 
@@ -520,7 +526,7 @@ static void test_keeps_existing(void) {
     write_bytes(out, "old", 3, false);
     p.test_images = path_in("short-img"); // written by test_idx_bad: truncated
     char err[1024] = "", got[8] = "";
-    int rc = pcn_io_convert_idx(&p, out, NULL, err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_idx(&p, out, NULL), err, sizeof err);
     TU_CHECK(rc == -1 && strstr(err, "truncated"), "truncated input: rc %d, '%s'", rc, err);
     FILE *fp = fopen(out, "rb");
     size_t n = fp ? fread(got, 1, sizeof got, fp) : 0;
@@ -631,7 +637,7 @@ static void test_fashion(void) {
     char err[1024] = "";
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = pcn_io_convert_idx_dir(dir, out, NULL, err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_idx_dir(dir, out, NULL), err, sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     TU_CHECK(rc == 0, "Fashion-MNIST: %s", err);
     if (rc) return;

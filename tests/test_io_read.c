@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pcn_dataset.h"
+#include "pcn_io.h"
 #include "testutil.h"
 
 static int rank_, size_;

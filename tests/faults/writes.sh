@@ -20,7 +20,7 @@
 #                  on every process, one line on stderr, nothing left in the tmpfs
 #   normal_disk    positive control on an ordinary disk: the metrics file holds one line
 #                  per batch, per epoch and a final test line with exactly the documented
-#                  keys (io/pcn_metrics.h); the predictions file has the layout the H5LT
+#                  keys (io/pcn_io.h); the predictions file has the layout the H5LT
 #                  writer made (h5dump -H below), pred is argmax of yhat, and pred scores
 #                  the same accuracy as `pcn_dist test` on that split. It passes before and
 #                  after the fix: it guards what the fix must not change.
