@@ -362,6 +362,19 @@ pcn_status pcn_io_lock_take(pcn_comm *c, const char *path, const char *what, pcn
 // Removes the lock file and releases the lock. NULL is fine. Local.
 void pcn_io_lock_release(pcn_io_lock *lock);
 
+// ----------------------------------------------------------------------------------------
+// File inspection (io/info.c)
+// ----------------------------------------------------------------------------------------
+
+#include <stdio.h>
+
+// Prints what `pcn_dist info` shows about path to out: its pcn_format, then for a data set
+// its version, classes, normalisation and split shapes, for a checkpoint its version,
+// writer, dims, activation, mode and next batch. Lenient: missing attributes print as 0 or
+// empty. PCN_EIO when path is not readable, PCN_EDATA when it is not an HDF5 file (message
+// set, nothing printed). Local.
+pcn_status pcn_io_info_print(const char *path, FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

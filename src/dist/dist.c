@@ -217,6 +217,38 @@ MPI_Comm pcn_dist_mpi(const pcn_comm *c) { return c->comm; }
 MPI_Comm pcn_dist_node_mpi(const pcn_comm *c) { return c->node; }
 
 // ----------------------------------------------------------------------------------------
+// The program's collectives
+// ----------------------------------------------------------------------------------------
+
+pcn_comm *pcn_dist_start(int *argc, char ***argv) {
+    int provided;
+    PCN_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    return pcn_dist_init(MPI_COMM_WORLD);
+}
+
+void pcn_dist_finish(pcn_comm *c) {
+    pcn_dist_free(c);
+    MPI_Finalize();
+}
+
+int pcn_dist_min_int(pcn_comm *c, int v) {
+    int least = v;
+    PCN_MPI_CHECK(MPI_Allreduce(&v, &least, 1, MPI_INT, MPI_MIN, c->comm));
+    return least;
+}
+
+bool pcn_dist_any(pcn_comm *c, bool mine) {
+    int v = mine, any = 0;
+    PCN_MPI_CHECK(MPI_Allreduce(&v, &any, 1, MPI_INT, MPI_MAX, c->comm));
+    return any != 0;
+}
+
+void pcn_dist_reduce_max_sum(pcn_comm *c, const double *v, int n, double *max, double *sum) {
+    PCN_MPI_CHECK(MPI_Reduce(v, max, n, MPI_DOUBLE, MPI_MAX, 0, c->comm));
+    PCN_MPI_CHECK(MPI_Reduce(v, sum, n, MPI_DOUBLE, MPI_SUM, 0, c->comm));
+}
+
+// ----------------------------------------------------------------------------------------
 // Distributed training and test
 // ----------------------------------------------------------------------------------------
 

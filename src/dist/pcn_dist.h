@@ -50,6 +50,22 @@ pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, 
 // holds that rank's message. Collective.
 pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local);
 
+// ---- The program's collectives ----------------------------------------------------------
+// Small agreements for a program built on this library, so that it needs no MPI call.
+
+// Starts MPI (MPI_THREAD_FUNNELED: only the calling thread calls MPI; other threads may do
+// HDF5 I/O) and returns the communicator over every process (MPI_COMM_WORLD). Collective.
+pcn_comm *pcn_dist_start(int *argc, char ***argv);
+// Frees c (pcn_dist_free) and ends MPI (MPI_Finalize). Collective.
+void pcn_dist_finish(pcn_comm *c);
+// The smallest of every rank's v. Collective.
+int pcn_dist_min_int(pcn_comm *c, int v);
+// Whether any rank passes true (a stop flag, say). Collective.
+bool pcn_dist_any(pcn_comm *c, bool mine);
+// Element-wise maximum and sum of every rank's v[0..n) into max and sum, on rank 0 only
+// (elsewhere max and sum are left as they are). Collective.
+void pcn_dist_reduce_max_sum(pcn_comm *c, const double *v, int n, double *max, double *sum);
+
 // ---- GPUs ------------------------------------------------------------------------------
 typedef enum {
     PCN_COMM_MPI = 0,  // MPI; with a model on a GPU, staged through host memory (ranks may

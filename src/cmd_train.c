@@ -1,0 +1,327 @@
+/*
+ * cmd_train.c — `pcn_dist train`: checks the settings, trains (or resumes) over the ranks,
+ * writes the checkpoint and scores the test split; the batch hook between batches writes
+ * the metrics, agrees on the stop signals and writes periodic checkpoints.
+ *
+ * Every rank runs the same sequence of collective steps; every failure is agreed, so all
+ * ranks stop together and rank 0 prints the one message. SIGTERM and SIGUSR1 set a flag;
+ * at the next batch boundary the ranks agree on it, write the checkpoint and exit with
+ * status 3 (requeue).
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "program.h"
+
+// Where the phase clocks and the checkpoint clock stood when the current epoch began.
+typedef struct {
+    double sec[4];    // next->seconds at the epoch's start (the trainer's phase clocks)
+    double ckpt;      // run_ctx.ckpt_seconds then
+    double wall;      // wall clock then
+} epoch_mark;
+
+typedef struct {
+    app *a;
+    pcn_io_metrics *metrics;   // rank 0's metrics file, or NULL
+    pcn_ckpt_meta meta;
+    pcn_train_position last;   // position after the previous batch
+    double t_last;             // wall clock then
+    int batches;               // batches done in this process's run
+    int ckpt_at;               // value of batches when the last checkpoint was written
+    bool append;               // resuming: append to the metrics file
+    double ckpt_seconds;       // this rank's time in checkpoint writes so far
+    double ckpt_reported;      // ... as of the last batch line
+    epoch_mark mark;           // the current epoch's start
+    int64_t batch_size, n;
+} run_ctx;
+
+// ----------------------------------------------------------------------------------------
+// Metrics
+// ----------------------------------------------------------------------------------------
+
+static double last_of(const pcn_history *h, pcn_history_series s) {
+    size_t n = pcn_history_len(h, s);
+    return n ? pcn_history_data(h, s)[n - 1] : NAN;
+}
+
+// Rank 0's batch record. Local.
+static pcn_status metrics_batch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
+                                double dt) {
+    const double *s0 = r->last.seconds, *s1 = next->seconds;
+    pcn_io_metrics_batch_rec b = {
+        .epoch = next->batch == 0 ? next->epoch - 1 : next->epoch,
+        .batch = next->batch == 0 ? (int)((r->n + r->batch_size - 1) / r->batch_size) - 1
+                                  : next->batch - 1,
+        .samples = next->samples - r->last.samples,
+        .energy = last_of(h, PCN_HIST_PER_BATCH),
+        .pre_learn_energy = last_of(h, PCN_HIST_PER_BATCH_PRE_LEARN),
+        .lr = r->last.lr,
+        .running_accuracy = pcn_history_running_accuracy(h),
+        .seconds = dt,
+        .rank0_seconds = {s1[0] - s0[0], s1[1] - s0[1], s1[2] - s0[2], s1[3] - s0[3],
+                          r->ckpt_seconds - r->ckpt_reported}};
+    b.samples_per_s = b.samples / dt;
+    r->ckpt_reported = r->ckpt_seconds;
+    return pcn_io_metrics_batch(r->metrics, &b);
+}
+
+// At an epoch's end (t: now): per-phase seconds of the epoch, max and mean over ranks, then
+// the mark moves to t. Collective; rank 0 writes the record and returns its status (the
+// caller agrees it).
+static pcn_status metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
+                                double t) {
+    double sec[5], mx[5], sum[5];
+    for (int k = 0; k < 4; k++) sec[k] = next->seconds[k] - r->mark.sec[k];
+    sec[4] = r->ckpt_seconds - r->mark.ckpt;
+    double epoch_wall = t - r->mark.wall;
+    memcpy(r->mark.sec, next->seconds, sizeof r->mark.sec);
+    r->mark.ckpt = r->ckpt_seconds, r->mark.wall = t;
+    pcn_dist_reduce_max_sum(r->a->comm, sec, 5, mx, sum);
+    if (!r->metrics) return PCN_OK;
+    int P = pcn_dist_size(r->a->comm);
+    pcn_io_metrics_epoch_rec e = {
+        .epoch = next->epoch - 1, .ranks = P,
+        .energy = last_of(h, PCN_HIST_PER_EPOCH),
+        .pre_learn_energy = last_of(h, PCN_HIST_PER_EPOCH_PRE_LEARN),
+        .train_accuracy = pcn_history_len(h, PCN_HIST_TRAIN_ACCURACY)
+                              ? last_of(h, PCN_HIST_TRAIN_ACCURACY) : NAN,
+        .lr = last_of(h, PCN_HIST_LR_PER_EPOCH),
+        .seconds = epoch_wall, .samples_per_s = r->n / epoch_wall};
+    for (int k = 0; k < 5; k++) e.seconds_max[k] = mx[k], e.seconds_mean[k] = sum[k] / P;
+    return pcn_io_metrics_epoch(r->metrics, &e);
+}
+
+// ----------------------------------------------------------------------------------------
+// The batch hook
+// ----------------------------------------------------------------------------------------
+
+static const char *ckpt_path(const pcn_cli *c) {
+    return c->checkpoint[0] ? c->checkpoint : "pcn_dist_checkpoint.h5";
+}
+
+// The metrics of the batch just done (t: now). Collective; the status is agreed.
+static pcn_status batch_metrics(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
+                                double t) {
+    app *a = r->a;
+    const pcn_cli *c = &a->cli;
+    // The metrics file opens with the first batch, so a run refused before it leaves none.
+    // Rank 0 writes; a failure (open, a full disk) is agreed, so every rank stops here.
+    pcn_status ms = PCN_OK;
+    if (r->batches == 1 && c->metrics[0] && pcn_dist_rank(a->comm) == 0 &&
+        !(r->metrics = pcn_io_metrics_open(c->metrics, r->append)))
+        ms = PCN_EIO;
+    if (c->stop_after_batches && r->batches == c->stop_after_batches && pcn_dist_rank(a->comm) == 0)
+        raise(SIGTERM); // the real signal path, at a known batch (tests)
+    if (r->metrics && ms == PCN_OK) ms = metrics_batch(r, h, next, t - r->t_last);
+    if (next->batch == 0) {
+        pcn_status es = metrics_epoch(r, h, next, t);
+        if (ms == PCN_OK) ms = es;
+    }
+    return pcn_dist_agree(a->comm, ms);
+}
+
+static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
+                             const pcn_train_position *next, bool *stop) {
+    run_ctx *r = u;
+    app *a = r->a;
+    const pcn_cli *c = &a->cli;
+    double t = pcn_now();
+    r->batches++;
+    pcn_status ms = batch_metrics(r, h, next, t);
+    if (ms != PCN_OK) return ms;
+    r->last = *next;
+    r->t_last = t;
+    bool any = pcn_dist_any(a->comm, program_stop_requested());
+    bool periodic = c->checkpoint_every > 0 && r->batches % c->checkpoint_every == 0;
+    if (any || periodic) {
+        double t0 = pcn_now();
+        pcn_status st = pcn_io_ckpt_write(a->comm, ckpt_path(c), m, next, h, &r->meta,
+                                          c->keep_checkpoints);
+        r->ckpt_seconds += pcn_now() - t0;
+        if (st != PCN_OK) return st;
+        r->ckpt_at = r->batches;
+    }
+    if (any) {
+        *stop = true;
+        if (pcn_dist_rank(a->comm) == 0)
+            fprintf(stderr, "pcn_dist: stop signal: checkpoint written to %s (epoch %d, batch %d); "
+                    "resume with --resume %s\n", ckpt_path(c), next->epoch, next->batch, ckpt_path(c));
+    }
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// The run
+// ----------------------------------------------------------------------------------------
+
+// The folders of --checkpoint and --metrics must exist and be writable before hours of
+// training, not after. Rank 0 looks; the caller agrees.
+static pcn_status check_writable(const app *a) {
+    const char *paths[2] = {a->cli.checkpoint, a->cli.metrics}, *names[2] = {"checkpoint", "metrics"};
+    for (int i = 0; i < 2 && pcn_dist_rank(a->comm) == 0; i++) {
+        if (!paths[i][0]) continue;
+        char dir[PCN_CLI_PATH];
+        snprintf(dir, sizeof dir, "%s", paths[i]);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir) dir[1] = '\0';
+        else if (slash) *slash = '\0';
+        else strcpy(dir, ".");
+        if (access(dir, W_OK) != 0)
+            return pcn_set_error(PCN_EIO, "--%s %s: the folder %s does not exist or is not "
+                                 "writable", names[i], paths[i], dir);
+    }
+    return PCN_OK;
+}
+
+// The training loop over the train split, the batch hook between batches. Collective.
+static pcn_status train_loop(run_ctx *r, pcn_model *m, pcn_history *h, pcn_train_params *p,
+                             const pcn_train_position *resume) {
+    app *a = r->a;
+    pcn_dataset *ds = pcn_io_dataset_open(a->comm, a->cli.data, "train", a->choice.data_mode);
+    if (!ds) return PCN_EDATA;
+    pcn_data train = pcn_io_dataset_source(ds);
+    r->n = train.n, r->t_last = pcn_now();
+    pcn_progress *progress = NULL;
+    if (resume)
+        r->last = *resume, r->last.samples = 0, memset(r->last.seconds, 0, sizeof r->last.seconds);
+    else r->last = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
+    r->mark = (epoch_mark){{0}, 0.0, pcn_now()};
+    if (pcn_dist_rank(a->comm) == 0 && a->cli.progress) {
+        progress = pcn_progress_init(stdout, a->device);
+        p->callbacks = pcn_progress_callbacks(progress);
+    }
+    p->batch_hook = batch_hook, p->batch_hook_user = r, p->resume = resume;
+    pcn_status st = pcn_dist_train(m, &train, p, h, a->comm);
+    pcn_io_dataset_close(ds);
+    pcn_progress_free(progress);
+    return st;
+}
+
+// The run's last metrics line, its test result, then the file closed (synced): rank 0
+// writes (opening the file if no batch ran), every rank agrees. Collective.
+static pcn_status metrics_test(run_ctx *r, const pcn_test_result *tr) {
+    const pcn_cli *c = &r->a->cli;
+    pcn_status ms = PCN_OK;
+    if (pcn_dist_rank(r->a->comm) == 0 && c->metrics[0]) {
+        if (!r->metrics && !(r->metrics = pcn_io_metrics_open(c->metrics, true))) ms = PCN_EIO;
+        pcn_io_metrics_test_rec t = {tr->samples, tr->accuracy, tr->top_k, tr->energy, tr->mse,
+                                     r->a->test_seconds};
+        if (ms == PCN_OK) ms = pcn_io_metrics_test(r->metrics, &t);
+        pcn_status closed = pcn_io_metrics_close(r->metrics);
+        if (ms == PCN_OK) ms = closed;
+        r->metrics = NULL;
+    }
+    return pcn_dist_agree(r->a->comm, ms);
+}
+
+// After a finished run: the test split scored, printed and recorded. Collective.
+static pcn_status test_after(run_ctx *r, pcn_model *m, const pcn_train_params *p) {
+    pcn_test_result tr;
+    pcn_status st = cmd_eval_split(r->a, m, p, "test", &tr);
+    if (st != PCN_OK) return st;
+    cmd_eval_print(r->a, &tr, "test");
+    return metrics_test(r, &tr);
+}
+
+// Trains (or resumes), writes the final checkpoint, then scores the test split. Collective.
+static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *p,
+                        const pcn_train_position *resume) {
+    const pcn_cli *c = &a->cli;
+    char *ini = pcn_cli_to_ini(c);
+    run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini}, .batch_size = p->batch_size,
+                 .append = resume != NULL};
+    pcn_status st = train_loop(&r, m, h, p, resume);
+    int rc = st == PCN_OK ? EXIT_OK : st == PCN_STOPPED ? EXIT_STOPPED : EXIT_ERROR;
+    // The final checkpoint: where training ended (schedule state included, so a resume with
+    // more --epochs continues it), unless the last batch's hook just wrote exactly that.
+    if (st == PCN_OK && c->checkpoint[0] && (r.ckpt_at != r.batches || r.batches == 0)) {
+        st = pcn_io_ckpt_write(a->comm, c->checkpoint, m, &r.last, h, &r.meta,
+                               c->keep_checkpoints);
+        if (st != PCN_OK) rc = EXIT_ERROR;
+    }
+    if (st == PCN_OK && c->checkpoint[0] && pcn_dist_rank(a->comm) == 0)
+        printf("checkpoint: %s\n", c->checkpoint);
+    if (rc == EXIT_OK && (st = test_after(&r, m, p)) != PCN_OK) rc = EXIT_ERROR;
+    if (r.metrics) { // a failed or stopped run: close the file, keeping the run's own message
+        char why[1024];
+        snprintf(why, sizeof why, "%s", pcn_last_error());
+        pcn_io_metrics_close(r.metrics);
+        if (st != PCN_OK) pcn_set_error(st, "%s", why);
+    }
+    free(ini);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------------------
+// The command
+// ----------------------------------------------------------------------------------------
+
+// The settings of a training run checked, --inject-fault included: usage errors. Local;
+// the caller agrees.
+static pcn_status check_train(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps) {
+    const pcn_cli *c = &a->cli;
+    pcn_status st = PCN_OK;
+    if (!c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
+    if (st == PCN_OK) st = settings_check(a);
+    if (st == PCN_OK) st = settings_to_params(a, p, steps, max_steps);
+    if (st == PCN_OK) st = settings_check_outputs(c, true);
+    // --inject-fault ckpt-write (every rank) or ckpt-write@R (rank R only)
+    int fault = PCN_CKPT_FAULT_OFF, fault_end = 0, size = pcn_dist_size(a->comm);
+    if (st == PCN_OK && !strcmp(c->inject_fault, "ckpt-write")) fault = PCN_CKPT_FAULT_ALL;
+    else if (st == PCN_OK && c->inject_fault[0] &&
+             (sscanf(c->inject_fault, "ckpt-write@%d%n", &fault, &fault_end) != 1 ||
+              c->inject_fault[fault_end] || fault < 0 || fault >= size))
+        st = pcn_set_error(PCN_EINVAL, "--inject-fault %s: want ckpt-write (every rank) or "
+                           "ckpt-write@R (rank R, 0 to %d of %d ranks)", c->inject_fault,
+                           size - 1, size);
+    if (st == PCN_OK) pcn_io_ckpt_inject_fault(fault);
+    return st;
+}
+
+// From checked settings to a placed model: a new one (usage errors), the folders, the
+// checkpoint's lock and the device. Returns EXIT_OK or the exit status, with the message
+// printed for usage errors (set for the others). Collective.
+static int prepare(app *a, pcn_model **m, bool resume, pcn_train_params *p, pcn_io_lock **lock) {
+    const pcn_cli *c = &a->cli;
+    if (!resume && settings_new_model(a, m) != PCN_OK) return program_fail(a, EXIT_USAGE, NULL);
+    if (pcn_dist_agree(a->comm, check_writable(a)) != PCN_OK) return EXIT_ERROR;
+    // One writer per checkpoint, from now to the end of the run.
+    if (c->checkpoint[0] && pcn_io_lock_take(a->comm, c->checkpoint, "--checkpoint", lock) != PCN_OK)
+        return EXIT_ERROR;
+    pcn_status st = device_setup(a, *m, p);
+    if (st != PCN_OK) return program_fail(a, st == PCN_EINVAL ? EXIT_USAGE : EXIT_ERROR, NULL);
+    if (pcn_dist_rank(a->comm) == 0 && strcmp(a->device, "cpu")) printf("device: %s\n", a->device);
+    return EXIT_OK;
+}
+
+int cmd_train(app *a) {
+    const char *pos[1];
+    pcn_history *h = pcn_history_init();
+    pcn_ckpt_info info = {0};
+    pcn_model *m = NULL;
+    pcn_io_lock *lock = NULL;
+    pcn_lr_step steps[256];
+    pcn_train_params p;
+    int npos, rc = settings_read(a, true, &info, h, &m, pos, 0, &npos);
+    const bool resume = m != NULL;
+    if (rc != EXIT_OK) {
+        if (rc == EXIT_USAGE) program_fail(a, EXIT_USAGE, NULL);
+        goto done;
+    }
+    if (pcn_dist_agree(a->comm, check_train(a, &p, steps, 256)) != PCN_OK) {
+        rc = program_fail(a, EXIT_USAGE, NULL);
+        goto done;
+    }
+    rc = prepare(a, &m, resume, &p, &lock);
+    if (rc == EXIT_OK) rc = run_training(a, m, h, &p, resume ? &info.pos : NULL);
+done:
+    if (rc == EXIT_ERROR && pcn_last_error()[0]) program_fail(a, EXIT_ERROR, NULL);
+    pcn_io_lock_release(lock);
+    pcn_io_ckpt_info_free(&info);
+    pcn_history_free(h);
+    pcn_model_free(m);
+    return rc;
+}

@@ -1,0 +1,297 @@
+/*
+ * settings.c — pcn_dist's settings, from strings to what the run uses: the layers of
+ * settings (defaults, a model file's stored settings, --config, flags), the choice settings
+ * parsed once into enums by one table, the training parameters, and the checks that refuse
+ * a bad run before it starts (a model file against the settings, outputs against inputs).
+ *
+ * Every check here is Local and sets the message; the caller agrees it over the ranks
+ * (pcn_dist_agree), so all ranks refuse together. The order of the checks is the order of
+ * the messages a user sees first; keep it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "program.h"
+
+// ----------------------------------------------------------------------------------------
+// Choices: one table row per setting, parsed into an enum field of choices
+// ----------------------------------------------------------------------------------------
+
+typedef struct {
+    const char *option;        // the option's name, for messages
+    size_t cli_off;            // its string in pcn_cli
+    size_t choice_off;         // its enum in choices
+    const char *names[5];      // the accepted spellings, NULL-terminated
+    int values[4];             // the enum value of each
+} choice_row;
+
+#define ROW(opt, field, ...) {opt, offsetof(pcn_cli, field), offsetof(choices, field), __VA_ARGS__}
+
+// In the order the checks run (settings_check takes rows 0-4, settings_to_params 5-7).
+static const choice_row rows[] = {
+    ROW("device", device, {"auto", "cpu", "cuda"}, {DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA}),
+    ROW("precision", precision, {"fp32", "tf32", "bf16", "fp16"},
+        {PCN_PRECISION_FP32, PCN_PRECISION_TF32, PCN_PRECISION_BF16, PCN_PRECISION_FP16}),
+    ROW("comm", comm, {"auto", "nccl", "mpi"}, {COMM_AUTO, COMM_NCCL, COMM_MPI}),
+    ROW("data-mode", data_mode, {"memory", "stream"}, {PCN_IO_MEMORY, PCN_IO_STREAM}),
+    ROW("split", split, {"train", "test"}, {SPLIT_TRAIN, SPLIT_TEST}),
+    ROW("lr-schedule", lr_schedule, {"none", "plateau", "steps"},
+        {PCN_LR_NONE, PCN_LR_PLATEAU, PCN_LR_STEPS}),
+    ROW("lr-scaling", lr_scaling, {"none", "linear", "sqrt"},
+        {PCN_LR_SCALE_NONE, PCN_LR_SCALE_LINEAR, PCN_LR_SCALE_SQRT}),
+    ROW("learn-path", learn_path, {"auto", "plain", "gram"},
+        {PCN_LEARN_AUTO, PCN_LEARN_PLAIN, PCN_LEARN_GRAM}),
+};
+
+// Every enum field of choices is written through an int.
+_Static_assert(sizeof(device_choice) == sizeof(int) && sizeof(pcn_precision) == sizeof(int) &&
+               sizeof(pcn_io_mode) == sizeof(int) && sizeof(pcn_lr_schedule) == sizeof(int) &&
+               sizeof(pcn_lr_scaling) == sizeof(int) && sizeof(pcn_learn_path) == sizeof(int),
+               "choices are ints");
+
+// Parses rows [first, last) from c into ch; the first unknown value is refused with
+// "--NAME must be a, b or c, got 'x'". Local.
+static pcn_status parse_choices(const pcn_cli *c, choices *ch, size_t first, size_t last) {
+    for (size_t r = first; r < last; r++) {
+        const choice_row *row = &rows[r];
+        const char *v = (const char *)c + row->cli_off;
+        int n = 0;
+        while (row->names[n] && strcmp(row->names[n], v)) n++;
+        if (row->names[n]) {
+            *(int *)((char *)ch + row->choice_off) = row->values[n];
+            continue;
+        }
+        char list[128] = "";
+        for (int k = 0; row->names[k]; k++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                     k == 0 ? "" : row->names[k + 1] ? ", " : " or ", row->names[k]);
+        return pcn_set_error(PCN_EINVAL, "--%s must be %s, got '%s'", row->option, list, v);
+    }
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// Numbers in strings
+// ----------------------------------------------------------------------------------------
+
+static int parse_dims(const char *s, int *dims, int max) {
+    int n = 0;
+    const char *p = s;
+    while (*p && n < max) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1 << 30) return -1;
+        dims[n++] = (int)v;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    return *p ? -1 : n;
+}
+
+static pcn_status parse_steps(const char *s, pcn_lr_step *steps, int max, int *n) {
+    *n = 0;
+    for (const char *p = s; *p && *n < max;) {
+        pcn_lr_step st;
+        int used = 0;
+        if (sscanf(p, "%d:%d:%lf%n", &st.epoch, &st.batch, &st.lr, &used) != 3)
+            return pcn_set_error(PCN_EINVAL, "--lr-steps: expected epoch:batch:lr,... at '%s'", p);
+        steps[(*n)++] = st;
+        p += used;
+        if (*p == ',') p++;
+    }
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// Parameters and checks
+// ----------------------------------------------------------------------------------------
+
+pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps) {
+    const pcn_cli *c = &a->cli;
+    *p = pcn_train_default_params();
+    if (pcn_task_from_name(c->task, &p->task) != PCN_OK) return PCN_EINVAL;
+    a->choice.task = p->task;
+    p->t_infer = c->t_infer, p->t_infer_test = c->t_infer_test, p->t_learn = c->t_learn;
+    p->lr_infer = c->lr_infer, p->lr_learn = c->lr_learn, p->num_epochs = c->epochs;
+    p->early_stop_threshold = c->early_stop, p->energy_window_size = c->energy_window;
+    p->lr_decay_factor = c->lr_decay, p->lr_patience = c->lr_patience;
+    p->batch_size = c->batch_size, p->test_batch_size = c->test_batch_size;
+    p->shuffle = c->shuffle != 0, p->seed = (uint64_t)c->seed;
+    p->train_accuracy_every = c->train_accuracy_every, p->top_k = c->top_k;
+    pcn_status st = parse_choices(c, &a->choice, 5, 8);
+    if (st != PCN_OK) return st;
+    p->lr_schedule = a->choice.lr_schedule, p->lr_scaling = a->choice.lr_scaling;
+    p->learn_path = a->choice.learn_path;
+    p->lr_ref_batch = c->lr_ref_batch, p->lr_warmup_batches = c->lr_warmup;
+    if (c->lr_steps[0]) {
+        if ((st = parse_steps(c->lr_steps, steps, max_steps, &p->n_lr_steps)) != PCN_OK) return st;
+        p->lr_steps = steps;
+    }
+    return pcn_train_params_validate(p);
+}
+
+pcn_status settings_check(app *a) {
+    const pcn_cli *c = &a->cli;
+    const choices *ch = &a->choice;
+    pcn_status st = parse_choices(c, &a->choice, 0, 3);
+    if (st != PCN_OK) return st;
+    if (!(c->comm_timeout > 0.0))
+        return pcn_set_error(PCN_EINVAL, "--comm-timeout must be > 0 seconds, got %g",
+                             c->comm_timeout);
+    if (ch->device == DEVICE_CPU && ch->precision != PCN_PRECISION_FP32)
+        return pcn_set_error(PCN_EINVAL, "--precision %s applies to GPU inference; the CPU "
+                             "computes in fp32", c->precision);
+    if (ch->device == DEVICE_CPU && ch->comm == COMM_NCCL)
+        return pcn_set_error(PCN_EINVAL, "--comm nccl needs --device cuda (or auto with GPUs)");
+    if ((st = parse_choices(c, &a->choice, 3, 5)) != PCN_OK) return st;
+    if (c->checkpoint_every < 0)
+        return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0, got %d",
+                             c->checkpoint_every);
+    if (c->keep_checkpoints < 1 || c->keep_checkpoints > PCN_KEEP_MAX)
+        return pcn_set_error(PCN_EINVAL, "--keep-checkpoints must be in [1, %d], got %d",
+                             PCN_KEEP_MAX, c->keep_checkpoints);
+    return PCN_OK;
+}
+
+// No output may be the same file as an input or as another output (by device and inode,
+// not by spelling): --metrics on --resume or --data would destroy it. A run's checkpoint
+// may be the file it resumes from.
+pcn_status settings_check_outputs(const pcn_cli *c, bool train) {
+    const char *cfg = c->config[0] ? c->config : NULL;
+    const struct { const char *name, *path; } in[] = {
+        {"--data", c->data}, {"--config", cfg}, {"--resume", train ? c->resume : NULL},
+        {"--checkpoint", train ? NULL : c->checkpoint}};
+    const struct { const char *name, *path; } out[] = {
+        {"--checkpoint", train ? c->checkpoint : NULL}, {"--metrics", train ? c->metrics : NULL},
+        {"--output", train ? NULL : c->output}};
+    for (size_t o = 0; o < sizeof out / sizeof *out; o++) {
+        if (!out[o].path || !out[o].path[0]) continue;
+        for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+            bool resumed = o == 0 && i == 2; // --checkpoint over its own --resume
+            if (!resumed && pcn_io_file_same(out[o].path, in[i].path))
+                return pcn_set_error(PCN_EINVAL, "%s %s is the same file as %s %s: an output "
+                                     "must not replace an input", out[o].name, out[o].path,
+                                     in[i].name, in[i].path);
+        }
+        for (size_t k = o + 1; k < sizeof out / sizeof *out; k++)
+            if (out[k].path && pcn_io_file_same(out[o].path, out[k].path))
+                return pcn_set_error(PCN_EINVAL, "%s %s and %s %s are the same file",
+                                     out[o].name, out[o].path, out[k].name, out[k].path);
+    }
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// Models
+// ----------------------------------------------------------------------------------------
+
+static pcn_model *model_from_settings(const pcn_cli *c) {
+    int dims[65];
+    int n = parse_dims(c->dims, dims, 65);
+    if (n < 2) {
+        pcn_set_error(PCN_EINVAL, "--dims must be at least two positive integers separated by "
+                      "commas (input first), got '%s'", c->dims);
+        return NULL;
+    }
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = n, mp.output_dim = c->output_dim, mp.seed = (uint64_t)c->seed;
+    if (c->output_dim < 0) {
+        pcn_set_error(PCN_EINVAL, "--output-dim must be >= 1, got %d", c->output_dim);
+        return NULL;
+    }
+    if (pcn_activation_from_name(c->activation, &mp.activation) != PCN_OK ||
+        pcn_task_from_name(c->task, &mp.mode) != PCN_OK)
+        return NULL;
+    return pcn_model_init(&mp);
+}
+
+pcn_status settings_new_model(app *a, pcn_model **m) {
+    pcn_status st = PCN_OK;
+    if (!a->cli.dims[0]) st = pcn_set_error(PCN_EINVAL, "--dims is required (e.g. --dims 784,256,64,10)");
+    if (st == PCN_OK && !(*m = model_from_settings(&a->cli))) st = PCN_EINVAL;
+    return pcn_dist_agree(a->comm, st);
+}
+
+// A model file against the settings read over its own (settings_read): a setting that
+// contradicts its model (dims, outputs, activation, task) is refused, not ignored. Local.
+static pcn_status check_model(const pcn_cli *c, const pcn_ckpt_info *info, const char *path) {
+    char have[512] = "";
+    for (int l = 0; l < info->n_dims; l++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), l ? ",%d" : "%d", info->dims[l]);
+    int dims[65], n = parse_dims(c->dims, dims, 65);
+    bool same = n == info->n_dims;
+    for (int l = 0; same && l < n; l++) same = dims[l] == info->dims[l];
+    if (!same)
+        return pcn_set_error(PCN_EINVAL, "%s holds a model of dims %s, but --dims is %s", path,
+                             have, c->dims);
+    if ((c->output_dim ? c->output_dim : dims[n - 1]) != info->output_dim)
+        return pcn_set_error(PCN_EINVAL, "%s holds a readout of %d outputs, but --output-dim is %d",
+                             path, info->output_dim, c->output_dim);
+    pcn_activation act;
+    pcn_task task;
+    if (pcn_activation_from_name(c->activation, &act) != PCN_OK ||
+        pcn_task_from_name(c->task, &task) != PCN_OK)
+        return PCN_EINVAL;
+    if (act != info->activation)
+        return pcn_set_error(PCN_EINVAL, "%s holds a model with activation %s, but --activation "
+                             "is %s", path, pcn_activation_name(info->activation), c->activation);
+    if (task != info->mode)
+        return pcn_set_error(PCN_EINVAL, "%s holds a %s model, but --task is %s", path,
+                             pcn_task_name(info->mode), c->task);
+    return PCN_OK;
+}
+
+// ----------------------------------------------------------------------------------------
+// The layers of settings
+// ----------------------------------------------------------------------------------------
+
+// Reads a whole text file (the --config file).
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc((size_t)(n > 0 ? n : 0) + 1, 1);
+    if (s && n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = '\0';
+    fclose(f);
+    return s;
+}
+
+int settings_load(app *a, const char *base, const char **pos, int max_pos, int *npos) {
+    char err[1024] = "";
+    pcn_cli_defaults(&a->cli);
+    pcn_status st = PCN_OK;
+    if (base && pcn_cli_apply_ini(&a->cli, base, "checkpoint settings", err, sizeof err) != 0)
+        st = pcn_set_error(PCN_EINVAL, "%s", err);
+    const char *cfg = pcn_cli_find_config(a->argc, a->argv);
+    if (st == PCN_OK && cfg) st = pcn_io_file_regular(cfg, "--config");
+    if (st == PCN_OK && cfg) {
+        char *text = slurp(cfg);
+        if (!text) st = pcn_set_error(PCN_EINVAL, "--config %s: cannot read the file", cfg);
+        else if (pcn_cli_apply_ini(&a->cli, text, cfg, err, sizeof err) != 0)
+            st = pcn_set_error(PCN_EINVAL, "%s", err);
+        free(text);
+    }
+    if (st == PCN_OK &&
+        pcn_cli_apply_args(&a->cli, a->argc, a->argv, 2, pos, max_pos, npos, err, sizeof err) != 0)
+        st = pcn_set_error(PCN_EINVAL, "%s", err);
+    return pcn_dist_agree(a->comm, st) == PCN_OK ? 0 : -1;
+}
+
+// The model file's path may itself come from --config, so a first pass over the file and
+// the flags finds it; the second pass lays them over the file's stored settings.
+int settings_read(app *a, bool train, pcn_ckpt_info *info, pcn_history *h, pcn_model **m,
+                  const char **pos, int max_pos, int *npos) {
+    if (settings_load(a, NULL, pos, max_pos, npos) != 0) return EXIT_USAGE;
+    const char *key = train ? "--resume" : "--checkpoint";
+    char path[PCN_CLI_PATH];
+    snprintf(path, sizeof path, "%s", train ? a->cli.resume : a->cli.checkpoint);
+    if (!path[0]) return EXIT_OK;
+    if (pcn_dist_agree(a->comm, pcn_io_file_regular(path, key)) != PCN_OK) return EXIT_USAGE;
+    if (!(*m = pcn_io_ckpt_read(a->comm, path, info, h))) return EXIT_ERROR;
+    if (settings_load(a, info->config, pos, max_pos, npos) != 0) return EXIT_USAGE;
+    return pcn_dist_agree(a->comm, check_model(&a->cli, info, path)) == PCN_OK ? EXIT_OK
+                                                                                : EXIT_USAGE;
+}
