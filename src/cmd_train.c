@@ -292,7 +292,8 @@ static int prepare(app *a, pcn_model **m, bool resume, pcn_train_params *p, pcn_
     if (c->checkpoint[0] && pcn_io_lock_take(a->comm, c->checkpoint, "--checkpoint", lock) != PCN_OK)
         return EXIT_ERROR;
     pcn_status st = device_setup(a, *m, p);
-    if (st != PCN_OK) return program_fail(a, st == PCN_EINVAL ? EXIT_USAGE : EXIT_ERROR, NULL);
+    // Usage errors print here; other errors print once, where cmd_train ends.
+    if (st != PCN_OK) return st == PCN_EINVAL ? program_fail(a, EXIT_USAGE, NULL) : EXIT_ERROR;
     if (pcn_dist_rank(a->comm) == 0 && strcmp(a->device, "cpu")) printf("device: %s\n", a->device);
     return EXIT_OK;
 }
