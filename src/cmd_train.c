@@ -120,7 +120,8 @@ static pcn_status batch_metrics(run_ctx *r, const pcn_history *h, const pcn_trai
         pcn_status es = metrics_epoch(r, h, next, t);
         if (ms == PCN_OK) ms = es;
     }
-    return pcn_dist_agree(a->comm, ms);
+    // Without --metrics nothing here can fail (on any rank): no agreement, no collective.
+    return c->metrics[0] ? pcn_dist_agree(a->comm, ms) : ms;
 }
 
 static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
