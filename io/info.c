@@ -20,20 +20,22 @@ enum { MAX_DIMS = 65 }; // as checkpoint.c: at most 64 layers
 // Small readers: each leaves its output untouched when the object is missing or unreadable
 // ----------------------------------------------------------------------------------------
 
-static void attr_int(hid_t f, const char *obj, const char *name, int *v) {
+// One number (memory type type, size bytes) of object obj into v.
+static void attr_num(hid_t f, const char *obj, const char *name, hid_t type, size_t size,
+                     void *v) {
     hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
     if (o < 0) return;
-    int tmp;
-    if (pcn_h5_attr_read(o, name, H5T_NATIVE_INT, 1, &tmp) >= 0) *v = tmp;
+    unsigned char tmp[sizeof(double)];
+    if (pcn_h5_attr_read(o, name, type, 1, tmp) >= 0) memcpy(v, tmp, size);
     H5Oclose(o);
 }
 
+static void attr_int(hid_t f, const char *obj, const char *name, int *v) {
+    attr_num(f, obj, name, H5T_NATIVE_INT, sizeof *v, v);
+}
+
 static void attr_double(hid_t f, const char *obj, const char *name, double *v) {
-    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
-    if (o < 0) return;
-    double tmp;
-    if (pcn_h5_attr_read(o, name, H5T_NATIVE_DOUBLE, 1, &tmp) >= 0) *v = tmp;
-    H5Oclose(o);
+    attr_num(f, obj, name, H5T_NATIVE_DOUBLE, sizeof *v, v);
 }
 
 static void attr_str(hid_t f, const char *name, char *buf, size_t size) {
