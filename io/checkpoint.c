@@ -198,7 +198,9 @@ static pcn_status write_state(hid_t f, const pcn_train_position *pos, const pcn_
     PCN_H5_TRY(pcn_h5_attr_write(s, "lr", H5T_NATIVE_DOUBLE, 1, &pos->lr));
     PCN_H5_TRY(pcn_h5_attr_write(s, "plateau_best", H5T_NATIVE_DOUBLE, 1, &pos->plateau_best));
     PCN_H5_TRY(pcn_h5_attr_write(s, "plateau_patience", H5T_NATIVE_INT, 1, &pos->plateau_patience));
-    PCN_H5_TRY(pcn_h5_attr_write(s, "epoch_sums", H5T_NATIVE_DOUBLE, 4, pos->epoch_sums));
+    const double sums[4] = {pos->sums.energy, pos->sums.pre_learn, pos->sums.correct,
+                            pos->sums.scored};
+    PCN_H5_TRY(pcn_h5_attr_write(s, "epoch_sums", H5T_NATIVE_DOUBLE, 4, sums));
     PCN_H5_TRY(g = H5Gcreate2(f, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     for (int k = 0; k < PCN_HIST_COUNT; k++) {
         hsize_t n = pcn_history_len(h, (pcn_history_series)k);
@@ -655,17 +657,19 @@ static pcn_status read_weights(hid_t f, const char *path, const pcn_ckpt_info *i
 static pcn_status read_state(hid_t f, const char *path, pcn_ckpt_info *info, pcn_history *h) {
     hid_t s = H5Lexists(f, "state", H5P_DEFAULT) > 0 ? H5Gopen2(f, "state", H5P_DEFAULT) : -1;
     pcn_train_position *p = &info->pos;
+    double sums[4];
     if (s < 0 || pcn_h5_attr_read(s, "epoch", H5T_NATIVE_INT, 1, &p->epoch) < 0 ||
         pcn_h5_attr_read(s, "batch", H5T_NATIVE_INT, 1, &p->batch) < 0 ||
         pcn_h5_attr_read(s, "lr", H5T_NATIVE_DOUBLE, 1, &p->lr) < 0 ||
         pcn_h5_attr_read(s, "plateau_best", H5T_NATIVE_DOUBLE, 1, &p->plateau_best) < 0 ||
         pcn_h5_attr_read(s, "plateau_patience", H5T_NATIVE_INT, 1, &p->plateau_patience) < 0 ||
-        pcn_h5_attr_read(s, "epoch_sums", H5T_NATIVE_DOUBLE, 4, p->epoch_sums) < 0) {
+        pcn_h5_attr_read(s, "epoch_sums", H5T_NATIVE_DOUBLE, 4, sums) < 0) {
         if (s >= 0) H5Gclose(s);
         return pcn_set_error(PCN_EDATA, "%s: checkpoint /state is missing or incomplete%s",
                              path, h5_cause());
     }
     H5Gclose(s);
+    p->sums = (pcn_epoch_sums){sums[0], sums[1], sums[2], sums[3]};
     for (int k = 0; h && k < PCN_HIST_COUNT; k++) {
         char name[64];
         snprintf(name, sizeof name, "history/%s", pcn_history_series_name((pcn_history_series)k));

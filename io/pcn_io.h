@@ -259,7 +259,15 @@ void pcn_io_ckpt_inject_fault(int rank);
 typedef struct pcn_io_metrics pcn_io_metrics;
 
 // The five phases of the per-phase seconds, in record order.
-#define PCN_IO_METRICS_PHASES 5 // inference, learning, collectives, io, checkpoint
+// The phases whose seconds a record holds, in this order.
+enum {
+    PCN_IO_PHASE_INFERENCE,
+    PCN_IO_PHASE_LEARNING,
+    PCN_IO_PHASE_COLLECTIVES,
+    PCN_IO_PHASE_IO,
+    PCN_IO_PHASE_CHECKPOINT,
+    PCN_IO_METRICS_PHASES
+};
 
 typedef struct {
     int epoch, batch;           // the batch just done (0-based)

@@ -10,6 +10,10 @@
  * device; sum_read then copies their total back (the one point that waits for the device).
  * Passes outside sum_begin/sum_finish compute no sum on a device backend.
  *
+ * Phases: the trainer hands a backend whole phases (phase.h) and the backend decides how to
+ * run them: the CPU backend splits them over its threads (cpu_phases.c); the reference
+ * backend and a device backend run the plain phases (phases.c), step by step.
+ *
  * The CPU backend (backend_cpu.c) uses OpenBLAS for matrix products and OpenMP for the
  * element-wise passes; backend_ref.c is the plain loop reference the tests compare it with;
  * backend_host.c holds what the two host backends share (memory, Philox latents, no-op
@@ -24,31 +28,15 @@
 
 #include "pcn.h"
 
+struct pcn_phase_params;
+struct pcn_infer_phase;
+struct pcn_gram_phase;
+
 typedef struct pcn_backend_ops {
     const char *name;
     // C = alpha op(A) op(B) + beta C; op(A) is (m, k), op(B) is (k, n), C is (m, n).
     void (*gemm)(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
-    // Products against an operand packed once for many calls, on the calling thread alone,
-    // for phases whose threads split the rows (train.c); NULL where a backend has none (the
-    // trainer then lets every gemm thread itself). pack stores B (k, n), or with trans
-    // B = W^T of W (n, k), into packed_size(k, n) floats; gemm_packed computes
-    // C = alpha A B + beta C with A (m, k) and C (m, n) row-major and B packed.
-    size_t (*packed_size)(int k, int n);
-    void (*pack)(bool trans, int k, int n, const float *b, int ldb, float *bp);
-    void (*gemm_packed)(int m, int n, int k, float alpha, const float *a, int lda,
-                        const float *bp, float beta, float *c, int ldc);
-    // The learning phase split by output units (learn_gram.c), on the calling thread alone;
-    // NULL where a backend has none: C = alpha A B + beta C with B (k, n) row-major read in
-    // place; and the error passes below over a block of rows x cols whose rows are ld floats
-    // apart, except h's (esup's), ldh (lde) apart: x read only (lr = 0), e stored unless
-    // NULL, and with s non-NULL (leading dimension ld) s += h (s += esup).
-    void (*gemm_inplace)(int m, int n, int k, float alpha, const float *a, int lda,
-                         const float *b, int ldb, float beta, float *c, int ldc);
-    double (*error_block)(pcn_activation act, int rows, int cols, int ld, const float *x,
-                          const float *a, float *e, float *h, int ldh, float *s);
-    double (*sup_error_block)(int rows, int cols, int ld, const float *yhat, const float *y,
-                              float *esup, int lde, float *s);
     // The fused error pass of one layer over n elements:
     //   e = x - f(a); h = e f'(a); then, if lr != 0, x -= lr e (the latent's own term).
     // Returns sum e^2.
@@ -64,6 +52,14 @@ typedef struct pcn_backend_ops {
     // first_row + r, c1, c2), the same values on every backend (up to libm rounding).
     void (*normal_rows)(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2, int rows,
                         int dim, float *x);
+
+    // ---- phases: how this backend runs the trainer's phases (phase.h) --------------------
+    // A workspace for a trainer's phases (NULL on failure), and its release (accepts NULL).
+    void *(*phase_init)(const pcn_model *m, const struct pcn_phase_params *p);
+    void (*phase_free)(void *ws);
+    // An inference phase; the batch-space learning phase of one process.
+    pcn_status (*infer_phase)(void *ws, struct pcn_infer_phase *ph);
+    pcn_status (*gram_phase)(void *ws, struct pcn_gram_phase *ph);
 
     // ---- memory: every engine buffer comes from here -----------------------------------
     bool on_device;                                  // buffers are not host-addressable
@@ -87,22 +83,6 @@ typedef struct pcn_backend_ops {
 extern const pcn_backend_ops pcn_backend_cpu;
 extern const pcn_backend_ops pcn_backend_ref;
 
-// The CPU backend's packed products (gemm_packed.c): an AVX-512 kernel, or a plain loop
-// where the CPU lacks AVX-512F (pcn_gemm_packed_vectorised says which; the tests also run
-// the loop, pcn_gemm_packed_generic, directly).
-size_t pcn_packed_size(int k, int n);
-void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp);
-void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const float *bp,
-                     float beta, float *c, int ldc);
-void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,
-                             const float *bp, float beta, float *c, int ldc);
-bool pcn_gemm_packed_vectorised(void);
-// The same kernel (and loop) with B (k, n) row-major read in place, leading dimension ldb.
-void pcn_gemm_inplace(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                      int ldb, float beta, float *c, int ldc);
-void pcn_gemm_inplace_generic(int m, int n, int k, float alpha, const float *a, int lda,
-                              const float *b, int ldb, float beta, float *c, int ldc);
-
 // Shared by the host backends (backend_host.c).
 void *pcn_host_alloc(size_t bytes);
 void pcn_host_release(void *p);
@@ -125,5 +105,9 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
     .sum_finish = pcn_host_sum_mark,                                                          \
     .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
     .replay = pcn_host_replay
+// The plain phases (phases.c), for every backend without its own.
+#define PCN_PLAIN_PHASES                                                                    \
+    .phase_init = pcn_phase_plain_init, .phase_free = pcn_phase_plain_free,                  \
+    .infer_phase = pcn_phase_plain_infer, .gram_phase = pcn_phase_plain_gram
 
 #endif // PCN_BACKEND_H

@@ -10,7 +10,7 @@
 #include <math.h>
 
 #include "activation_impl.h"
-#include "backend.h"
+#include "cpu.h"
 
 #define PAR_MIN 32768
 
@@ -117,8 +117,8 @@ static double cpu_error_pass(pcn_activation act, size_t n, float *x, const float
     }
 
 VECTOR_CLONES
-static double cpu_error_block(pcn_activation act, int rows, int cols, int ld, const float *x,
-                              const float *a, float *e, float *h, int ldh, float *s) {
+double pcn_cpu_error_block(pcn_activation act, int rows, int cols, int ld, const float *x,
+                           const float *a, float *e, float *h, int ldh, float *s) {
     double sum = 0.0;
     switch (act) {
     case PCN_ACT_RELU: ERROR_BLOCK(act_relu_both) break;
@@ -130,8 +130,8 @@ static double cpu_error_block(pcn_activation act, int rows, int cols, int ld, co
 }
 
 VECTOR_CLONES
-static double cpu_sup_error_block(int rows, int cols, int ld, const float *yhat, const float *y,
-                                  float *esup, int lde, float *s) {
+double pcn_cpu_sup_error_block(int rows, int cols, int ld, const float *yhat, const float *y,
+                               float *esup, int lde, float *s) {
     double sum = 0.0;
     for (int r = 0; r < rows; r++) {
         const float *yh = yhat + (size_t)r * ld, *yr = y + (size_t)r * ld;
@@ -169,14 +169,12 @@ static void cpu_axpy(size_t n, float alpha, const float *x, float *y) {
 const pcn_backend_ops pcn_backend_cpu = {
     .name = "cpu",
     .gemm = cpu_gemm,
-    .packed_size = pcn_packed_size,
-    .pack = pcn_pack,
-    .gemm_packed = pcn_gemm_packed,
-    .gemm_inplace = pcn_gemm_inplace,
-    .error_block = cpu_error_block,
-    .sup_error_block = cpu_sup_error_block,
     .error_pass = cpu_error_pass,
     .sup_error = cpu_sup_error,
     .axpy = cpu_axpy,
+    .phase_init = pcn_cpu_phase_init,
+    .phase_free = pcn_cpu_phase_free,
+    .infer_phase = pcn_cpu_infer_phase,
+    .gram_phase = pcn_cpu_gram_phase,
     PCN_HOST_BACKEND_COMMON,
 };

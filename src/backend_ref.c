@@ -3,7 +3,7 @@
  * Tests run the engine on it and on the CPU backend and compare (STYLE rule 10).
  */
 #include "activation_impl.h"
-#include "backend.h"
+#include "phase.h"
 
 // ----------------------------------------------------------------------------------------
 
@@ -74,5 +74,6 @@ const pcn_backend_ops pcn_backend_ref = {
     .error_pass = ref_error_pass,
     .sup_error = ref_sup_error,
     .axpy = ref_axpy,
+    PCN_PLAIN_PHASES,
     PCN_HOST_BACKEND_COMMON,
 };

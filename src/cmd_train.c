@@ -18,7 +18,7 @@
 
 // Where the phase clocks and the checkpoint clock stood when the current epoch began.
 typedef struct {
-    double sec[4];    // next->seconds at the epoch's start (the trainer's phase clocks)
+    pcn_train_seconds sec; // next->seconds at the epoch's start (the trainer's phase clocks)
     double ckpt;      // run_ctx.ckpt_seconds then
     double wall;      // wall clock then
 } epoch_mark;
@@ -47,10 +47,20 @@ static double last_of(const pcn_history *h, pcn_history_series s) {
     return n ? pcn_history_data(h, s)[n - 1] : NAN;
 }
 
+// The trainer's clocks between two positions (a to b) and the checkpoint seconds, as the
+// metrics records order their phases.
+static void phase_seconds(const pcn_train_seconds *a, const pcn_train_seconds *b, double ckpt,
+                          double out[PCN_IO_METRICS_PHASES]) {
+    out[PCN_IO_PHASE_INFERENCE] = b->inference - a->inference;
+    out[PCN_IO_PHASE_LEARNING] = b->learning - a->learning;
+    out[PCN_IO_PHASE_COLLECTIVES] = b->collectives - a->collectives;
+    out[PCN_IO_PHASE_IO] = b->data - a->data;
+    out[PCN_IO_PHASE_CHECKPOINT] = ckpt;
+}
+
 // Rank 0's batch record. Local.
 static pcn_status metrics_batch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
                                 double dt) {
-    const double *s0 = r->last.seconds, *s1 = next->seconds;
     pcn_io_metrics_batch_rec b = {
         .epoch = next->batch == 0 ? next->epoch - 1 : next->epoch,
         .batch = next->batch == 0 ? (int)((r->n + r->batch_size - 1) / r->batch_size) - 1
@@ -60,9 +70,9 @@ static pcn_status metrics_batch(run_ctx *r, const pcn_history *h, const pcn_trai
         .pre_learn_energy = last_of(h, PCN_HIST_PER_BATCH_PRE_LEARN),
         .lr = r->last.lr,
         .running_accuracy = pcn_history_running_accuracy(h),
-        .seconds = dt,
-        .rank0_seconds = {s1[0] - s0[0], s1[1] - s0[1], s1[2] - s0[2], s1[3] - s0[3],
-                          r->ckpt_seconds - r->ckpt_reported}};
+        .seconds = dt};
+    phase_seconds(&r->last.seconds, &next->seconds, r->ckpt_seconds - r->ckpt_reported,
+                  b.rank0_seconds);
     b.samples_per_s = b.samples / dt;
     r->ckpt_reported = r->ckpt_seconds;
     return pcn_io_metrics_batch(r->metrics, &b);
@@ -73,13 +83,12 @@ static pcn_status metrics_batch(run_ctx *r, const pcn_history *h, const pcn_trai
 // caller agrees it).
 static pcn_status metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
                                 double t) {
-    double sec[5], mx[5], sum[5];
-    for (int k = 0; k < 4; k++) sec[k] = next->seconds[k] - r->mark.sec[k];
-    sec[4] = r->ckpt_seconds - r->mark.ckpt;
+    double sec[PCN_IO_METRICS_PHASES], mx[PCN_IO_METRICS_PHASES], sum[PCN_IO_METRICS_PHASES];
+    phase_seconds(&r->mark.sec, &next->seconds, r->ckpt_seconds - r->mark.ckpt, sec);
     double epoch_wall = t - r->mark.wall;
-    memcpy(r->mark.sec, next->seconds, sizeof r->mark.sec);
+    r->mark.sec = next->seconds;
     r->mark.ckpt = r->ckpt_seconds, r->mark.wall = t;
-    pcn_dist_reduce_max_sum(r->a->comm, sec, 5, mx, sum);
+    pcn_dist_reduce_max_sum(r->a->comm, sec, PCN_IO_METRICS_PHASES, mx, sum);
     if (!r->metrics) return PCN_OK;
     int P = pcn_dist_size(r->a->comm);
     pcn_io_metrics_epoch_rec e = {
@@ -90,7 +99,8 @@ static pcn_status metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_trai
                               ? last_of(h, PCN_HIST_TRAIN_ACCURACY) : NAN,
         .lr = last_of(h, PCN_HIST_LR_PER_EPOCH),
         .seconds = epoch_wall, .samples_per_s = r->n / epoch_wall};
-    for (int k = 0; k < 5; k++) e.seconds_max[k] = mx[k], e.seconds_mean[k] = sum[k] / P;
+    for (int k = 0; k < PCN_IO_METRICS_PHASES; k++)
+        e.seconds_max[k] = mx[k], e.seconds_mean[k] = sum[k] / P;
     return pcn_io_metrics_epoch(r->metrics, &e);
 }
 
@@ -187,7 +197,7 @@ static pcn_status train_loop(run_ctx *r, pcn_model *m, pcn_history *h, pcn_train
     r->n = train.n, r->t_last = pcn_now();
     pcn_progress *progress = NULL;
     if (resume)
-        r->last = *resume, r->last.samples = 0, memset(r->last.seconds, 0, sizeof r->last.seconds);
+        r->last = *resume, r->last.samples = 0, r->last.seconds = (pcn_train_seconds){0};
     else r->last = (pcn_train_position){.lr = p->lr_learn, .plateau_best = INFINITY};
     r->mark = (epoch_mark){{0}, 0.0, pcn_now()};
     if (pcn_dist_rank(a->comm) == 0 && a->cli.progress) {

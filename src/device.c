@@ -6,6 +6,9 @@
  * Runs after settings_check (the choices are parsed). Every decision is the same on every
  * rank: the GPU count that matters is the smallest any rank sees.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "pcn_gpu.h"
 #include "program.h"
 
@@ -36,8 +39,17 @@ static pcn_status take_gpu(app *a, pcn_model *m, int visible) {
     return pcn_dist_agree(a->comm, st);
 }
 
+// The environment's GPU knobs, before the first GPU call: PCN_CUDA_MODULE (the module's
+// file) and PCN_CUDA_GRAPHS=0 (no graph replay, for benchmarks). Local.
+static void cuda_environment(void) {
+    const char *graphs = getenv("PCN_CUDA_GRAPHS");
+    pcn_cuda_set_module(getenv("PCN_CUDA_MODULE"));
+    pcn_cuda_set_graphs(!(graphs && strcmp(graphs, "0") == 0));
+}
+
 pcn_status device_setup(app *a, pcn_model *m, pcn_train_params *p) {
     const choices *ch = &a->choice;
+    cuda_environment();
     int visible = pcn_cuda_device_count(), fewest = pcn_dist_min_int(a->comm, visible);
     bool cuda = ch->device == DEVICE_CUDA || (ch->device == DEVICE_AUTO && fewest > 0);
     if (!cuda) return use_cpu(a, visible);

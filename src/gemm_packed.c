@@ -36,7 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "backend.h"
+#include "cpu.h"
 
 #define MR 8           // rows of a tile
 #define NV 3           // 16-float vectors across a tile

@@ -157,6 +157,13 @@ int pcn_cuda_device_count(void);
 // Binds this process to CUDA device `device` (0-based among the visible ones) and creates
 // its stream and cuBLAS handle. Call once, before moving a model there. Local.
 pcn_status pcn_cuda_select(int device);
+// Where the CUDA module libpcn_cuda.so is (a file); NULL or "" (the default) looks next to
+// the program, in its parent folder, in the build folder and on LD_LIBRARY_PATH. Takes
+// effect at the first GPU call. Local.
+void pcn_cuda_set_module(const char *path);
+// Whether device inference steps are recorded once as CUDA graphs and replayed (default
+// true; false launches every step's kernels, for benchmarks). Local.
+void pcn_cuda_set_graphs(bool on);
 // Moves a model's compute to dev. On CUDA the weights live on the selected device; the
 // host copy that pcn_model_weights() and the layer views expose is refreshed at the end of
 // pcn_train (and before each batch_hook call) and read at the start of pcn_train/pcn_test,
@@ -229,6 +236,12 @@ pcn_status pcn_predict(const pcn_model *model, const pcn_state *state, float *yh
 // before the update (NaN on error).
 double pcn_inference_step(const pcn_model *model, pcn_state *state, const float *x,
                           const float *y, float lr_infer);
+// `steps` inference steps as the trainer runs them: one phase of the model's backend (on the
+// CPU split over its threads when split is true, else step by step with every product
+// threading itself). Returns the energy of the last step's snapshot before its update (NaN
+// on error, with pcn_last_error()). Local.
+double pcn_inference_steps(const pcn_model *model, pcn_state *state, const float *x,
+                           const float *y, float lr_infer, int steps, bool split);
 // One learning step (latents fixed): W[l] += (lr/B) H[l]^T X[l+1], Wout -= (lr/B) Esup^T X[L].
 // y may be NULL (then the readout is not updated). Returns the energy before the update.
 double pcn_learning_step(pcn_model *model, pcn_state *state, const float *x, const float *y,
@@ -358,6 +371,22 @@ typedef struct {
     int64_t first_row;    // position of the state's first row in the epoch's order
 } pcn_latent_request;
 
+// The sums of an epoch so far, over its batches.
+typedef struct {
+    double energy;          // batch energy * B
+    double pre_learn;       // pre-learn energy * B
+    double correct;         // train accuracy: samples scored correct
+    double scored;          // train accuracy: samples scored
+} pcn_epoch_sums;
+
+// Cumulative seconds of this process in each part of training.
+typedef struct {
+    double inference;       // supervised and train-accuracy inference phases
+    double learning;        // learning phases
+    double collectives;     // sums across ranks (inside the phases' time as well)
+    double data;            // reading batches
+} pcn_train_seconds;
+
 // Where a training run stands between two batches: enough, with the weights and the
 // history, to resume it bitwise identically (randomness is counter-based).
 typedef struct {
@@ -366,10 +395,8 @@ typedef struct {
     double lr;              // current lr_learn
     double plateau_best;    // reduce-on-plateau: best batch energy so far (+inf at start)
     int plateau_patience;   // reduce-on-plateau: batches without improvement
-    double epoch_sums[4];   // this epoch so far: sum energy*B, sum pre-learn energy*B,
-                            //   train-accuracy correct, train-accuracy scored
-    double seconds[4];      // cumulative seconds in inference, learning, collectives, data
-                            //   reads (this process)
+    pcn_epoch_sums sums;    // this epoch so far
+    pcn_train_seconds seconds; // this process's, since the run (or resume) began
     int64_t samples;        // training samples processed since the run (or resume) began
 } pcn_train_position;
 
@@ -420,6 +447,14 @@ struct pcn_train_params {
     bool keep_step_energies;     // keep every step's energy in the history; default false
     pcn_learn_path learn_path;   // learning phase: auto, plain or gram; several processes
                                  //   with a model on a GPU take plain; default auto
+    double learn_flops_per_byte; // what the learning-phase planner charges for each byte a
+                                 //   rank sends, in flops (a rank's flop rate over its
+                                 //   network bandwidth), >= 0; rank 0's value is used on
+                                 //   every rank; default 80
+    bool split_phases;           // CPU: split each inference phase's rows and each
+                                 //   one-process batch-space learning phase's output units
+                                 //   over the OpenMP threads; false: every product threads
+                                 //   itself (the plain path); default true
     pcn_callbacks callbacks;     // hooks; default none
     // Latent initialiser; NULL means pcn_init_latents with (seed, stream, epoch, first_row).
     // Tests use it to replay a fixed state.
@@ -458,6 +493,10 @@ typedef struct {
 // trainer takes on one process for `path` (auto: per layer, the cheaper one). Local.
 double pcn_learning_phase_flops(const pcn_model *model, int batch, int t_learn,
                                 pcn_learn_path path);
+// Which layers that phase runs in batch space: batch_space[l], l = 0..L (L: the readout).
+// Local.
+void pcn_learning_phase_plan(const pcn_model *model, int batch, int t_learn,
+                             pcn_learn_path path, bool *batch_space);
 
 // Free inference (no target) on every batch, then scores. yhat, if not NULL, receives the
 // (n, K) outputs in data order.

@@ -122,28 +122,6 @@ void pcn_state_rows(const pcn_state *s, int r0, int rows, pcn_state *view);
 // step runs without waiting for the device.
 double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
                        float lr, bool need_top, bool want_sum);
-// Every weight matrix packed for the backend's gemm_packed, for a row-path inference phase:
-// wt[l] = W[l]^T (in, out) for A = X W^T and wn[l] = W[l] (out, in) for X += lr H W (l = L:
-// the readout). Host memory.
-typedef struct {
-    float *buf;
-    float *wt[PCN_MAX_LAYERS + 1], *wn[PCN_MAX_LAYERS + 1];
-} pcn_wpack;
-// Allocates pk for m (a host backend with packed products). Local.
-pcn_status pcn_wpack_init(const pcn_model *m, pcn_wpack *pk);
-void pcn_wpack_free(pcn_wpack *pk);
-// Packs m's current weights into pk (again whenever they move).
-void pcn_wpack_fill(const pcn_model *m, pcn_wpack *pk);
-// The same step on the calling thread alone, for a thread's rows of a split phase: every
-// product through the backend's gemm_packed with pk (filled from the current weights).
-double pcn_step_errors_packed(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
-                              const float *x, const float *y, float lr, bool need_top,
-                              bool want_sum);
-// The number of threads the last row-path inference phase ran on (tests).
-int pcn_rows_last_team(void);
-// The most threads a trainer started now splits a row-path phase or a learning phase over:
-// omp_get_max_threads() with an OpenMP OpenBLAS, else 1 (tests). Local.
-int pcn_rows_threads_max(void);
 // The full sum of a step run with want_sum, given its return value.
 double pcn_step_sum(const pcn_model *m, double returned);
 // After pcn_step_errors: the model's gradient buffer g = [H[l]^T X[l+1] ..., -Esup^T X[L]]
@@ -165,12 +143,8 @@ typedef struct pcn_gram pcn_gram;
 // collectives are added as flops + flops_per_byte * bytes.
 typedef struct {
     int ranks;              // P, >= 1; 1: no communication
-    double flops_per_byte;  // flop-equivalents of one byte sent (PCN_LEARN_FLOPS_PER_BYTE)
+    double flops_per_byte;  // flop-equivalents of one byte sent (learn_flops_per_byte)
 } pcn_gram_cost;
-
-// The planner's default flops_per_byte, or the environment's PCN_LEARN_FLOPS_PER_BYTE when
-// it holds a number >= 0 (the trainer takes rank 0's value on every rank). Local.
-double pcn_gram_flops_per_byte(void);
 // A workspace for batches of up to max_global rows over coll's ranks (NULL: one process)
 // of which this process holds up to max_local. Local.
 pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
@@ -185,27 +159,11 @@ void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
 // on the plan pcn_gram_plan makes. Local.
 double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
                            pcn_learn_path path);
-// T learning steps over a global batch of B rows (the state holds this process's shard)
-// with step size alpha = lr/B; report(ctx, step, sumsq), unless NULL, sees the local sum
-// of squared errors of each of the first report_steps steps before its update and may stop
-// the phase with an error (a device backend waits only for the steps reported). threads > 0
-// runs the phase split by output units over that many OpenMP threads (one process, a
-// backend with gemm_inplace; the caller checks that the backend's gemm may run inside a
-// parallel region); 0 runs it step by step with every product threading itself. Seconds
-// spent in collectives are added to *comm_seconds. after_sq, unless NULL, gets the local sum
-// of squared errors of the snapshot the phase ends on (the batch-space layers' from the
-// preactivations they tracked: equal to a recomputation up to rounding). Collective over
-// the workspace's ranks.
-pcn_status pcn_gram_learn(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *x,
-                          const float *y, int B, int t_steps, float alpha, const bool *use,
-                          pcn_status (*report)(void *ctx, int step, double sumsq), void *ctx,
-                          int report_steps, int threads, double *comm_seconds,
-                          double *after_sq);
-// Threads for a phase split by output units, at most max: each takes at least one unit
-// (16 outputs) of the widest layer. Local.
-int pcn_gram_split_threads(const pcn_model *m, int max);
-// The number of threads the last pcn_gram_learn split its units over, 0 if none (tests).
-int pcn_gram_last_team(void);
+// A learning phase (phase.h's pcn_gram_phase; gr is set here) on the plan pcn_gram_plan
+// made: across ranks step by step, on one process as the model's backend runs it in
+// phase_ws (its ops->phase_init workspace). Collective over the workspace's ranks.
+struct pcn_gram_phase;
+pcn_status pcn_gram_learn(pcn_gram *gr, void *phase_ws, struct pcn_gram_phase *ph);
 
 // ----------------------------------------------------------------------------------------
 // Collectives seen by the trainer (src/dist fills them; NULL means one process)

@@ -107,6 +107,21 @@ static pcn_status parse_steps(const char *s, pcn_lr_step *steps, int max, int *n
 // Parameters and checks
 // ----------------------------------------------------------------------------------------
 
+// The environment's engine knobs: PCN_ROW_PATH=0 runs the CPU's phases step by step (the
+// plain path) instead of split over threads; PCN_LEARN_FLOPS_PER_BYTE sets what the
+// learning-phase planner charges per byte a rank sends. Local.
+static pcn_status environment_knobs(pcn_train_params *p) {
+    const char *split = getenv("PCN_ROW_PATH"), *fpb = getenv("PCN_LEARN_FLOPS_PER_BYTE");
+    if (split && strcmp(split, "0") == 0) p->split_phases = false;
+    if (!fpb || !*fpb) return PCN_OK;
+    char *end;
+    p->learn_flops_per_byte = strtod(fpb, &end);
+    if (*end || !(p->learn_flops_per_byte >= 0.0))
+        return pcn_set_error(PCN_EINVAL, "PCN_LEARN_FLOPS_PER_BYTE must be a number >= 0, "
+                             "got '%s'", fpb);
+    return PCN_OK;
+}
+
 pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps) {
     const pcn_cli *c = &a->cli;
     *p = pcn_train_default_params();
@@ -128,6 +143,7 @@ pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, i
         if ((st = parse_steps(c->lr_steps, steps, max_steps, &p->n_lr_steps)) != PCN_OK) return st;
         p->lr_steps = steps;
     }
+    if ((st = environment_knobs(p)) != PCN_OK) return st;
     return pcn_train_params_validate(p);
 }
 

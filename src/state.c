@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "pcn_impl.h"
+#include "phase.h"
 
 pcn_state *pcn_state_init(const pcn_model *m, int max_batch) {
     if (!m) {
@@ -109,42 +109,32 @@ void pcn_state_rows(const pcn_state *s, int r0, int rows, pcn_state *view) {
 // Step kernels
 // ----------------------------------------------------------------------------------------
 
-// The step's two kinds of product against layer l's weights M (W[l], l = L: Wout), through
-// the backend's gemm (pk NULL: it threads itself) or its gemm_packed on this thread with
-// pk's packing of M.
-//   C (B, out) = X (B, in) M^T
-static void prod_xmt(const pcn_model *m, const pcn_wpack *pk, int l, int B, int out, int in,
-                     const float *x, float *c) {
-    if (pk)
-        m->ops->gemm_packed(B, out, in, 1.0f, x, in, pk->wt[l], 0.0f, c, out);
-    else
-        m->ops->gemm(false, true, B, out, in, 1.0f, x, in, m->w + m->woff[l], in, 0.0f, c, out);
+// The step's products through the backend's gemm, each threading itself.
+static void gemm_xmt(const void *ctx, int l, int B, int out, int in, const float *x, float *c) {
+    const pcn_model *m = ctx;
+    m->ops->gemm(false, true, B, out, in, 1.0f, x, in, m->w + m->woff[l], in, 0.0f, c, out);
 }
 
-//   C (B, in) = alpha D (B, out) M + beta C
-static void prod_dm(const pcn_model *m, const pcn_wpack *pk, int l, int B, int out, int in,
-                    float alpha, const float *d, float beta, float *c) {
-    if (pk)
-        m->ops->gemm_packed(B, in, out, alpha, d, out, pk->wn[l], beta, c, in);
-    else
-        m->ops->gemm(false, false, B, in, out, alpha, d, out, m->w + m->woff[l], in, beta, c,
-                     in);
+static void gemm_dm(const void *ctx, int l, int B, int out, int in, float alpha, const float *d,
+                    float beta, float *c) {
+    const pcn_model *m = ctx;
+    m->ops->gemm(false, false, B, in, out, alpha, d, out, m->w + m->woff[l], in, beta, c, in);
 }
 
-static double step_errors(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
-                          const float *x, const float *y, float lr, bool need_top,
-                          bool want_sum) {
+double pcn_step_errors_with(const pcn_model *m, const pcn_products *prod, pcn_state *s,
+                            const float *x, const float *y, float lr, bool need_top,
+                            bool want_sum) {
     const pcn_backend_ops *ops = m->ops;
     const int B = s->batch, L = m->L, K = m->K, dL = m->dims[L];
     double sq = 0.0;
     if (want_sum) ops->sum_begin();
     for (int l = 0; l < L; l++) // (B, d_l) = (B, d_{l+1}) (d_l, d_{l+1})^T
-        prod_xmt(m, pk, l, B, m->dims[l], m->dims[l + 1], s->x[l + 1], s->a[l]);
+        prod->xmt(prod->ctx, l, B, m->dims[l], m->dims[l + 1], s->x[l + 1], s->a[l]);
     if (y) {
-        prod_xmt(m, pk, L, B, K, dL, s->x[L], s->yhat);
+        prod->xmt(prod->ctx, L, B, K, dL, s->x[L], s->yhat);
         sq += ops->sup_error((size_t)B * K, s->yhat, y, s->esup);
         if (need_top) // (B, dL) = (B, K) (K, dL)
-            prod_dm(m, pk, L, B, K, dL, 1.0f, s->esup, 0.0f, s->e[L]);
+            prod->dm(prod->ctx, L, B, K, dL, 1.0f, s->esup, 0.0f, s->e[L]);
     }
     s->has_target = y != NULL;
     // The input X[0] is never written: its pass runs with lr = 0.
@@ -157,7 +147,7 @@ static double step_errors(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
     if (lr != 0.0f) {
         if (y) ops->axpy((size_t)B * dL, -lr, s->e[L], s->x[L]);
         for (int l = 1; l <= L; l++) // (B, d_l) += lr (B, d_{l-1}) (d_{l-1}, d_l)
-            prod_dm(m, pk, l - 1, B, m->dims[l - 1], m->dims[l], lr, s->h[l - 1], 1.0f,
+            prod->dm(prod->ctx, l - 1, B, m->dims[l - 1], m->dims[l], lr, s->h[l - 1], 1.0f,
                     s->x[l]);
     }
     return sq;
@@ -165,45 +155,8 @@ static double step_errors(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
 
 double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
                        float lr, bool need_top, bool want_sum) {
-    return step_errors(m, NULL, s, x, y, lr, need_top, want_sum);
-}
-
-double pcn_step_errors_packed(const pcn_model *m, const pcn_wpack *pk, pcn_state *s,
-                              const float *x, const float *y, float lr, bool need_top,
-                              bool want_sum) {
-    return step_errors(m, pk, s, x, y, lr, need_top, want_sum);
-}
-
-pcn_status pcn_wpack_init(const pcn_model *m, pcn_wpack *pk) {
-    memset(pk, 0, sizeof *pk);
-    const pcn_backend_ops *ops = m->ops;
-    if (!ops->packed_size || !ops->pack || !ops->gemm_packed || ops->on_device)
-        return pcn_set_error(PCN_EINVAL, "the %s backend has no packed products", ops->name);
-    size_t total = 0, at[2 * (PCN_MAX_LAYERS + 1)];
-    for (int l = 0; l <= m->L; l++) {
-        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
-        at[2 * l] = total, total += ops->packed_size(in, out);
-        at[2 * l + 1] = total, total += ops->packed_size(out, in);
-    }
-    if (!(pk->buf = pcn_alloc(total * sizeof(float))))
-        return pcn_set_error(PCN_ENOMEM, "out of memory packing the weights (%zu floats)", total);
-    for (int l = 0; l <= m->L; l++)
-        pk->wt[l] = pk->buf + at[2 * l], pk->wn[l] = pk->buf + at[2 * l + 1];
-    return PCN_OK;
-}
-
-void pcn_wpack_free(pcn_wpack *pk) {
-    pcn_free(pk->buf);
-    memset(pk, 0, sizeof *pk);
-}
-
-void pcn_wpack_fill(const pcn_model *m, pcn_wpack *pk) {
-    for (int l = 0; l <= m->L; l++) {
-        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
-        const float *w = m->w + m->woff[l];
-        m->ops->pack(true, in, out, w, in, pk->wt[l]);   // B = W^T (in, out)
-        m->ops->pack(false, out, in, w, in, pk->wn[l]);  // B = W (out, in)
-    }
+    const pcn_products prod = {m, gemm_xmt, gemm_dm};
+    return pcn_step_errors_with(m, &prod, s, x, y, lr, need_top, want_sum);
 }
 
 double pcn_step_sum(const pcn_model *m, double returned) { return returned + m->ops->sum_read(); }
@@ -304,6 +257,27 @@ double pcn_inference_step(const pcn_model *m, pcn_state *s, const float *x, cons
     if (check_ready(m, s, x) != PCN_OK) return NAN;
     double sq = pcn_step_errors(m, s, x, y, lr_infer, true, true);
     return s->batch > 0 ? 0.5 * sq / s->batch : 0.0;
+}
+
+static pcn_status keep_sum(void *ctx, int step, double sumsq, bool *stop) {
+    (void)step, (void)stop;
+    *(double *)ctx = sumsq;
+    return PCN_OK;
+}
+
+double pcn_inference_steps(const pcn_model *m, pcn_state *s, const float *x, const float *y,
+                           float lr_infer, int steps, bool split) {
+    if (check_ready(m, s, x) != PCN_OK) return NAN;
+    if (steps < 1) return pcn_set_error(PCN_EINVAL, "steps must be >= 1, got %d", steps), NAN;
+    const pcn_phase_params pp = {s->batch, split, false};
+    void *ws = m->ops->phase_init(m, &pp);
+    if (!ws) return pcn_set_error(PCN_ENOMEM, "out of memory for an inference phase"), NAN;
+    double sq = NAN;
+    pcn_infer_phase ph = {m, s, x, y, steps, lr_infer, PCN_PRECISION_FP32, steps - 1, keep_sum,
+                          &sq, 0};
+    pcn_status st = m->ops->infer_phase(ws, &ph);
+    m->ops->phase_free(ws);
+    return st != PCN_OK ? NAN : s->batch > 0 ? 0.5 * sq / s->batch : 0.0;
 }
 
 double pcn_learning_step(pcn_model *m, pcn_state *s, const float *x, const float *y,

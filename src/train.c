@@ -21,12 +21,11 @@
  *   fresh latents (T_infer_test steps, no early stop); on_batch_end.
  */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "pcn_impl.h"
+#include "phase.h"
 
 pcn_train_params pcn_train_default_params(void) {
     return (pcn_train_params){
@@ -57,6 +56,8 @@ pcn_train_params pcn_train_default_params(void) {
         .top_k = 3,
         .keep_step_energies = false,
         .learn_path = PCN_LEARN_AUTO,
+        .learn_flops_per_byte = 80.0,
+        .split_phases = true,
         .callbacks = {0},
         .latent_init = NULL,
         .latent_user = NULL,
@@ -120,6 +121,8 @@ pcn_status pcn_train_params_validate(const pcn_train_params *p) {
     if (p->learn_path != PCN_LEARN_AUTO && p->learn_path != PCN_LEARN_PLAIN &&
         p->learn_path != PCN_LEARN_GRAM)
         BAD("learn_path must be auto, plain or gram, got %d", (int)p->learn_path);
+    if (!(isfinite(p->learn_flops_per_byte) && p->learn_flops_per_byte >= 0.0))
+        BAD("learn_flops_per_byte must be finite and >= 0, got %g", p->learn_flops_per_byte);
     return PCN_OK;
 }
 
@@ -165,15 +168,11 @@ typedef struct {
     float *targets;          // (local max batch, y_dim)
     pcn_gram *gram;          // batch-space learning workspace, or NULL
     pcn_gram_cost cost;      // what the learning planner charges (ranks, flops per byte)
-    pcn_wpack pack;          // the row path's packed weights (pack.buf NULL: no row path)
-    int split_max;           // threads the row path may split a phase's rows over
-    double *part;            // (split_max) each thread's sum of a split step
+    void *phases;            // the backend's workspace for the phases (ops->phase_init)
     int64_t gbatch;          // current global batch
     int64_t lo, count;       // this process's slice of it
     pcn_train_position pos;  // where training stands; also the schedule's state
 } trainer;
-
-enum { T_INFER, T_LEARN, T_COMM, T_DATA };
 
 static pcn_status check_shapes(const pcn_model *m, const pcn_data *d, pcn_task task,
                                const char *what) {
@@ -209,28 +208,8 @@ static void trainer_free(trainer *t) {
     pcn_free(t->y);
     free(t->labels);
     pcn_free(t->targets);
-    free(t->part);
-    pcn_wpack_free(&t->pack);
+    if (t->phases) t->m->ops->phase_free(t->phases);
     pcn_gram_free(t->gram);
-}
-
-// The row path of inference phases (infer_rows): host models whose backend has packed
-// products, unless the environment sets PCN_ROW_PATH=0 (every product then threads
-// itself). The same switch splits the learning phase by output units (learn_gram.c). Its
-// threads:
-// OpenMP's when OpenBLAS runs on OpenMP (inside a parallel region it stays on the calling
-// thread; a pthread OpenBLAS would start its own threads in every one), else 1.
-static bool row_path(const pcn_model *m) {
-    const char *v = getenv("PCN_ROW_PATH");
-    return !m->ops->on_device && m->ops->gemm_packed && !(v && strcmp(v, "0") == 0);
-}
-
-static int row_threads_max(void) {
-#ifdef PCN_BLAS_OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
@@ -249,34 +228,33 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->y = pcn_alloc((size_t)cap * m->K * sizeof(float));
     t->labels = malloc((size_t)cap * sizeof *t->labels);
     t->targets = pcn_alloc((size_t)cap * (d->y_dim > 0 ? d->y_dim : 1) * sizeof(float));
-    t->split_max = row_threads_max();
-    t->part = malloc((size_t)t->split_max * sizeof *t->part);
-    pcn_status packed = row_path(m) ? pcn_wpack_init(m, &t->pack) : PCN_OK;
     const pcn_backend_ops *ops = m->ops;
+    // Across ranks batch space gathers rows through host buffers: device models there keep
+    // the per-step path (its gradient sum stages through the host or goes through NCCL).
+    const bool one = !coll || coll->size == 1, gram = (one || !ops->on_device) &&
+                                                     p->learn_path != PCN_LEARN_PLAIN;
+    const pcn_phase_params phases = {(int)cap, p->split_phases, one && gram};
+    t->phases = ops->phase_init(m, &phases);
     t->dx = ops->on_device ? ops->alloc((size_t)cap * m->dims[0] * sizeof(float)) : t->x;
     t->dy = ops->on_device ? ops->alloc((size_t)cap * m->K * sizeof(float)) : t->y;
     t->yhat = ops->on_device ? pcn_alloc((size_t)cap * m->K * sizeof(float)) : NULL;
     if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels ||
-        !t->targets || !t->part || packed != PCN_OK || !t->dx || !t->dy ||
+        !t->targets || !t->phases || !t->dx || !t->dy ||
         (ops->on_device && !t->yhat)) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
     for (int64_t i = 0; i < d->n; i++) t->perm[i] = i;
-    // Across ranks batch space gathers rows through host buffers: device models there keep
-    // the per-step path (its gradient sum stages through the host or goes through NCCL).
-    bool one = !coll || coll->size == 1;
-    t->cost = (pcn_gram_cost){one ? 1 : coll->size, pcn_gram_flops_per_byte()};
-    if ((one || !ops->on_device) && p->learn_path != PCN_LEARN_PLAIN &&
-        !(t->gram = pcn_gram_init(m, (int)cap, (int)gmax, coll))) {
+    t->cost = (pcn_gram_cost){one ? 1 : coll->size, p->learn_flops_per_byte};
+    if (gram && !(t->gram = pcn_gram_init(m, (int)cap, (int)gmax, coll))) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the batch-space learner");
     }
     return PCN_OK;
 }
 
-// Every rank plans the learning phase with rank 0's flops per byte (an environment that
-// differs between ranks must not split the plan). Collective.
+// Every rank plans the learning phase with rank 0's flops per byte (settings that differ
+// between ranks must not split the plan). Collective.
 static pcn_status agree_costs(trainer *t) {
     double v = !t->coll || t->coll->rank == 0 ? t->cost.flops_per_byte : 0.0;
     pcn_status st = gsum64(t->coll, &v, 1);
@@ -309,7 +287,7 @@ static pcn_status read_batch(trainer *t, int64_t pos, int64_t gbatch, pcn_task t
     // Every process calls read, even with no rows: a source may read collectively.
     double t0 = pcn_now();
     pcn_status st = d->read(d->ctx, t->rows, (int)t->count, t->x, t->labels, t->targets);
-    t->pos.seconds[T_DATA] += pcn_now() - t0;
+    t->pos.seconds.data += pcn_now() - t0;
     for (int64_t i = 0; st == PCN_OK && i < t->count; i++) {
         const float *xi = t->x + (size_t)i * D;
         float *yi = t->y + (size_t)i * K;
@@ -384,7 +362,7 @@ static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, in
 static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
     double v = local_sq, t0 = pcn_now();
     pcn_status st = gsum64(t->coll, &v, 1);
-    t->pos.seconds[T_COMM] += pcn_now() - t0;
+    t->pos.seconds.collectives += pcn_now() - t0;
     *energy = 0.5 * v / (double)t->gbatch;
     if (st == PCN_OK && !isfinite(*energy))
         st = pcn_set_error(PCN_EDIVERGED, "energy became %g: training diverged; lower "
@@ -405,9 +383,16 @@ typedef struct {
     int filled;           // energies seen, up to the window
 } infer_watch;
 
-// After a step run with its energy wanted: the global energy, its reports, and whether
-// early stopping ends the phase (*stop). Collective.
-static pcn_status watch_step(trainer *t, infer_watch *w, int step, double local_sq, bool *stop) {
+typedef struct {
+    trainer *t;
+    infer_watch w;
+} infer_run;
+
+// After a step run with its energy wanted (ctx: infer_run): the global energy, its reports,
+// and whether early stopping ends the phase (*stop). Collective.
+static pcn_status watch_step(void *ctx, int step, double local_sq, bool *stop) {
+    trainer *t = ((infer_run *)ctx)->t;
+    infer_watch *w = &((infer_run *)ctx)->w;
     const pcn_train_params *p = t->p;
     double energy;
     pcn_status st = energy_of(t, local_sq, &energy);
@@ -423,135 +408,23 @@ static pcn_status watch_step(trainer *t, infer_watch *w, int step, double local_
     return PCN_OK;
 }
 
-// One inference step as a graph body (a device backend records it once per key).
-typedef struct {
-    const pcn_model *m;
-    pcn_state *s;
-    const float *x, *y;
-    float lr;
-    bool want_sum;
-    double sq;
-} step_call;
-
-static void step_body(void *ctx) {
-    step_call *c = ctx;
-    c->sq = pcn_step_errors(c->m, c->s, c->x, c->y, c->lr, true, c->want_sum);
-}
-
 static pcn_precision inference_precision(const pcn_train_params *p) {
     return p->use_mixed_precision ? p->mixed_precision : PCN_PRECISION_FP32;
-}
-
-// Threads that split an inference phase's rows: at least SPLIT_MIN_ROWS rows each.
-#define SPLIT_MIN_ROWS 16
-static int split_threads(const trainer *t) {
-    int n = t->s->batch / SPLIT_MIN_ROWS;
-    return n < 1 ? 1 : n < t->split_max ? n : t->split_max;
-}
-
-// The row path. Inference is row-local, so each thread runs every step on its own
-// contiguous rows, its products on itself alone (gemm_packed, against the weights packed
-// once for the phase); the team forks once per phase instead of at every product and
-// pass. Threads meet only where a step's energy is wanted: the master sums their parts in
-// thread order and takes the step's decision (MPI calls and callbacks stay on the master
-// thread). A team of one runs outside any parallel region, so the element-wise passes
-// may still thread themselves.
-typedef struct {
-    trainer *t;
-    const float *y;
-    int t_steps;
-    infer_watch *w;
-    bool stop;     // the master's decision, read by every thread after a barrier
-    int taken;     // steps run
-    pcn_status st; // the master's status
-} rows_phase;
-
-static void rows_thread(rows_phase *ph, int id, int team) {
-    trainer *t = ph->t;
-    const pcn_model *m = t->m;
-    const float lr = (float)t->p->lr_infer;
-    const bool want = ph->w->report || ph->w->stop_on;
-    int64_t r0, rows;
-    pcn_shard(t->s->batch, id, team, &r0, &rows);
-    pcn_state v;
-    pcn_state_rows(t->s, (int)r0, (int)rows, &v);
-    const float *x = t->dx + (size_t)r0 * m->dims[0];
-    const float *y = ph->y ? ph->y + (size_t)r0 * m->K : NULL;
-    for (int step = 0; step < ph->t_steps; step++) {
-        double sq = pcn_step_errors_packed(m, &t->pack, &v, x, y, lr, true, want);
-        if (!want) continue;
-        t->part[id] = sq;
-#pragma omp barrier
-#pragma omp master
-        {
-            double total = 0.0;
-            for (int i = 0; i < team; i++) total += t->part[i];
-            ph->st = watch_step(t, ph->w, step, total, &ph->stop);
-            if (ph->st != PCN_OK) ph->stop = true;
-            if (ph->stop) ph->taken = step + 1;
-        }
-#pragma omp barrier
-        if (ph->stop) break;
-    }
-}
-
-static int rows_last_team; // for the tests (pcn_rows_last_team)
-
-int pcn_rows_last_team(void) { return rows_last_team; }
-
-int pcn_rows_threads_max(void) { return row_threads_max(); }
-
-static pcn_status infer_rows(trainer *t, const float *y, int t_steps, infer_watch *w,
-                             int *steps_taken) {
-    rows_phase ph = {t, y, t_steps, w, false, t_steps, PCN_OK};
-    const int n = split_threads(t);
-    pcn_wpack_fill(t->m, &t->pack);
-    rows_last_team = 1;
-    if (n == 1) {
-        rows_thread(&ph, 0, 1);
-    } else {
-#pragma omp parallel num_threads(n)
-        {
-#pragma omp master
-            rows_last_team = omp_get_num_threads();
-            rows_thread(&ph, omp_get_thread_num(), omp_get_num_threads());
-        }
-    }
-    t->s->has_target = y != NULL;
-    *steps_taken = ph.taken;
-    return ph.st;
 }
 
 static pcn_status infer(trainer *t, const float *y, int t_steps, bool early_stop, bool report,
                         int *steps_taken) {
     const pcn_train_params *p = t->p;
-    const pcn_backend_ops *ops = t->m->ops;
-    infer_watch w = {0};
-    w.stop_on = early_stop && p->early_stop_threshold > 0.0 && p->energy_window_size >= 2;
-    w.report = report && (t->cb->on_inference_step || (p->keep_step_energies && t->h));
-    ops->set_precision(inference_precision(p));
-    if (t->pack.buf) return infer_rows(t, y, t_steps, &w, steps_taken);
-    step_call call = {t->m, t->s, t->dx, y, (float)p->lr_infer, w.report || w.stop_on, 0.0};
-    struct { // everything the recorded step depends on; zeroed so padding compares equal
-        const void *s, *x, *y;
-        int batch, want, precision;
-        float lr;
-    } key;
-    memset(&key, 0, sizeof key);
-    key.s = t->s, key.x = t->dx, key.y = y, key.batch = t->s->batch;
-    key.want = call.want_sum, key.precision = (int)inference_precision(p), key.lr = call.lr;
-    int step = 0;
-    bool stop = false;
-    while (step < t_steps && !stop) {
-        ops->replay(&key, sizeof key, step_body, &call);
-        if (call.want_sum) { // someone needs this step's energy
-            pcn_status st = watch_step(t, &w, step, pcn_step_sum(t->m, call.sq), &stop);
-            if (st != PCN_OK) return st;
-        }
-        step++;
-    }
-    *steps_taken = step;
-    return PCN_OK;
+    infer_run r = {t, {0}};
+    r.w.stop_on = early_stop && p->early_stop_threshold > 0.0 && p->energy_window_size >= 2;
+    r.w.report = report && (t->cb->on_inference_step || (p->keep_step_energies && t->h));
+    pcn_infer_phase ph = {t->m, t->s, t->dx, y, t_steps, (float)p->lr_infer,
+                          inference_precision(p), r.w.report || r.w.stop_on ? 0 : t_steps,
+                          watch_step, &r, 0};
+    t->m->ops->set_precision(ph.precision);
+    pcn_status st = t->m->ops->infer_phase(t->phases, &ph);
+    *steps_taken = ph.taken;
+    return st;
 }
 
 // The energy of the current snapshot with the target (no update), in float32. Collective.
@@ -602,10 +475,9 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
     }
     if (any) {
         double after = 0.0;
-        st = pcn_gram_learn(t->gram, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, alpha,
-                            use, watch_learning, &w, reported,
-                            t->pack.buf ? pcn_gram_split_threads(t->m, t->split_max) : 0,
-                            &t->pos.seconds[T_COMM], &after);
+        pcn_gram_phase ph = {NULL, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, reported,
+                             alpha, use, watch_learning, &w, &t->pos.seconds.collectives, &after};
+        st = pcn_gram_learn(t->gram, t->phases, &ph);
         *pre = w.pre;
         return st == PCN_OK ? energy_of(t, after, post) : st;
     }
@@ -617,7 +489,7 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
         if (t->coll) {
             double t0 = pcn_now();
             st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1], t->m->ops);
-            t->pos.seconds[T_COMM] += pcn_now() - t0;
+            t->pos.seconds.collectives += pcn_now() - t0;
         }
         if (st == PCN_OK) pcn_step_apply(t->m, alpha);
     }
@@ -695,8 +567,9 @@ static const float *host_outputs(trainer *t) {
     return t->yhat;
 }
 
-// Free inference from fresh latents, then argmax vs label; adds global counts to acc[0..1].
-static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos, double acc[2]) {
+// Free inference from fresh latents, then argmax vs label; adds the global counts to sums.
+static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos,
+                                 pcn_epoch_sums *sums) {
     const pcn_train_params *p = t->p;
     int steps;
     init_latents(t, PCN_STREAM_ACCURACY, epoch, batch, pos);
@@ -708,15 +581,16 @@ static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos, 
     for (int64_t i = 0; i < t->count; i++)
         counts[0] += argmax(yhat + (size_t)i * t->K, t->K) == t->labels[i];
     st = gsum64(t->coll, counts, 2);
-    acc[0] += counts[0];
-    acc[1] += counts[1];
+    sums->correct += counts[0];
+    sums->scored += counts[1];
     return st;
 }
 
 static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, int64_t pos) {
     const pcn_train_params *p = t->p;
     const pcn_callbacks *cb = t->cb;
-    double *sums = t->pos.epoch_sums, *sec = t->pos.seconds;
+    pcn_epoch_sums *sums = &t->pos.sums;
+    pcn_train_seconds *sec = &t->pos.seconds;
     int64_t gb = t->gbatch;
     if (cb->on_batch_start) cb->on_batch_start(cb->user, batch, nbatches);
     double t0 = pcn_now();
@@ -736,29 +610,30 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
         pcn_history_append(t->h, PCN_HIST_PER_BATCH_PRE_LEARN, pre);
         pcn_history_append(t->h, PCN_HIST_PER_BATCH, post);
     }
-    sums[0] += post * gb;
-    sums[1] += pre * gb;
+    sums->energy += post * gb;
+    sums->pre_learn += pre * gb;
     schedule_plateau(t, post);
     if (p->task == PCN_TASK_CLASSIFICATION && p->train_accuracy_every > 0 &&
         batch % p->train_accuracy_every == 0) {
-        if ((st = train_accuracy(t, epoch, batch, pos, &sums[2])) != PCN_OK) return st;
-        if (t->h) pcn_history_set_running_accuracy(t->h, sums[2] / sums[3]);
+        if ((st = train_accuracy(t, epoch, batch, pos, sums)) != PCN_OK) return st;
+        if (t->h) pcn_history_set_running_accuracy(t->h, sums->correct / sums->scored);
     }
-    sec[T_INFER] += (t1 - t0) + (pcn_now() - t2); // supervised and train-accuracy inference
-    sec[T_LEARN] += t2 - t1;
+    sec->inference += (t1 - t0) + (pcn_now() - t2); // supervised and train-accuracy inference
+    sec->learning += t2 - t1;
     t->pos.samples += gb;
     if (cb->on_batch_end) cb->on_batch_end(cb->user, batch, post, pre);
     return PCN_OK;
 }
 
 static void end_epoch(trainer *t, int epoch) {
-    const double *sums = t->pos.epoch_sums;
+    const pcn_epoch_sums *sums = &t->pos.sums;
     const double n = (double)t->data->n;
     if (t->h) {
-        pcn_history_append(t->h, PCN_HIST_PER_EPOCH, sums[0] / n);
-        pcn_history_append(t->h, PCN_HIST_PER_EPOCH_PRE_LEARN, sums[1] / n);
-        pcn_history_append(t->h, PCN_HIST_TRAIN_LOSS, sums[0] / n);
-        if (sums[3] > 0) pcn_history_append(t->h, PCN_HIST_TRAIN_ACCURACY, sums[2] / sums[3]);
+        pcn_history_append(t->h, PCN_HIST_PER_EPOCH, sums->energy / n);
+        pcn_history_append(t->h, PCN_HIST_PER_EPOCH_PRE_LEARN, sums->pre_learn / n);
+        pcn_history_append(t->h, PCN_HIST_TRAIN_LOSS, sums->energy / n);
+        if (sums->scored > 0)
+            pcn_history_append(t->h, PCN_HIST_TRAIN_ACCURACY, sums->correct / sums->scored);
         pcn_history_append(t->h, PCN_HIST_LR_PER_EPOCH, t->pos.lr);
     }
     if (t->cb->on_epoch_end) t->cb->on_epoch_end(t->cb->user, epoch, t->h);
@@ -782,8 +657,10 @@ static pcn_status train_epochs(trainer *t) {
     for (int epoch = t->pos.epoch; epoch < p->num_epochs; epoch++) {
         if (cb->on_epoch_start) cb->on_epoch_start(cb->user, epoch, p->num_epochs);
         if (p->shuffle) shuffle(t->perm, n, p->seed, epoch);
-        double *sums = t->pos.epoch_sums;
-        if (t->h) pcn_history_set_running_accuracy(t->h, sums[3] > 0 ? sums[2] / sums[3] : 0.0);
+        const pcn_epoch_sums *sums = &t->pos.sums;
+        if (t->h)
+            pcn_history_set_running_accuracy(t->h,
+                                             sums->scored > 0 ? sums->correct / sums->scored : 0.0);
         for (int batch = t->pos.batch; batch < nbatches; batch++) {
             int64_t pos = (int64_t)batch * B, gb = n - pos < B ? n - pos : B;
             pcn_status st = read_batch(t, pos, gb, p->task, "training");
@@ -794,7 +671,7 @@ static pcn_status train_epochs(trainer *t) {
             if (batch + 1 == nbatches) {
                 end_epoch(t, epoch);
                 t->pos.epoch = epoch + 1, t->pos.batch = 0;
-                memset(t->pos.epoch_sums, 0, sizeof t->pos.epoch_sums);
+                memset(&t->pos.sums, 0, sizeof t->pos.sums);
             }
             bool stop = false;
             if ((st = after_batch(t, &stop)) != PCN_OK) return st;
@@ -844,7 +721,7 @@ pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_param
         if (p->resume) {
             t.pos = *p->resume;
             t.pos.samples = 0;
-            memset(t.pos.seconds, 0, sizeof t.pos.seconds);
+            t.pos.seconds = (pcn_train_seconds){0};
         } else {
             t.pos = (pcn_train_position){.lr = p->lr_learn * lr_scale(p),
                                          .plateau_best = INFINITY};

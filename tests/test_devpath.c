@@ -22,13 +22,12 @@
  *
  * Usage: mpirun -np P test_devpath
  */
-#define _POSIX_C_SOURCE 200809L // setenv
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pcn_dist.h"
-#include "pcn_impl.h"
+#include "phase.h"
 #include "testutil.h"
 
 // ---- the emulated device ------------------------------------------------------------------
@@ -84,8 +83,9 @@ static pcn_backend_ops emu_ops(void) {
     o.error_pass = emu_error_pass, o.sup_error = emu_sup_error;
     o.sum_begin = emu_sum_begin, o.sum_finish = emu_sum_finish, o.sum_read = emu_sum_read;
     o.replay = emu_replay;
-    o.packed_size = NULL, o.pack = NULL, o.gemm_packed = NULL; // no host row path
-    o.gemm_inplace = NULL, o.error_block = NULL, o.sup_error_block = NULL;
+    // A device's phases: the plain ones, as the CUDA loader gives the CUDA module's table.
+    o.phase_init = pcn_phase_plain_init, o.phase_free = pcn_phase_plain_free;
+    o.infer_phase = pcn_phase_plain_infer, o.gram_phase = pcn_phase_plain_gram;
     return o;
 }
 
@@ -134,6 +134,10 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
     p.lr_infer = 0.1, p.lr_learn = 0.05, p.num_epochs = 2, p.seed = 3, p.learn_path = rc.path;
     p.early_stop_threshold = rc.early_stop, p.lr_schedule = PCN_LR_PLATEAU;
     p.train_accuracy_every = rc.train_accuracy_every;
+    // The CPU reference takes the plain phases, whose passes the emulated device runs one
+    // for one (the CPU's split phases sum their energies in other groupings; test_rows
+    // checks them against the plain phases).
+    p.split_phases = false;
     if (rc.callbacks) p.callbacks.on_inference_step = on_step, p.callbacks.on_learning_step = on_step;
     pcn_history *hc = pcn_history_init(), *hd = pcn_history_init();
     inference_calls = 0;
@@ -177,10 +181,6 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
 }
 
 int main(int argc, char **argv) {
-    // The CPU reference takes the plain host paths, whose passes the emulated device runs
-    // one for one (the row path and the split learning phase sum their energies in other
-    // groupings; test_rows checks them against the plain paths).
-    setenv("PCN_ROW_PATH", "0", 1);
     MPI_Init(&argc, &argv);
     pcn_comm *c = pcn_dist_init(MPI_COMM_WORLD);
     pcn_backend_ops ops = emu_ops();

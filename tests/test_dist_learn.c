@@ -98,7 +98,7 @@ static void run_case(pcn_comm *c, const char *label, pcn_train_params p, int h0,
 // The auto plan of the first batch on this many ranks, as the trainer makes it.
 static void plan(pcn_comm *c, int h0, int h1, int B, bool *use) {
     pcn_model *m = model(PCN_TASK_CLASSIFICATION, h0, h1);
-    pcn_gram_cost cost = {pcn_dist_size(c), pcn_gram_flops_per_byte()};
+    pcn_gram_cost cost = {pcn_dist_size(c), pcn_train_default_params().learn_flops_per_byte};
     pcn_gram_plan(m, B, B, &cost, PCN_LEARN_AUTO, use);
     pcn_model_free(m);
 }

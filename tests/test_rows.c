@@ -1,6 +1,6 @@
 /*
- * test_rows.c — the row path of inference phases (train.c infer_rows, gemm_packed.c) and the
- * learning phase split by output units (learn_gram.c) against the plain paths they replace
+ * test_rows.c — the CPU backend's phases (cpu_phases.c, gemm_packed.c): inference split by
+ * rows and the learning phase split by output units, against the plain phases they replace
  * (every product a threaded backend gemm).
  *
  * What is proved:
@@ -18,9 +18,9 @@
  *      row, every activation: E stored or not, S accumulated or not, H with its own leading
  *      dimension, and everything outside the block untouched.
  *   3. Steps: the same state stepped whole (pcn_step_errors) and as three uneven row views
- *      (pcn_step_errors_packed, 13 + 20 + 21 rows), 30 supervised then 30 free steps, every
+ *      (pcn_step_errors_with the packed products, 13 + 20 + 21 rows), 30 supervised then 30 free steps, every
  *      activation: latents and step sums agree (the same float products, summed in another
- *      order: rtol 1e-5); pcn_wpack_fill packs every layer and the readout where the steps
+ *      order: rtol 1e-5); pcn_cpu_packed_products packs every layer and the readout where the steps
  *      read them.
  *   4. One learning phase (pcn_gram_learn), tanh and relu, on the mixed plan, split over 2
  *      threads against the plain loop, every step reported: to the end (weights, energy
@@ -29,16 +29,16 @@
  *      size, one unit of the widest layer each. One phase has fixed latents and 64 small
  *      steps: relu holds here on every OpenBLAS kernel tried (SkylakeX, Haswell, Prescott,
  *      SandyBridge); part 5 says why whole runs do not.
- *   5. Whole training runs (tanh, see below), PCN_ROW_PATH=0 (plain) against the default
+ *   5. Whole training runs (tanh, see below), split_phases false (plain) against the default
  *      at 1, 2 and 3 OpenMP threads, T_learn = B = 64, layer 0 with 100 outputs (partial
  *      units and panels): on the auto plan (layer 0 in batch space, layer 1 and the readout
  *      per step) with every step's energy kept (the split phase meets at every step) and
  *      with batch energies only (it meets at step 0 alone), and on the all-batch-space plan:
  *      per-batch and per-step energies, inference step counts and final weights agree (rtol
  *      1e-4, the learning phase carries rounding along), and both phases did split as far
- *      as the library promises: the team sizes the trainer and learn_gram.c report for their
- *      last phases are min(threads, pcn_rows_threads_max()), which is 1 where OpenBLAS keeps
- *      its own pthread pool (train.c row_threads_max).
+ *      as the library promises: the team sizes the CPU backend reports for its
+ *      last phases are min(threads, pcn_cpu_threads_max()), which is 1 where OpenBLAS keeps
+ *      its own pthread pool (cpu_phases.c).
  *
  * Tolerances: gemm as test_backend (2e-6 sqrt(k), abs and rel): both sides sum k float
  * products in some order, the reference in double.
@@ -73,8 +73,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "pcn_impl.h"
+#include "cpu.h"
+#include "gram.h"
 #include "testutil.h"
 
 static uint64_t rng_s = 7;
@@ -235,7 +235,7 @@ static void check_blocks(pcn_activation act) {
                 if (acc) rs[o + j] += rh[oh + j];
             }
         }
-        double got = pcn_backend_cpu.error_block(act, ROWS, COLS, LD, x + C0, a + C0,
+        double got = pcn_cpu_error_block(act, ROWS, COLS, LD, x + C0, a + C0,
                                                  store ? e + C0 : NULL, h, LDH,
                                                  acc ? s + C0 : NULL);
         char label[96];
@@ -266,7 +266,7 @@ static void check_sup_blocks(void) {
             for (int j = 0; acc && j < COLS; j++)
                 rs[(size_t)r * LD + j] += res[(size_t)r * LDE + j];
         }
-        double got = pcn_backend_cpu.sup_error_block(ROWS, COLS, LD, yh, y, es, LDE,
+        double got = pcn_cpu_sup_error_block(ROWS, COLS, LD, yh, y, es, LDE,
                                                      acc ? s : NULL);
         const char *label = acc ? "supervised error block, S accumulated" :
                                   "supervised error block";
@@ -296,9 +296,10 @@ static void check_steps(pcn_activation act) {
     pcn_init_latents(whole, &key), pcn_init_latents(split, &key);
     float *x = rand_u((size_t)B * dims[0], 0, 1), *y = calloc((size_t)B * K, sizeof(float));
     for (int b = 0; b < B; b++) y[b * K + b % K] = 1.0f;
-    pcn_wpack pk;
-    TU_CHECK(pcn_wpack_init(m, &pk) == PCN_OK, "wpack: %s", pcn_last_error());
-    pcn_wpack_fill(m, &pk);
+    const pcn_phase_params pp = {B, true, false};
+    void *ws = pcn_cpu_phase_init(m, &pp);
+    TU_CHECK(ws, "CPU phase workspace: out of memory");
+    const pcn_products pk = pcn_cpu_packed_products(ws, m);
     int bad = 0;
     for (int step = 0; step < 60; step++) {
         const float *yy = step < 30 ? y : NULL; // supervised, then free
@@ -306,7 +307,7 @@ static void check_steps(pcn_activation act) {
         for (int v = 0; v < 3; v++) {
             pcn_state view;
             pcn_state_rows(split, cut[v], cut[v + 1] - cut[v], &view);
-            ss += pcn_step_errors_packed(m, &pk, &view, x + (size_t)cut[v] * dims[0],
+            ss += pcn_step_errors_with(m, &pk, &view, x + (size_t)cut[v] * dims[0],
                                          yy ? yy + (size_t)cut[v] * K : NULL, 0.05f, true, true);
         }
         bad += tu_close_d("step sum", &ss, &sw, 1, 1e-9, 1e-5);
@@ -317,7 +318,7 @@ static void check_steps(pcn_activation act) {
         bad += tu_close_f(label, split->x[l], whole->x[l], (size_t)B * dims[l], 1e-6, 1e-5);
     }
     free(x), free(y);
-    pcn_wpack_free(&pk);
+    pcn_cpu_phase_free(ws);
     pcn_state_free(whole), pcn_state_free(split);
     pcn_model_free(m);
 }
@@ -351,8 +352,13 @@ static pcn_status one_phase(pcn_activation act, int threads, int stop, float **w
     bool use[PCN_MAX_LAYERS + 1];
     pcn_gram_plan(m, B, B, NULL, PCN_LEARN_AUTO, use);
     stop_at = stop;
-    pcn_status st = pcn_gram_learn(gr, m, s, x, y, B, B, 0.05f / B, use, stop_report, NULL, B,
-                                   threads, NULL, after);
+    // The CPU backend's phases, split (over the OpenMP threads: 2 here) or plain.
+    const pcn_phase_params pp = {B, threads > 0, true};
+    void *ws = pcn_cpu_phase_init(m, &pp);
+    pcn_gram_phase ph = {NULL, m, s, x, y, B, B, B, 0.05f / B, use, stop_report, NULL, NULL,
+                         after};
+    pcn_status st = pcn_gram_learn(gr, ws, &ph);
+    pcn_cpu_phase_free(ws);
     *w = malloc(pcn_model_num_weights(m) * sizeof(float));
     memcpy(*w, pcn_model_weights(m), pcn_model_num_weights(m) * sizeof(float));
     free(x), free(y);
@@ -372,7 +378,7 @@ static void check_phase_stop(pcn_activation act) {
                  pcn_activation_name(act), stop < 0 ? "to the end" : "stopped at step 5");
         TU_CHECK(sp == ss && (sp == PCN_OK) == (stop < 0), "%s: status %d against %d", label,
                  ss, sp);
-        TU_CHECK(pcn_gram_last_team() == 2, "%s: team %d", label, pcn_gram_last_team());
+        TU_CHECK(pcn_cpu_units_last_team() == 2, "%s: team %d", label, pcn_cpu_units_last_team());
         tu_close_f(label, ws, wp, 100 * 48 + 48 * 16 + 4 * 16, 1e-6, 1e-4);
         if (stop < 0) tu_close_d(label, &as, &ap, 1, 1e-9, 1e-5); // the energy after
         free(wp), free(ws);
@@ -409,8 +415,6 @@ typedef struct {
 } train_case;
 
 static pcn_model *train(const pcn_data *data, bool rows, train_case tc, pcn_history **h) {
-    if (rows) unsetenv("PCN_ROW_PATH");
-    else setenv("PCN_ROW_PATH", "0", 1);
     omp_set_num_threads(tc.threads);
     // tanh: smooth, so the dynamics damp the paths' rounding differences (header).
     pcn_model *m = make_model(train_dims, 3, NK, PCN_ACT_TANH);
@@ -421,6 +425,7 @@ static pcn_model *train(const pcn_data *data, bool rows, train_case tc, pcn_hist
     p.lr_infer = 0.05, p.lr_learn = 0.02, p.seed = 9, p.train_accuracy_every = 2;
     p.early_stop_threshold = TRAIN_EARLY_STOP * 1e-3, p.keep_step_energies = tc.every;
     p.learn_path = tc.path, p.callbacks.on_inference_step = on_infer;
+    p.split_phases = rows;
     *h = pcn_history_init();
     infer_calls = 0, stop_margin = INFINITY;
     TU_CHECK(pcn_train(m, data, &p, *h) == PCN_OK, "train: %s", pcn_last_error());
@@ -434,15 +439,15 @@ static void check_training(const pcn_data *data, train_case tc) {
              tc.every ? "every step's energy" : "batch energies only");
     pcn_history *hp, *hr;
     pcn_model *plain = train(data, false, tc, &hp);
-    const int calls_plain = infer_calls, learn_plain = pcn_gram_last_team();
+    const int calls_plain = infer_calls, learn_plain = pcn_cpu_units_last_team();
     TU_CHECK(stop_margin > 2e-4, "%s: an early-stop decision within %.3g of the threshold "
              "(relative to the energy): the paths may stop at different steps", name,
              stop_margin);
     pcn_model *rows = train(data, true, tc, &hr);
     // The library's promise: as many threads as asked (a batch of 64 has rows for 4, the
     // widest layer units for 7) where OpenBLAS runs on OpenMP, else 1 (train.c).
-    const int max = pcn_rows_threads_max(), want = tc.threads < max ? tc.threads : max;
-    const int team = pcn_rows_last_team(), learn_team = pcn_gram_last_team();
+    const int max = pcn_cpu_threads_max(), want = tc.threads < max ? tc.threads : max;
+    const int team = pcn_cpu_rows_last_team(), learn_team = pcn_cpu_units_last_team();
     TU_CHECK(team == want, "%s: last inference phase ran on %d threads, want %d", name, team,
              want);
     TU_CHECK(learn_team == want && learn_plain == 0,
@@ -478,9 +483,9 @@ static void check_trainings(void) {
     TU_CHECK(use[0] && !use[1] && !use[2], "the auto plan is not mixed: %d %d %d", use[0],
              use[1], use[2]);
     // A learning team: at least one 16-output unit of the widest layer (100: 7 units) each.
-    TU_CHECK(pcn_gram_split_threads(m, 16) == 7 && pcn_gram_split_threads(m, 3) == 3,
-             "learning teams %d (of 16), %d (of 3); want 7, 3", pcn_gram_split_threads(m, 16),
-             pcn_gram_split_threads(m, 3));
+    TU_CHECK(pcn_cpu_unit_threads(m, 16) == 7 && pcn_cpu_unit_threads(m, 3) == 3,
+             "learning teams %d (of 16), %d (of 3); want 7, 3", pcn_cpu_unit_threads(m, 16),
+             pcn_cpu_unit_threads(m, 3));
     pcn_model_free(m);
     float *x = malloc((size_t)N * D * sizeof(float));
     int32_t *lab = malloc(N * sizeof(int32_t));

@@ -5,9 +5,9 @@
  *   - seconds per step, median over --repeats after --warmup, of the public entry points:
  *     supervised inference (pcn_inference_step with a target), free inference (no target:
  *     the steps of pcn-torch's train accuracy) and learning (pcn_learning_step); and of
- *     the supervised inference step as the trainer runs it on a CPU, the row path (the
- *     OpenMP threads split the rows, products against weights packed once per phase:
- *     ROW_STEPS steps per timed repeat inside one parallel region, as in a phase);
+ *     the supervised inference step as the trainer runs it (pcn_inference_steps: on a CPU
+ *     the row path, the OpenMP threads splitting the rows, products against weights
+ *     packed once per phase; ROW_STEPS steps per timed repeat, one phase);
  *   - each step's GFLOP/s, counting the flops of the matrix products state.c really does
  *     (step_products below mirrors pcn_step_errors / pcn_step_gradient), next to the
  *     4*B*P figure of DESIGN.md's cost model;
@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pcn_impl.h" // the row path (pcn_step_errors_packed)
+#include "pcn.h"
 
 // OpenBLAS extensions (declared here so that any cblas.h will do).
 void openblas_set_num_threads(int);
@@ -239,8 +239,6 @@ typedef struct {
     pcn_state *state;
     float *x, *y;      // (B, d0) in [0, 1]; (B, K) one-hot
     double energy;     // energy returned by the last step
-    pcn_wpack pack;    // the row path's packed weights
-    double *part;      // (OpenMP threads) each thread's sum of the row path's last step
 } engine;
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -276,15 +274,10 @@ static engine engine_init(const options *o) {
     for (size_t r = 0; r < B; r++) e.y[r * K + splitmix64(&rng) % K] = 1.0f;
     pcn_latent_key key = {.seed = 1, .stream = PCN_STREAM_USER, .epoch = 0, .first_row = 0};
     pcn_init_latents(e.state, &key);
-    if (pcn_wpack_init(e.model, &e.pack) != PCN_OK) die("pack: %s", pcn_last_error());
-    pcn_wpack_fill(e.model, &e.pack); // the weights do not move in an inference phase
-    e.part = xcalloc((size_t)omp_get_max_threads(), sizeof(double));
     return e;
 }
 
 static void engine_free(engine *e) {
-    pcn_wpack_free(&e->pack);
-    free(e->part);
     pcn_state_free(e->state);
     pcn_model_free(e->model);
     free(e->x);
@@ -306,28 +299,12 @@ static void step_learn(void *ctx) {
     e->energy = pcn_learning_step(e->model, e->state, e->x, e->y, LR_LEARN);
 }
 
-// ROW_STEPS supervised steps on the row path (train.c infer_rows): one parallel region,
-// each thread its contiguous rows (at least 16), the energy of the last step summed.
+// ROW_STEPS supervised steps as one inference phase of the trainer (the CPU backend's
+// row split: one parallel region, each thread its contiguous rows, at least 16), the
+// energy of the last step.
 static void step_rows(void *ctx) {
     engine *e = ctx;
-    const pcn_model *m = e->model;
-    const int B = e->state->batch, max = omp_get_max_threads();
-    const int team = B / 16 < 1 ? 1 : B / 16 < max ? B / 16 : max;
-#pragma omp parallel num_threads(team)
-    {
-        const int id = omp_get_thread_num(), n = omp_get_num_threads();
-        int64_t r0, rows;
-        pcn_shard(B, id, n, &r0, &rows);
-        pcn_state v;
-        pcn_state_rows(e->state, (int)r0, (int)rows, &v);
-        for (int step = 0; step < ROW_STEPS; step++)
-            e->part[id] = pcn_step_errors_packed(m, &e->pack, &v, e->x + (size_t)r0 * m->dims[0],
-                                                 e->y + (size_t)r0 * m->K, LR_INFER, true,
-                                                 step == ROW_STEPS - 1);
-    }
-    double sq = 0.0;
-    for (int i = 0; i < team; i++) sq += e->part[i];
-    e->energy = 0.5 * sq / B;
+    e->energy = pcn_inference_steps(e->model, e->state, e->x, e->y, LR_INFER, ROW_STEPS, true);
 }
 
 static const work_fn STEP_FNS[STEP_COUNT] = {step_supervised, step_free, step_learn, step_rows};
@@ -530,8 +507,8 @@ static pcn_status phase_hook(void *user, pcn_model *model, const pcn_history *hi
                              const pcn_train_position *next, bool *stop) {
     (void)model, (void)history, (void)stop;
     phase_clock *c = user;
-    const double t = next->seconds[1] - c->last;
-    c->last = next->seconds[1];
+    const double t = next->seconds.learning - c->last;
+    c->last = next->seconds.learning;
     if (c->batches++ > 0 && t < c->best) c->best = t;
     return PCN_OK;
 }
@@ -561,7 +538,7 @@ static double time_phase(const options *o, pcn_learn_path path) {
 }
 
 // The automatic path's matrix products for T = T_learn steps on one process, each with how
-// many times it runs (learn_gram.c: per layer, batch space or per step as pcn_gram_plan picks).
+// many times it runs (per layer, batch space or per step as pcn_learning_phase_plan picks).
 static int phase_products(const options *o, product *p, int *times) {
     const int B = o->batch, T = o->t_learn, L = o->n_dims - 1, *d = o->dims;
     pcn_model_params mp = pcn_model_default_params();
@@ -569,7 +546,7 @@ static int phase_products(const options *o, product *p, int *times) {
     pcn_model *m = pcn_model_init(&mp);
     if (!m) die("model: %s", pcn_last_error());
     bool use[MAX_DIMS];
-    pcn_gram_plan(m, B, T, NULL, PCN_LEARN_AUTO, use);
+    pcn_learning_phase_plan(m, B, T, PCN_LEARN_AUTO, use);
     pcn_model_free(m);
     int n = 0;
     for (int l = 0; l <= L; l++) {

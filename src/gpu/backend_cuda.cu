@@ -129,7 +129,7 @@ static struct {
     double *sum_host;           // pinned copy of it
     int slot;                   // next free slot; -1 outside sum_begin/sum_finish
     double timeout;             // seconds a wait may take with NCCL up
-    bool graphs_on;             // PCN_CUDA_GRAPHS=0 turns graphs off (benchmarks)
+    bool graphs_on;             // steps recorded as graphs (pcn_cuda_set_graphs)
     graph_entry graphs[MAX_GRAPHS];
     int n_graphs, next_graph;
 #ifdef PCN_HAVE_NCCL
@@ -137,6 +137,7 @@ static struct {
 #endif
     bool nccl_up;
 } g = {-1};
+static bool graphs_off; // pcn_cuda_set_graphs(false) before or after the device was selected
 
 static double now(void) {
     struct timespec ts;
@@ -232,8 +233,7 @@ static pcn_status m_pcn_cuda_select(int device) {
     g.compute = CUBLAS_COMPUTE_32F;
     g.slot = -1;
     if (g.timeout <= 0) g.timeout = 300;
-    const char *graphs = getenv("PCN_CUDA_GRAPHS");
-    g.graphs_on = !(graphs && strcmp(graphs, "0") == 0);
+    g.graphs_on = !graphs_off;
     g.device = device;
     return PCN_OK;
 }
@@ -621,6 +621,11 @@ static void m_pcn_gpu_nccl_free(void) {}
 // The module's one entry point (gpu_module.h)
 // ----------------------------------------------------------------------------------------
 
+static void m_pcn_cuda_set_graphs(bool on) {
+    graphs_off = !on;
+    if (g.device >= 0) g.graphs_on = on;
+}
+
 extern "C" __attribute__((visibility("default"))) const pcn_gpu_module *
 pcn_gpu_module_init(pcn_errorv_fn set_errorv) {
     static pcn_gpu_module table;
@@ -631,6 +636,7 @@ pcn_gpu_module_init(pcn_errorv_fn set_errorv) {
     table.device_name = m_pcn_gpu_device_name;
     table.device_index = m_pcn_gpu_device_index;
     table.set_timeout = m_pcn_gpu_set_timeout;
+    table.set_graphs = m_pcn_cuda_set_graphs;
     table.device_count = m_pcn_cuda_device_count;
     table.select = m_pcn_cuda_select;
     table.backend = m_pcn_gpu_backend;

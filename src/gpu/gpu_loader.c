@@ -4,8 +4,8 @@
  * forwards to it. A CPU run never loads it, so the CUDA runtime, cuBLAS and NCCL are
  * neither mapped nor initialised there.
  *
- * Where the module is looked for, in order: $PCN_CUDA_MODULE (a file), the folder of the
- * running program and its parent, the build folder it was built in (PCN_CUDA_MODULE_DIR),
+ * Where the module is looked for, in order: the file given to pcn_cuda_set_module (pcn_dist
+ * maps $PCN_CUDA_MODULE onto it), the folder of the running program and its parent, the build folder it was built in (PCN_CUDA_MODULE_DIR),
  * then the loader's own search (LD_LIBRARY_PATH). A machine without the NVIDIA driver
  * (no libcuda.so.1) has no devices, and the module is not even opened.
  * Without a module every function answers as "no CUDA": no devices, a clear message.
@@ -20,7 +20,7 @@
 
 #include "gpu_module.h"
 #include "pcn_gpu.h"
-#include "pcn_impl.h"
+#include "phase.h"
 
 #ifndef PCN_CUDA_MODULE_DIR
 #define PCN_CUDA_MODULE_DIR ""
@@ -31,6 +31,8 @@ static bool tried;
 static char why[768] = "this libpcn was built without CUDA (no nvcc at configure time)";
 static void (*pending_fatal)(const char *msg);
 static double pending_timeout;
+static bool graphs_off;
+static char module_path[PATH_MAX];
 
 static bool try_open(const char *path) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -49,6 +51,7 @@ static bool try_open(const char *path) {
     mod = m;
     if (pending_fatal) mod->set_fatal(pending_fatal);
     if (pending_timeout > 0) mod->set_timeout(pending_timeout);
+    if (graphs_off) mod->set_graphs(false);
     return true;
 }
 
@@ -62,8 +65,7 @@ static const pcn_gpu_module *module(void) {
         return NULL;
     }
     dlclose(driver);
-    const char *env = getenv("PCN_CUDA_MODULE");
-    if (env && *env) return try_open(env) ? mod : NULL;
+    if (module_path[0]) return try_open(module_path) ? mod : NULL;
     char exe[PATH_MAX], path[PATH_MAX + 64];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -114,7 +116,25 @@ pcn_status pcn_cuda_select(int device) {
     return mod->select(device);
 }
 
-const pcn_backend_ops *pcn_gpu_backend(void) { return mod ? mod->backend() : NULL; }
+void pcn_cuda_set_module(const char *path) {
+    snprintf(module_path, sizeof module_path, "%s", path ? path : "");
+}
+
+void pcn_cuda_set_graphs(bool on) {
+    graphs_off = !on; // kept for a module loaded later
+    if (mod) mod->set_graphs(on);
+}
+
+// The module's operations with the plain phases, which run on them.
+const pcn_backend_ops *pcn_gpu_backend(void) {
+    static pcn_backend_ops ops;
+    const pcn_backend_ops *dev = mod ? mod->backend() : NULL;
+    if (!dev) return NULL;
+    ops = *dev;
+    ops.phase_init = pcn_phase_plain_init, ops.phase_free = pcn_phase_plain_free;
+    ops.infer_phase = pcn_phase_plain_infer, ops.gram_phase = pcn_phase_plain_gram;
+    return &ops;
+}
 
 pcn_status pcn_gpu_nccl_unique_id(unsigned char id[PCN_GPU_NCCL_ID_BYTES]) {
     if (!module()) return pcn_set_error(PCN_EINVAL, "no NCCL: %s", why);

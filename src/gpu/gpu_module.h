@@ -6,6 +6,8 @@
  * with dlopen the first time a GPU is asked for on a machine with an NVIDIA driver: a CPU
  * run never maps those libraries (they cost over 200 MiB of resident memory at load).
  * The module calls nothing in libpcn; it reports errors through the function it is given.
+ * Its backend table leaves the phase operations NULL: the loader fills in the plain phases
+ * (phases.c), which run on the module's operations.
  */
 #ifndef PCN_GPU_MODULE_H
 #define PCN_GPU_MODULE_H
@@ -14,7 +16,7 @@
 
 #include "backend.h"
 
-#define PCN_GPU_MODULE_ABI 1
+#define PCN_GPU_MODULE_ABI 2
 #define PCN_GPU_MODULE_NAME "libpcn_cuda.so"
 #define PCN_GPU_MODULE_ENTRY "pcn_gpu_module_init"
 
@@ -25,6 +27,7 @@ typedef struct {
     const char *(*device_name)(void);
     int (*device_index)(void);
     void (*set_timeout)(double seconds);
+    void (*set_graphs)(bool on);
     int (*device_count)(void);
     pcn_status (*select)(int device);
     const pcn_backend_ops *(*backend)(void);
