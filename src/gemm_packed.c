@@ -2,7 +2,7 @@
  * gemm_packed.c — the CPU backend's products against a packed operand, for inference
  * phases: C = alpha A B + beta C on the calling thread alone, A and C row-major, B packed
  * once per phase into column panels; and the same kernel with B read in place, for the
- * learning phase split by output units (learn_gram.c), whose B changes every step.
+ * learning phase split by output units (gram.c), whose B changes every step.
  *
  * Why: OpenBLAS packs both operands on every call. In an inference phase B is always a
  * weight matrix (W^T for A = X W^T, W for X += lr H W) that every step reuses, and at the

@@ -1,5 +1,5 @@
 /*
- * gram.h — the batch-space learner's workspace (learn_gram.c), shared with the CPU
+ * gram.h — the batch-space learner's workspace (gram.c), shared with the CPU
  * backend's phase split by output units (cpu_phases.c), which steps its own columns of
  * the same G and S. Private to libpcn.
  */

@@ -64,6 +64,21 @@ pcn_status pcn_set_error(pcn_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 pcn_status pcn_set_errorv(pcn_status status, const char *fmt, va_list ap);
 
+// Bad input (a usage error): unless cond holds, returns status with the message, which
+// pcn_last_error() then gives. Always on. No side effects in cond.
+#define PCN_CHECK(cond, status, ...)                                                        \
+    do {                                                                                    \
+        if (!(cond)) return pcn_set_error((status), __VA_ARGS__);                           \
+    } while (0)
+// A broken invariant (a bug, never bad input): unless cond holds, prints what failed and
+// where, then aborts (mpirun then ends the other ranks). No side effects in cond.
+#define PCN_ASSERT(cond)                                                                    \
+    do {                                                                                    \
+        if (!(cond)) pcn_assert_fail(#cond, __FILE__, __LINE__, __func__);                  \
+    } while (0)
+void pcn_assert_fail(const char *what, const char *file, int line, const char *func)
+    __attribute__((noreturn));
+
 // Seconds on a monotonic clock (timers of the trainer, progress and metrics).
 double pcn_now(void);
 
@@ -133,7 +148,7 @@ void pcn_step_apply(pcn_model *m, float alpha);
 void pcn_step_predict(const pcn_model *m, pcn_state *s);
 
 // ----------------------------------------------------------------------------------------
-// Batch-space learning (learn_gram.c), one process or several on host memory
+// Batch-space learning (gram.c), one process or several on host memory
 // ----------------------------------------------------------------------------------------
 
 typedef struct pcn_collectives pcn_collectives;

@@ -33,7 +33,7 @@ typedef struct pcn_infer_phase {
     int taken;            // out: steps run
 } pcn_infer_phase;
 
-// The batch-space learning phase (learn_gram.c plans it and owns gr): t_steps steps over a
+// The batch-space learning phase (gram.c plans it and owns gr): t_steps steps over a
 // global batch of `global` rows (the state holds this process's) with alpha = lr/B; report(ctx, step, sumsq) sees the local sum of squares
 // of each of the first report_steps steps before its update and may stop the phase with an
 // error; after_sq, unless NULL, gets the sum of squares of the snapshot the phase ends on.
@@ -66,7 +66,7 @@ void *pcn_phase_plain_init(const pcn_model *m, const pcn_phase_params *p);
 void pcn_phase_plain_free(void *ws);
 // Step by step through pcn_step_errors, each step through the backend's replay.
 pcn_status pcn_phase_plain_infer(void *ws, pcn_infer_phase *ph);
-// Step by step, layer by layer (learn_gram.c).
+// Step by step, layer by layer (gram.c).
 pcn_status pcn_phase_plain_gram(void *ws, pcn_gram_phase *ph);
 
 // ---- a step against weights held another way (the CPU's packed weights) ---------------

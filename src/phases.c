@@ -4,7 +4,7 @@
  * the backend's replay (a device backend records it once as a graph and replays it). The
  * reference backend and the CUDA backend run these; the CPU backend runs them when its
  * split is off, and the tests compare its splits with them. The plain learning phase is in
- * learn_gram.c, beside the batch-space algebra it steps.
+ * gram.c, beside the batch-space algebra it steps.
  */
 #include <string.h>
 

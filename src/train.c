@@ -27,105 +27,6 @@
 
 #include "phase.h"
 
-pcn_train_params pcn_train_default_params(void) {
-    return (pcn_train_params){
-        .task = PCN_TASK_CLASSIFICATION,
-        .t_infer = 50,
-        .t_infer_test = 0,
-        .t_learn = 0,
-        .lr_infer = 0.05,
-        .lr_learn = 0.005,
-        .num_epochs = 4,
-        .early_stop_threshold = 0.0,
-        .energy_window_size = 10,
-        .use_mixed_precision = true,
-        .mixed_precision = PCN_PRECISION_FP16,
-        .lr_schedule = PCN_LR_NONE,
-        .lr_decay_factor = 0.5,
-        .lr_patience = 1,
-        .lr_steps = NULL,
-        .n_lr_steps = 0,
-        .lr_scaling = PCN_LR_SCALE_NONE,
-        .lr_ref_batch = 0,
-        .lr_warmup_batches = 0,
-        .batch_size = 500,
-        .test_batch_size = 0,
-        .shuffle = true,
-        .seed = 0,
-        .train_accuracy_every = 1,
-        .top_k = 3,
-        .keep_step_energies = false,
-        .learn_path = PCN_LEARN_AUTO,
-        .learn_flops_per_byte = 80.0,
-        .split_phases = true,
-        .callbacks = {0},
-        .latent_init = NULL,
-        .latent_user = NULL,
-        .batch_hook = NULL,
-        .batch_hook_user = NULL,
-        .resume = NULL,
-    };
-}
-
-#define BAD(...) return pcn_set_error(PCN_EINVAL, __VA_ARGS__)
-
-static bool pos_finite(double v) { return isfinite(v) && v > 0.0; }
-
-pcn_status pcn_train_params_validate(const pcn_train_params *p) {
-    if (!p) BAD("train params: NULL");
-    if (p->task != PCN_TASK_CLASSIFICATION && p->task != PCN_TASK_REGRESSION)
-        BAD("task must be classification or regression, got %d", (int)p->task);
-    if (p->t_infer < 1) BAD("t_infer must be >= 1, got %d", p->t_infer);
-    if (p->t_infer_test < 0) BAD("t_infer_test must be >= 1 (or 0 for 10 * t_infer), got %d",
-                                 p->t_infer_test);
-    if (p->t_learn < 0) BAD("t_learn must be >= 1 (or 0 for the batch size), got %d", p->t_learn);
-    if (!pos_finite(p->lr_infer)) BAD("lr_infer must be finite and > 0, got %g", p->lr_infer);
-    if (!pos_finite(p->lr_learn)) BAD("lr_learn must be finite and > 0, got %g", p->lr_learn);
-    if (p->num_epochs < 0) BAD("num_epochs must be >= 0, got %d", p->num_epochs);
-    if (!isfinite(p->early_stop_threshold) || p->early_stop_threshold < 0.0)
-        BAD("early_stop_threshold must be finite and >= 0 (0 disables), got %g",
-            p->early_stop_threshold);
-    if (p->energy_window_size < 1)
-        BAD("energy_window_size must be >= 1, got %d", p->energy_window_size);
-    if (p->lr_schedule != PCN_LR_NONE && p->lr_schedule != PCN_LR_PLATEAU &&
-        p->lr_schedule != PCN_LR_STEPS)
-        BAD("lr_schedule must be none, plateau or steps, got %d", (int)p->lr_schedule);
-    if (!(p->lr_decay_factor > 0.0 && p->lr_decay_factor < 1.0))
-        BAD("lr_decay_factor must be in (0, 1) exclusive, got %g", p->lr_decay_factor);
-    if (p->lr_patience < 1) BAD("lr_patience must be >= 1, got %d", p->lr_patience);
-    if (p->lr_schedule == PCN_LR_STEPS && (p->n_lr_steps < 1 || !p->lr_steps))
-        BAD("lr_steps must be a non-empty list with lr_schedule steps (n_lr_steps = %d)",
-            p->n_lr_steps);
-    if (p->n_lr_steps < 0) BAD("n_lr_steps must be >= 0, got %d", p->n_lr_steps);
-    for (int i = 0; p->lr_steps && i < p->n_lr_steps; i++) {
-        const pcn_lr_step *s = &p->lr_steps[i];
-        if (s->epoch < 0) BAD("lr_steps[%d] epoch must be >= 0, got %d", i, s->epoch);
-        if (s->batch < 0) BAD("lr_steps[%d] batch must be >= 0, got %d", i, s->batch);
-        if (!pos_finite(s->lr)) BAD("lr_steps[%d] lr must be finite and > 0, got %g", i, s->lr);
-    }
-    if (p->batch_size < 1) BAD("batch_size must be >= 1, got %d", p->batch_size);
-    if (p->lr_scaling != PCN_LR_SCALE_NONE && p->lr_scaling != PCN_LR_SCALE_LINEAR &&
-        p->lr_scaling != PCN_LR_SCALE_SQRT)
-        BAD("lr_scaling must be none, linear or sqrt, got %d", (int)p->lr_scaling);
-    if (p->lr_scaling != PCN_LR_SCALE_NONE && p->lr_ref_batch < 1)
-        BAD("lr_ref_batch must be >= 1 with lr_scaling, got %d", p->lr_ref_batch);
-    if (p->lr_warmup_batches < 0)
-        BAD("lr_warmup_batches must be >= 0, got %d", p->lr_warmup_batches);
-    if (p->test_batch_size < 0)
-        BAD("test_batch_size must be >= 1 (or 0 for batch_size), got %d", p->test_batch_size);
-    if (p->train_accuracy_every < 0)
-        BAD("train_accuracy_every must be >= 0 (0 disables), got %d", p->train_accuracy_every);
-    if (p->top_k < 1) BAD("top_k must be >= 1, got %d", p->top_k);
-    if ((unsigned)p->mixed_precision > PCN_PRECISION_FP16)
-        BAD("mixed_precision must be fp32, tf32, bf16 or fp16, got %d", (int)p->mixed_precision);
-    if (p->learn_path != PCN_LEARN_AUTO && p->learn_path != PCN_LEARN_PLAIN &&
-        p->learn_path != PCN_LEARN_GRAM)
-        BAD("learn_path must be auto, plain or gram, got %d", (int)p->learn_path);
-    if (!(isfinite(p->learn_flops_per_byte) && p->learn_flops_per_byte >= 0.0))
-        BAD("learn_flops_per_byte must be finite and >= 0, got %g", p->learn_flops_per_byte);
-    return PCN_OK;
-}
-
 // ----------------------------------------------------------------------------------------
 // Collectives (a single process when coll is NULL)
 // ----------------------------------------------------------------------------------------
@@ -469,7 +370,7 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
     bool use[PCN_MAX_LAYERS + 1], any = false;
     pcn_status st = PCN_OK;
     t->m->ops->set_precision(PCN_PRECISION_FP32);
-    if (t->gram) { // the batch-space path where it is cheaper (learn_gram.c)
+    if (t->gram) { // the batch-space path where it is cheaper (gram.c)
         pcn_gram_plan(t->m, (int)t->gbatch, t_steps, &t->cost, p->learn_path, use);
         for (int l = 0; l <= t->m->L; l++) any |= use[l];
     }
@@ -689,7 +590,7 @@ static pcn_status check_resume(const pcn_train_params *p, int64_t n) {
     if (r->epoch < 0 || r->batch < 0 || r->batch >= nbatches)
         return pcn_set_error(PCN_EINVAL, "resume position epoch %d batch %d is outside the run "
                              "(%d batches per epoch)", r->epoch, r->batch, nbatches);
-    if (!pos_finite(r->lr)) return pcn_set_error(PCN_EINVAL, "resume lr %g is not > 0", r->lr);
+    if (!(isfinite(r->lr) && r->lr > 0.0)) return pcn_set_error(PCN_EINVAL, "resume lr %g is not > 0", r->lr);
     return PCN_OK;
 }
 

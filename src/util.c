@@ -33,6 +33,13 @@ pcn_status pcn_set_error(pcn_status status, const char *fmt, ...) {
 
 const char *pcn_last_error(void) { return last_error; }
 
+_Noreturn void pcn_assert_fail(const char *what, const char *file, int line, const char *func) {
+    fprintf(stderr, "%s:%d: %s: internal error: %s does not hold (a bug in libpcn; please "
+            "report it)\n", file, line, func, what);
+    fflush(stderr);
+    abort();
+}
+
 const char *pcn_status_name(pcn_status s) {
     switch (s) {
     case PCN_OK: return "ok";

@@ -11,7 +11,7 @@
  * itself on uneven shards, and the planner across ranks: P = 1 plans by flops alone
  * whatever bytes cost, bytes add to the phase's cost at P > 1, and the plans at any P and
  * flops per byte equal the one-process plans (both paths' bytes are proportional to their
- * flops, see learn_gram.c).
+ * flops, see gram.c).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -158,7 +158,7 @@ static void test_plan(void) {
              use[1], use[2], use[3]);
     // Each collective moves one float per 2 B_r flops of the product it feeds, on both paths,
     // so charging bytes scales both costs alike: plans equal the one-process plans for any
-    // P and flops per byte (learn_gram.c), while the phase costs more as bytes get dearer.
+    // P and flops per byte (gram.c), while the phase costs more as bytes get dearer.
     const int Bs[] = {7, 64, 500, 4000}, Ts[] = {1, 2, 50, 500};
     const double fs[] = {0.0, 80.0, 1e4};
     for (int P = 2; P <= 8; P++)

@@ -1,5 +1,5 @@
 /*
- * test_learn.c — the batch-space learning phase (learn_gram.c) against the plain per-step
+ * test_learn.c — the batch-space learning phase (gram.c) against the plain per-step
  * path it replaces.
  *
  * Proves: for every activation, classification and regression, a last partial batch and

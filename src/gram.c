@@ -1,5 +1,5 @@
 /*
- * learn_gram.c — the learning phase in batch space, on one process or across ranks.
+ * gram.c — the learning phase in batch space, on one process or across ranks.
  *
  * With the latents fixed, a learning step moves layer l's preactivation by
  *   A[l] += (lr/B) X[l+1] X[l+1]^T H[l] = (lr/B) G H[l],   G = X[l+1] X[l+1]^T  (B x B),
