@@ -155,7 +155,7 @@ static void rows_thread(rows_run *r, int id, int team) {
     const pcn_model *m = ph->m;
     const pcn_products prod = {r->ws, packed_xmt, packed_dm};
     int64_t r0, rows;
-    pcn_shard(ph->s->batch, id, team, &r0, &rows);
+    pcn_train_shard(ph->s->batch, id, team, &r0, &rows);
     pcn_state v;
     pcn_state_rows(ph->s, (int)r0, (int)rows, &v);
     const float *x = ph->x + (size_t)r0 * m->dims[0];
@@ -296,7 +296,7 @@ static void unit_setup(const unit_phase *ph, int id, int team, unit_cols *u) {
         const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
         const int units = (out + UNIT - 1) / UNIT;
         int64_t u0, un;
-        pcn_shard(units, (id - first + team) % team, team, &u0, &un);
+        pcn_train_shard(units, (id - first + team) % team, team, &u0, &un);
         first = (first + units % team) % team;
         const int64_t end = (u0 + un) * UNIT < out ? (u0 + un) * UNIT : out;
         unit_cols *c = &u[l];

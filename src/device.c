@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcn_gpu.h"
 #include "program.h"
 
 // The CPU run: --precision and --comm nccl need a GPU. Collective.
@@ -30,7 +29,7 @@ static pcn_status use_cpu(app *a, int visible) {
 static pcn_status take_gpu(app *a, pcn_model *m, int visible) {
     pcn_status st = PCN_OK;
     if (visible == 0) {
-        const char *why = pcn_gpu_unavailable_reason(); // NULL: CUDA is here, no device
+        const char *why = pcn_cuda_unavailable_reason(); // NULL: CUDA is here, no device
         st = pcn_set_error(PCN_EINVAL, "--device cuda: rank %d sees no CUDA device%s%s%s",
                            pcn_dist_rank(a->comm), why ? " (" : "", why ? why : "", why ? ")" : "");
     }
@@ -58,12 +57,12 @@ pcn_status device_setup(app *a, pcn_model *m, pcn_train_params *p) {
     bool own_gpu = pcn_dist_local_size(a->comm) <= fewest;
     pcn_comm_kind kind = ch->comm == COMM_MPI                    ? PCN_COMM_MPI
                        : ch->comm == COMM_NCCL                   ? PCN_COMM_NCCL
-                       : own_gpu && pcn_gpu_built_nccl() ? PCN_COMM_NCCL : PCN_COMM_MPI;
+                       : own_gpu && pcn_cuda_built_nccl() ? PCN_COMM_NCCL : PCN_COMM_MPI;
     if ((st = pcn_dist_use_gpu(a->comm, kind, a->cli.comm_timeout)) != PCN_OK) return st;
     p->use_mixed_precision = ch->precision != PCN_PRECISION_FP32;
     p->mixed_precision = ch->precision;
-    snprintf(a->device, sizeof a->device, "cuda:%d %s, %s sums, %s", pcn_gpu_device_index(),
-             pcn_gpu_device_name(), kind == PCN_COMM_NCCL ? "nccl" : "mpi",
+    snprintf(a->device, sizeof a->device, "cuda:%d %s, %s sums, %s", pcn_cuda_device_index(),
+             pcn_cuda_device_name(), kind == PCN_COMM_NCCL ? "nccl" : "mpi",
              a->cli.precision);
     return PCN_OK;
 }

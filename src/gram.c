@@ -152,7 +152,7 @@ static pcn_status gather(pcn_gram *gr, const float *mine, float *all, int B, int
 
 static pcn_status sum(pcn_gram *gr, float *v, size_t n, double *seconds) {
     double t0 = pcn_now();
-    pcn_status st = gr->coll->sum_f32(gr->coll->ctx, v, n, gr->ops);
+    pcn_status st = gr->coll->sum_f32(gr->coll->ctx, v, n); // host memory (across ranks)
     if (seconds) *seconds += pcn_now() - t0;
     return st;
 }

@@ -171,7 +171,7 @@ pcn_status pcn_model_to_device(pcn_model *m, pcn_device dev) {
     if (dev != PCN_DEVICE_CPU && dev != PCN_DEVICE_CUDA)
         return pcn_set_error(PCN_EINVAL, "device must be cpu or cuda, got %d", (int)dev);
     if (dev == m->device) return PCN_OK;
-    const pcn_backend_ops *to = dev == PCN_DEVICE_CUDA ? pcn_gpu_backend() : &pcn_backend_cpu;
+    const pcn_backend_ops *to = dev == PCN_DEVICE_CUDA ? pcn_cuda_backend() : &pcn_backend_cpu;
     if (!to)
         return pcn_set_error(PCN_EINVAL, pcn_cuda_device_count() > 0
                                  ? "no CUDA device selected: call pcn_cuda_select() first"

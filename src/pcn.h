@@ -105,6 +105,9 @@ typedef struct {
     const float *weight;       // (out, in) row-major to copy, or NULL for Xavier init
 } pcn_layer_spec;
 
+// The most layers (L) a model may have.
+#define PCN_MAX_LAYERS 64
+
 typedef struct pcn_model pcn_model;
 
 // Where a model's weights and its states' buffers live and compute.
@@ -164,6 +167,30 @@ void pcn_cuda_set_module(const char *path);
 // Whether device inference steps are recorded once as CUDA graphs and replayed (default
 // true; false launches every step's kernels, for benchmarks). Local.
 void pcn_cuda_set_graphs(bool on);
+// Whether the CUDA module is available here (and has NCCL); loads it on first call. Local.
+bool pcn_cuda_built(void);
+bool pcn_cuda_built_nccl(void);
+// Why there is no CUDA here (NULL when the module loaded). Local.
+const char *pcn_cuda_unavailable_reason(void);
+// The selected device's name and index (NULL / -1 before pcn_cuda_select). Local.
+const char *pcn_cuda_device_name(void);
+int pcn_cuda_device_index(void);
+// Where device failures that leave no way back go (a failed launch, an NCCL error or a
+// timeout; the message is formatted). Default: print and abort(). src/dist points it at
+// pcn_fatal so that every rank ends, not one. Local.
+void pcn_cuda_set_fatal(void (*handler)(const char *msg));
+// Seconds a wait on the device may take before it is declared hung (NCCL peers gone);
+// default 300. Local.
+void pcn_cuda_set_timeout(double seconds);
+// The NCCL communicator of the selected device, which src/dist sums gradients with: rank
+// 0 makes a unique id, src/dist broadcasts it over MPI, every rank joins (Collective over
+// the `size` ranks), sums run in place on the compute stream (Collective); free accepts
+// none (Local).
+#define PCN_CUDA_NCCL_ID_BYTES 128
+pcn_status pcn_cuda_nccl_unique_id(unsigned char id[PCN_CUDA_NCCL_ID_BYTES]);
+pcn_status pcn_cuda_nccl_init(const unsigned char id[PCN_CUDA_NCCL_ID_BYTES], int rank, int size);
+pcn_status pcn_cuda_nccl_sum(float *v, size_t n);
+void pcn_cuda_nccl_free(void);
 // Moves a model's compute to dev. On CUDA the weights live on the selected device; the
 // host copy that pcn_model_weights() and the layer views expose is refreshed at the end of
 // pcn_train (and before each batch_hook call) and read at the start of pcn_train/pcn_test,
@@ -502,6 +529,48 @@ void pcn_learning_phase_plan(const pcn_model *model, int batch, int t_learn,
 // (n, K) outputs in data order.
 pcn_status pcn_test(const pcn_model *model, const pcn_data *data, const pcn_train_params *params,
                     pcn_test_result *result, float *yhat);
+
+// ----------------------------------------------------------------------------------------
+// Sharded training: every process trains on its rows of each global batch and every sum
+// goes through a table of collectives. src/dist fills the table with MPI and NCCL
+// (pcn_dist_train in pcn_dist.h); pcn_train is the same loop on one process.
+// ----------------------------------------------------------------------------------------
+
+typedef struct pcn_collectives {
+    void *ctx;
+    int rank, size;
+    // In-place global sums of host memory. Collective.
+    pcn_status (*sum_f64)(void *ctx, double *v, int n);
+    pcn_status (*sum_f32)(void *ctx, float *v, size_t n);
+    // The same in the memory of the selected GPU (NCCL); NULL where there is none (the
+    // trainer then stages a device model's sums through host memory and sum_f32).
+    // Collective.
+    pcn_status (*sum_f32_device)(void *ctx, float *v, size_t n);
+    // Agreement on a local status: every rank returns the status and message (in
+    // pcn_last_error()) of the lowest failing rank. Collective.
+    pcn_status (*agree)(void *ctx, pcn_status local);
+    // All-gather of a batch sharded by rows (pcn_train_shard): rank r passes its rows of
+    // `width` floats in mine and every rank receives all `global` rows, in order, in all
+    // (host buffers; mine and all do not overlap). Collective.
+    pcn_status (*gather_rows_f32)(void *ctx, const float *mine, float *all, int64_t global,
+                                  int width);
+} pcn_collectives;
+
+// Rows [*lo, *lo + *count) of a global batch of `global` rows taken by `rank` of `size`:
+// contiguous, balanced, the first global % size ranks take one more. Local.
+void pcn_train_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count);
+
+// pcn_train and pcn_test with this process's shard of every batch and coll's sums (NULL:
+// one process). Collective over coll's ranks.
+pcn_status pcn_train_sharded(pcn_model *model, const pcn_data *data,
+                             const pcn_train_params *params, pcn_history *history,
+                             const pcn_collectives *coll);
+pcn_status pcn_test_sharded(const pcn_model *model, const pcn_data *data,
+                            const pcn_train_params *params, pcn_test_result *result,
+                            float *yhat, const pcn_collectives *coll);
+
+// Seconds on a monotonic clock. Local.
+double pcn_now(void);
 
 // ----------------------------------------------------------------------------------------
 // Progress display (pcn-torch RichCallback)

@@ -15,8 +15,6 @@
 #include "backend.h"
 #include "pcn.h"
 
-#define PCN_MAX_LAYERS 64
-
 struct pcn_model {
     int L;                        // layers
     int dims[PCN_MAX_LAYERS + 1]; // d0..dL
@@ -79,8 +77,6 @@ pcn_status pcn_set_errorv(pcn_status status, const char *fmt, va_list ap);
 void pcn_assert_fail(const char *what, const char *file, int line, const char *func)
     __attribute__((noreturn));
 
-// Seconds on a monotonic clock (timers of the trainer, progress and metrics).
-double pcn_now(void);
 
 // ----------------------------------------------------------------------------------------
 // Memory
@@ -118,7 +114,7 @@ pcn_status pcn_model_to_backend(pcn_model *model, const pcn_backend_ops *to, pcn
 void pcn_model_push(pcn_model *model);
 void pcn_model_pull(pcn_model *model);
 // The CUDA backend after pcn_cuda_select(), else NULL (src/gpu).
-const pcn_backend_ops *pcn_gpu_backend(void);
+const pcn_backend_ops *pcn_cuda_backend(void);
 void pcn_history_set_running_accuracy(pcn_history *h, double acc);
 
 // ----------------------------------------------------------------------------------------
@@ -151,7 +147,6 @@ void pcn_step_predict(const pcn_model *m, pcn_state *s);
 // Batch-space learning (gram.c), one process or several on host memory
 // ----------------------------------------------------------------------------------------
 
-typedef struct pcn_collectives pcn_collectives;
 typedef struct pcn_gram pcn_gram;
 
 // What the planner charges for communication. A rank's flops and the bytes it sends in
@@ -179,36 +174,5 @@ double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost
 // phase_ws (its ops->phase_init workspace). Collective over the workspace's ranks.
 struct pcn_gram_phase;
 pcn_status pcn_gram_learn(pcn_gram *gr, void *phase_ws, struct pcn_gram_phase *ph);
-
-// ----------------------------------------------------------------------------------------
-// Collectives seen by the trainer (src/dist fills them; NULL means one process)
-// ----------------------------------------------------------------------------------------
-
-struct pcn_collectives {
-    void *ctx;
-    int rank, size;
-    // In-place global sums. Collective.
-    pcn_status (*sum_f64)(void *ctx, double *v, int n);
-    // where: the backend whose memory v is in (NULL or a host backend: host memory).
-    pcn_status (*sum_f32)(void *ctx, float *v, size_t n, const pcn_backend_ops *where);
-    // Agreement on a local status: every rank returns the status and message (in
-    // pcn_last_error()) of the lowest failing rank. Collective.
-    pcn_status (*agree)(void *ctx, pcn_status local);
-    // All-gather of a batch sharded by rows (pcn_shard): rank r passes its rows of `width`
-    // floats in mine and every rank receives all `global` rows, in order, in all (host
-    // buffers only; mine and all do not overlap). Collective.
-    pcn_status (*gather_rows_f32)(void *ctx, const float *mine, float *all, int64_t global,
-                                  int width);
-};
-
-// Rows [*lo, *lo + *count) of a global batch of `global` rows taken by `rank` of `size`:
-// contiguous, balanced, the first global % size ranks take one more.
-void pcn_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count);
-
-pcn_status pcn_train_dist(pcn_model *model, const pcn_data *data, const pcn_train_params *params,
-                          pcn_history *history, const pcn_collectives *coll);
-pcn_status pcn_test_dist(const pcn_model *model, const pcn_data *data,
-                         const pcn_train_params *params, pcn_test_result *result, float *yhat,
-                         const pcn_collectives *coll);
 
 #endif // PCN_IMPL_H

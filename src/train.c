@@ -3,7 +3,7 @@
  * and its validation.
  *
  * The global batch is the unit of the algorithm: with collectives, this process takes a
- * contiguous, balanced slice of every global batch (pcn_shard), and every sum over the
+ * contiguous, balanced slice of every global batch (pcn_train_shard), and every sum over the
  * batch (energies, gradients, correct counts) is made global before it is used, so all
  * processes take the same decisions (early stop, schedule, divergence). Every buffer is
  * allocated once before the epoch loop; nothing is allocated inside the step loops.
@@ -31,7 +31,7 @@
 // Collectives (a single process when coll is NULL)
 // ----------------------------------------------------------------------------------------
 
-void pcn_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count) {
+void pcn_train_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count) {
     int64_t base = global / size, extra = global % size;
     *count = base + (rank < extra ? 1 : 0);
     *lo = rank * base + (rank < extra ? rank : extra);
@@ -67,6 +67,8 @@ typedef struct {
     float *yhat;             // (local max batch, K) host copy of the outputs (device only)
     int32_t *labels;         // (local max batch)
     float *targets;          // (local max batch, y_dim)
+    float *stage;            // (model's weights) host copy of a device model's gradient for
+                             //   sums without sum_f32_device, or NULL
     pcn_gram *gram;          // batch-space learning workspace, or NULL
     pcn_gram_cost cost;      // what the learning planner charges (ranks, flops per byte)
     void *phases;            // the backend's workspace for the phases (ops->phase_init)
@@ -109,6 +111,7 @@ static void trainer_free(trainer *t) {
     pcn_free(t->y);
     free(t->labels);
     pcn_free(t->targets);
+    pcn_free(t->stage);
     if (t->phases) t->m->ops->phase_free(t->phases);
     pcn_gram_free(t->gram);
 }
@@ -119,7 +122,7 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     memset(t, 0, sizeof *t);
     t->m = m, t->data = d, t->p = p, t->coll = coll, t->cb = &p->callbacks, t->K = m->K;
     int64_t gmax = batch < d->n ? batch : d->n, lo, local;
-    pcn_shard(gmax, coll ? coll->rank : 0, coll ? coll->size : 1, &lo, &local);
+    pcn_train_shard(gmax, coll ? coll->rank : 0, coll ? coll->size : 1, &lo, &local);
     int64_t cap = local > 0 ? local : 1;
     t->s = pcn_state_init(m, (int)cap);
     t->perm = malloc((size_t)d->n * sizeof *t->perm);
@@ -139,9 +142,11 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->dx = ops->on_device ? ops->alloc((size_t)cap * m->dims[0] * sizeof(float)) : t->x;
     t->dy = ops->on_device ? ops->alloc((size_t)cap * m->K * sizeof(float)) : t->y;
     t->yhat = ops->on_device ? pcn_alloc((size_t)cap * m->K * sizeof(float)) : NULL;
+    const bool stage = ops->on_device && !one && !coll->sum_f32_device;
+    t->stage = stage ? pcn_alloc(m->woff[m->L + 1] * sizeof(float)) : NULL;
     if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels ||
-        !t->targets || !t->phases || !t->dx || !t->dy ||
-        (ops->on_device && !t->yhat)) {
+        !t->targets || !t->phases || !t->dx || !t->dy || (ops->on_device && !t->yhat) ||
+        (stage && !t->stage)) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
@@ -182,7 +187,7 @@ static pcn_status read_batch(trainer *t, int64_t pos, int64_t gbatch, pcn_task t
     const pcn_data *d = t->data;
     const int D = t->m->dims[0], K = t->K;
     t->gbatch = gbatch;
-    pcn_shard(gbatch, t->coll ? t->coll->rank : 0, t->coll ? t->coll->size : 1, &t->lo,
+    pcn_train_shard(gbatch, t->coll ? t->coll->rank : 0, t->coll ? t->coll->size : 1, &t->lo,
               &t->count);
     for (int64_t i = 0; i < t->count; i++) t->rows[i] = t->perm[pos + t->lo + i];
     // Every process calls read, even with no rows: a source may read collectively.
@@ -241,7 +246,7 @@ static void prefetch_next(trainer *t, int64_t pos, int64_t gbatch) {
     const pcn_data *d = t->data;
     if (!d->prefetch || pos >= d->n) return;
     int64_t lo, count;
-    pcn_shard(gbatch, t->coll ? t->coll->rank : 0, t->coll ? t->coll->size : 1, &lo, &count);
+    pcn_train_shard(gbatch, t->coll ? t->coll->rank : 0, t->coll ? t->coll->size : 1, &lo, &count);
     for (int64_t i = 0; i < count; i++) t->next_rows[i] = t->perm[pos + lo + i];
     d->prefetch(d->ctx, t->next_rows, (int)count);
 }
@@ -357,6 +362,29 @@ static pcn_status watch_learning(void *ctx, int step, double sumsq) {
     return PCN_OK;
 }
 
+// The gradient's global sum: a host model's directly; a device model's through the GPU's
+// own sums (NCCL; also on one rank, so that path always runs) or staged through host
+// memory. Collective.
+static pcn_status sum_gradient(trainer *t) {
+    const pcn_collectives *c = t->coll;
+    const pcn_backend_ops *ops = t->m->ops;
+    float *g = t->m->g;
+    const size_t n = t->m->woff[t->m->L + 1];
+    const double t0 = pcn_now();
+    pcn_status st = PCN_OK;
+    if (!ops->on_device) {
+        st = c->sum_f32(c->ctx, g, n);
+    } else if (c->sum_f32_device) {
+        st = c->sum_f32_device(c->ctx, g, n);
+    } else if (t->stage) {
+        ops->download(t->stage, g, n * sizeof(float));
+        st = c->sum_f32(c->ctx, t->stage, n);
+        ops->upload(g, t->stage, n * sizeof(float));
+    }
+    t->pos.seconds.collectives += pcn_now() - t0;
+    return st;
+}
+
 // The learning phase in float32; *pre and *post get the batch energies before and after
 // it (after a batch-space phase, from the preactivations it tracked for its batch-space
 // layers: equal to a recomputation up to rounding). Other step energies are computed only
@@ -387,11 +415,7 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
         double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, want);
         if (want && (st = watch_learning(&w, step, pcn_step_sum(t->m, sq))) != PCN_OK) break;
         pcn_step_gradient(t->m, t->s, true);
-        if (t->coll) {
-            double t0 = pcn_now();
-            st = t->coll->sum_f32(t->coll->ctx, t->m->g, t->m->woff[t->m->L + 1], t->m->ops);
-            t->pos.seconds.collectives += pcn_now() - t0;
-        }
+        if (t->coll) st = sum_gradient(t);
         if (st == PCN_OK) pcn_step_apply(t->m, alpha);
     }
     *pre = w.pre;
@@ -605,7 +629,7 @@ static pcn_status check_run(const pcn_model *m, const pcn_data *d, const pcn_tra
     return check_shapes(m, d, p->task, what);
 }
 
-pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
+pcn_status pcn_train_sharded(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
                           pcn_history *h, const pcn_collectives *coll) {
     pcn_status st = check_run(m, d, p, "training");
     if (st == PCN_OK) st = check_resume(p, d->n);
@@ -638,7 +662,7 @@ pcn_status pcn_train_dist(pcn_model *m, const pcn_data *d, const pcn_train_param
 
 pcn_status pcn_train(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
                      pcn_history *h) {
-    return pcn_train_dist(m, d, p, h, NULL);
+    return pcn_train_sharded(m, d, p, h, NULL);
 }
 
 // ----------------------------------------------------------------------------------------
@@ -673,7 +697,7 @@ static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4],
     return st;
 }
 
-pcn_status pcn_test_dist(const pcn_model *m, const pcn_data *d, const pcn_train_params *p,
+pcn_status pcn_test_sharded(const pcn_model *m, const pcn_data *d, const pcn_train_params *p,
                          pcn_test_result *r, float *yhat, const pcn_collectives *coll) {
     pcn_status st = agree(coll, check_run(m, d, p, "test"));
     if (st != PCN_OK) return st;
@@ -705,5 +729,5 @@ pcn_status pcn_test_dist(const pcn_model *m, const pcn_data *d, const pcn_train_
 
 pcn_status pcn_test(const pcn_model *m, const pcn_data *d, const pcn_train_params *p,
                     pcn_test_result *r, float *yhat) {
-    return pcn_test_dist(m, d, p, r, yhat, NULL);
+    return pcn_test_sharded(m, d, p, r, yhat, NULL);
 }

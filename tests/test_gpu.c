@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcn_gpu.h"
 #include "pcn_impl.h"
 #include "testutil.h"
 
@@ -303,7 +302,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(what, "module") == 0) { // the CUDA module loads and answers (see CMakeLists)
-        const char *why = pcn_gpu_unavailable_reason();
+        const char *why = pcn_cuda_unavailable_reason();
         printf("CUDA module: %s; %d device(s)\n", why ? why : "loaded", n);
         return why ? 1 : 0;
     }
@@ -312,7 +311,7 @@ int main(int argc, char **argv) {
         return 77;
     }
     TU_CHECK(pcn_cuda_select(0) == PCN_OK, "%s", pcn_last_error());
-    GPU = pcn_gpu_backend();
+    GPU = pcn_cuda_backend();
     if (!GPU) return tu_finish("test_gpu");
     if (!strcmp(what, "ops") || !strcmp(what, "all")) check_ops();
     if (!strcmp(what, "train") || !strcmp(what, "all")) check_runs();

@@ -38,7 +38,7 @@
 void openblas_set_num_threads(int);
 int openblas_get_num_threads(void);
 
-#define MAX_DIMS 65                  // PCN_MAX_LAYERS + 1
+#define MAX_DIMS (PCN_MAX_LAYERS + 1)
 #define MAX_PRODUCTS (2 * MAX_DIMS)  // 2L + 2 at most
 #define LR_INFER 0.05f               // pcn-torch defaults
 #define LR_LEARN 0.005f

@@ -5,8 +5,8 @@
  * collectives to the engine's loops.
  *
  * With a model on a GPU the gradient buffer is device memory: its sum goes through NCCL on
- * the compute stream, or is staged through a host buffer for MPI (--comm mpi). The row
- * all-gather of batch-space learning takes host buffers only.
+ * the compute stream (sum_f32_device), or the trainer stages it through host memory for
+ * MPI (--comm mpi). The row all-gather of batch-space learning takes host buffers only.
  *
  * Invariant: every function marked Collective is called by every rank in the same order;
  * the library never uses MPI_COMM_WORLD.
@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcn_gpu.h"
-#include "pcn_impl.h"
 
 
 struct pcn_comm {
@@ -27,9 +25,8 @@ struct pcn_comm {
     MPI_Comm node;         // processes sharing this node's memory
     int rank, size, local_rank, local_size;
     pcn_collectives coll;  // what the engine's loops call
-    bool nccl;             // device buffers are summed with NCCL (else staged through stage)
-    float *stage;          // host buffer for device sums through MPI
-    size_t stage_len;
+    bool nccl;             // device buffers are summed with NCCL (else the trainer stages
+                           //   them through host memory)
     int *rows_count;       // (size) per-rank counts and displacements of gathers, or NULL
     int *rows_displ;
 };
@@ -58,7 +55,7 @@ _Noreturn void pcn_fatal_at(const char *file, int line, const char *fmt, ...) {
 // ----------------------------------------------------------------------------------------
 
 void pcn_dist_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *count) {
-    pcn_shard(global, rank, size, lo, count);
+    pcn_train_shard(global, rank, size, lo, count);
 }
 
 pcn_status pcn_dist_sum_f64(pcn_comm *c, double *v, int n) {
@@ -77,24 +74,6 @@ static void sum_host_f32(pcn_comm *c, float *v, size_t n) {
 
 pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n) {
     sum_host_f32(c, v, n);
-    return PCN_OK;
-}
-
-// A sum of n floats in the memory of backend `where`: host memory directly; device memory
-// with NCCL (also at P = 1, so that one path is always exercised), or staged through a host
-// buffer for MPI.
-static pcn_status sum_f32_in(pcn_comm *c, float *v, size_t n, const pcn_backend_ops *where) {
-    if (!where || !where->on_device) return pcn_dist_sum_f32(c, v, n);
-    if (c->nccl) return pcn_gpu_nccl_sum(v, n);
-    if (c->size == 1) return PCN_OK;
-    if (n > c->stage_len) { // grows once, at the first sum of a model
-        free(c->stage);
-        if (!(c->stage = malloc(n * sizeof(float)))) pcn_fatal("out of memory staging %zu floats", n);
-        c->stage_len = n;
-    }
-    where->download(c->stage, v, n * sizeof(float));
-    sum_host_f32(c, c->stage, n);
-    where->upload(v, c->stage, n * sizeof(float));
     return PCN_OK;
 }
 
@@ -124,7 +103,7 @@ pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, 
     }
     for (int r = 0; r < c->size; r++) {
         int64_t lo, count;
-        pcn_shard(global, r, c->size, &lo, &count);
+        pcn_train_shard(global, r, c->size, &lo, &count);
         c->rows_count[r] = (int)(count * width), c->rows_displ[r] = (int)(lo * width);
     }
     PCN_MPI_CHECK(MPI_Allgatherv(mine, c->rows_count[c->rank], MPI_FLOAT, all, c->rows_count,
@@ -133,8 +112,10 @@ pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, 
 }
 
 static pcn_status coll_sum_f64(void *ctx, double *v, int n) { return pcn_dist_sum_f64(ctx, v, n); }
-static pcn_status coll_sum_f32(void *ctx, float *v, size_t n, const pcn_backend_ops *where) {
-    return sum_f32_in(ctx, v, n, where);
+static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) { return pcn_dist_sum_f32(ctx, v, n); }
+static pcn_status coll_sum_nccl(void *ctx, float *v, size_t n) {
+    (void)ctx;
+    return pcn_cuda_nccl_sum(v, n);
 }
 static pcn_status coll_agree(void *ctx, pcn_status st) { return pcn_dist_agree(ctx, st); }
 static pcn_status coll_gather_rows_f32(void *ctx, const float *mine, float *all, int64_t global,
@@ -154,9 +135,9 @@ int pcn_dist_gpu_for_rank(const pcn_comm *c) {
 pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
     pcn_status st = PCN_OK;
     int visible = pcn_cuda_device_count();
-    if (!pcn_gpu_backend())
+    if (pcn_cuda_device_index() < 0)
         st = pcn_set_error(PCN_ESTATE, "no CUDA device selected on rank %d", c->rank);
-    else if (kind == PCN_COMM_NCCL && !pcn_gpu_built_nccl())
+    else if (kind == PCN_COMM_NCCL && !pcn_cuda_built_nccl())
         st = pcn_set_error(PCN_EINVAL, "--comm nccl: this pcn_dist was built without NCCL; "
                            "use --comm mpi");
     else if (kind == PCN_COMM_NCCL && c->local_size > visible)
@@ -165,14 +146,14 @@ pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
                            "ranks per node", c->local_size, visible, visible == 1 ? "" : "s",
                            visible);
     if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
-    pcn_gpu_set_timeout(timeout_s);
+    pcn_cuda_set_timeout(timeout_s);
     if (kind == PCN_COMM_MPI) return PCN_OK; // device sums stage through host memory
-    unsigned char id[PCN_GPU_NCCL_ID_BYTES] = {0};
-    if (c->rank == 0) st = pcn_gpu_nccl_unique_id(id);
+    unsigned char id[PCN_CUDA_NCCL_ID_BYTES] = {0};
+    if (c->rank == 0) st = pcn_cuda_nccl_unique_id(id);
     if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
     PCN_MPI_CHECK(MPI_Bcast(id, sizeof id, MPI_BYTE, 0, c->comm));
-    st = pcn_dist_agree(c, pcn_gpu_nccl_init(id, c->rank, c->size));
-    if (st == PCN_OK) c->nccl = true;
+    st = pcn_dist_agree(c, pcn_cuda_nccl_init(id, c->rank, c->size));
+    if (st == PCN_OK) c->nccl = true, c->coll.sum_f32_device = coll_sum_nccl;
     return st;
 }
 
@@ -193,16 +174,15 @@ pcn_comm *pcn_dist_init(MPI_Comm comm) {
                                       &c->node));
     PCN_MPI_CHECK(MPI_Comm_rank(c->node, &c->local_rank));
     PCN_MPI_CHECK(MPI_Comm_size(c->node, &c->local_size));
-    c->coll = (pcn_collectives){c, c->rank, c->size, coll_sum_f64, coll_sum_f32, coll_agree,
-                                coll_gather_rows_f32};
-    pcn_gpu_set_fatal(gpu_fatal);
+    c->coll = (pcn_collectives){c,          c->rank,    c->size,           coll_sum_f64,
+                                coll_sum_f32, NULL, coll_agree, coll_gather_rows_f32};
+    pcn_cuda_set_fatal(gpu_fatal);
     return c;
 }
 
 void pcn_dist_free(pcn_comm *c) {
     if (!c) return;
-    if (c->nccl) pcn_gpu_nccl_free();
-    free(c->stage);
+    if (c->nccl) pcn_cuda_nccl_free();
     free(c->rows_count), free(c->rows_displ);
     MPI_Comm_free(&c->node);
     MPI_Comm_free(&c->comm);
@@ -254,11 +234,11 @@ void pcn_dist_reduce_max_sum(pcn_comm *c, const double *v, int n, double *max, d
 
 pcn_status pcn_dist_train(pcn_model *model, const pcn_data *data, const pcn_train_params *params,
                           pcn_history *history, pcn_comm *c) {
-    return pcn_train_dist(model, data, params, history, &c->coll);
+    return pcn_train_sharded(model, data, params, history, &c->coll);
 }
 
 pcn_status pcn_dist_test(const pcn_model *model, const pcn_data *data,
                          const pcn_train_params *params, pcn_test_result *result, float *yhat,
                          pcn_comm *c) {
-    return pcn_test_dist(model, data, params, result, yhat, &c->coll);
+    return pcn_test_sharded(model, data, params, result, yhat, &c->coll);
 }

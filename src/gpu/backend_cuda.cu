@@ -37,8 +37,6 @@
 
 extern "C" {
 #include "gpu_module.h"
-#include "pcn_gpu.h"
-#include "pcn_impl.h"
 }
 
 // Errors go to libpcn's pcn_last_error() through the function the loader hands over; the
@@ -562,7 +560,7 @@ static const pcn_backend_ops *m_pcn_gpu_backend(void) { return g.device >= 0 ? &
 // ----------------------------------------------------------------------------------------
 
 #ifdef PCN_HAVE_NCCL
-static_assert(sizeof(ncclUniqueId) == PCN_GPU_NCCL_ID_BYTES, "NCCL unique id size");
+static_assert(sizeof(ncclUniqueId) == PCN_CUDA_NCCL_ID_BYTES, "NCCL unique id size");
 
 static pcn_status m_pcn_gpu_nccl_unique_id(unsigned char *id) {
     ncclUniqueId u;

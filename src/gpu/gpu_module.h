@@ -1,6 +1,6 @@
 /*
  * gpu_module.h — the table of entry points that the CUDA module (libpcn_cuda.so, built from
- * backend_cuda.cu) hands to libpcn's loader (gpu_loader.c). Private to libpcn.
+ * backend_cuda.cu) hands to libpcn's loader (cuda.c). Private to libpcn.
  *
  * The CUDA runtime, cuBLAS and NCCL are linked into the module only, and libpcn loads it
  * with dlopen the first time a GPU is asked for on a machine with an NVIDIA driver: a CPU

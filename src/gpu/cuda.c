@@ -1,12 +1,14 @@
 /*
- * gpu_loader.c — libpcn's side of the GPU interface (pcn_gpu.h, pcn_cuda_* in pcn.h): loads
- * the CUDA module libpcn_cuda.so with dlopen the first time a GPU is asked for, and
- * forwards to it. A CPU run never loads it, so the CUDA runtime, cuBLAS and NCCL are
- * neither mapped nor initialised there.
+ * cuda.c — libpcn's side of the GPU (pcn_cuda_* in pcn.h, pcn_cuda_backend in backend.h):
+ * loads the CUDA module libpcn_cuda.so (backend_cuda.cu, the device, its stream, cuBLAS
+ * handle and NCCL communicator; kernels stay private to it) with dlopen the first time a
+ * GPU is asked for, and forwards to it. A CPU run never loads it, so the CUDA runtime,
+ * cuBLAS and NCCL are neither mapped nor initialised there.
  *
- * Where the module is looked for, in order: the file given to pcn_cuda_set_module (pcn_dist
- * maps $PCN_CUDA_MODULE onto it), the folder of the running program and its parent, the build folder it was built in (PCN_CUDA_MODULE_DIR),
- * then the loader's own search (LD_LIBRARY_PATH). A machine without the NVIDIA driver
+ * Where the module is looked for, in order: the file given to pcn_cuda_set_module
+ * (pcn_dist maps $PCN_CUDA_MODULE onto it), the folder of the running program and its
+ * parent, the build folder it was built in (PCN_CUDA_MODULE_DIR), then the loader's own
+ * search (LD_LIBRARY_PATH). A machine without the NVIDIA driver
  * (no libcuda.so.1) has no devices, and the module is not even opened.
  * Without a module every function answers as "no CUDA": no devices, a clear message.
  */
@@ -19,7 +21,6 @@
 #include <unistd.h>
 
 #include "gpu_module.h"
-#include "pcn_gpu.h"
 #include "phase.h"
 
 #ifndef PCN_CUDA_MODULE_DIR
@@ -92,19 +93,19 @@ static const pcn_gpu_module *module(void) {
 
 // ----------------------------------------------------------------------------------------
 
-bool pcn_gpu_built(void) { return module() != NULL; }
-bool pcn_gpu_built_nccl(void) { return module() && mod->has_nccl; }
-const char *pcn_gpu_unavailable_reason(void) { return module() ? NULL : why; }
+bool pcn_cuda_built(void) { return module() != NULL; }
+bool pcn_cuda_built_nccl(void) { return module() && mod->has_nccl; }
+const char *pcn_cuda_unavailable_reason(void) { return module() ? NULL : why; }
 
-void pcn_gpu_set_fatal(void (*handler)(const char *msg)) {
+void pcn_cuda_set_fatal(void (*handler)(const char *msg)) {
     pending_fatal = handler; // kept for a module loaded later
     if (mod) mod->set_fatal(handler);
 }
 
-const char *pcn_gpu_device_name(void) { return mod ? mod->device_name() : NULL; }
-int pcn_gpu_device_index(void) { return mod ? mod->device_index() : -1; }
+const char *pcn_cuda_device_name(void) { return mod ? mod->device_name() : NULL; }
+int pcn_cuda_device_index(void) { return mod ? mod->device_index() : -1; }
 
-void pcn_gpu_set_timeout(double seconds) {
+void pcn_cuda_set_timeout(double seconds) {
     pending_timeout = seconds;
     if (mod) mod->set_timeout(seconds);
 }
@@ -126,7 +127,7 @@ void pcn_cuda_set_graphs(bool on) {
 }
 
 // The module's operations with the plain phases, which run on them.
-const pcn_backend_ops *pcn_gpu_backend(void) {
+const pcn_backend_ops *pcn_cuda_backend(void) {
     static pcn_backend_ops ops;
     const pcn_backend_ops *dev = mod ? mod->backend() : NULL;
     if (!dev) return NULL;
@@ -136,21 +137,21 @@ const pcn_backend_ops *pcn_gpu_backend(void) {
     return &ops;
 }
 
-pcn_status pcn_gpu_nccl_unique_id(unsigned char id[PCN_GPU_NCCL_ID_BYTES]) {
+pcn_status pcn_cuda_nccl_unique_id(unsigned char id[PCN_CUDA_NCCL_ID_BYTES]) {
     if (!module()) return pcn_set_error(PCN_EINVAL, "no NCCL: %s", why);
     return mod->nccl_unique_id(id);
 }
 
-pcn_status pcn_gpu_nccl_init(const unsigned char id[PCN_GPU_NCCL_ID_BYTES], int rank, int size) {
+pcn_status pcn_cuda_nccl_init(const unsigned char id[PCN_CUDA_NCCL_ID_BYTES], int rank, int size) {
     if (!module()) return pcn_set_error(PCN_EINVAL, "no NCCL: %s", why);
     return mod->nccl_init(id, rank, size);
 }
 
-pcn_status pcn_gpu_nccl_sum(float *v, size_t n) {
+pcn_status pcn_cuda_nccl_sum(float *v, size_t n) {
     if (!mod) return pcn_set_error(PCN_ESTATE, "no NCCL communicator");
     return mod->nccl_sum(v, n);
 }
 
-void pcn_gpu_nccl_free(void) {
+void pcn_cuda_nccl_free(void) {
     if (mod) mod->nccl_free();
 }
