@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "activation_impl.h"
-#include "pcn_impl.h"
+#include "core.h"
 
 static const char *const act_names[PCN_ACT_COUNT] = {"relu", "tanh", "sigmoid", "identity"};
 static const pcn_act_fn act_fns[PCN_ACT_COUNT] = {act_relu, act_tanh, act_sigmoid,

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 
 void *pcn_host_alloc(size_t bytes) { return pcn_alloc(bytes); }
 void pcn_host_release(void *p) { pcn_free(p); }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 
 // ----------------------------------------------------------------------------------------
 // Arrays source

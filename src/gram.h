@@ -1,12 +1,14 @@
 /*
- * gram.h — the batch-space learner's workspace (gram.c), shared with the CPU
- * backend's phase split by output units (cpu_phases.c), which steps its own columns of
- * the same G and S. Private to libpcn.
+ * gram.h — the batch-space learner (gram.c): its planner, its phase and its workspace,
+ * whose G and S the CPU backend's phase split by output units (cpu_phases.c) steps by
+ * columns. Private to libpcn.
  */
 #ifndef PCN_GRAM_H
 #define PCN_GRAM_H
 
-#include "pcn_impl.h"
+#include "core.h"
+
+typedef struct pcn_gram pcn_gram;
 
 struct pcn_gram {
     const pcn_backend_ops *ops;   // owns the buffers
@@ -17,5 +19,36 @@ struct pcn_gram {
     float *xall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, in) the gathered latent of layer l
     float *dall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, out) the step's gathered H (Esup)
 };
+
+// ----------------------------------------------------------------------------------------
+// Batch-space learning (gram.c), one process or several on host memory
+// ----------------------------------------------------------------------------------------
+
+
+// What the planner charges for communication. A rank's flops and the bytes it sends in
+// collectives are added as flops + flops_per_byte * bytes.
+typedef struct {
+    int ranks;              // P, >= 1; 1: no communication
+    double flops_per_byte;  // flop-equivalents of one byte sent (learn_flops_per_byte)
+} pcn_gram_cost;
+// A workspace for batches of up to max_global rows over coll's ranks (NULL: one process)
+// of which this process holds up to max_local. Local.
+pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
+                        const pcn_collectives *coll);
+void pcn_gram_free(pcn_gram *gr);
+// use[l], l = 0..L (L: readout): whether layer l takes the batch-space path for a global
+// batch of B rows and T learning steps; cost NULL means one process. Local, and the same
+// on every rank for the same arguments.
+void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
+                   pcn_learn_path path, bool *use);
+// The flop-equivalents (flops plus charged bytes) of the busiest rank in one learning phase
+// on the plan pcn_gram_plan makes. Local.
+double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
+                           pcn_learn_path path);
+// A learning phase (phase.h's pcn_gram_phase; gr is set here) on the plan pcn_gram_plan
+// made: across ranks step by step, on one process as the model's backend runs it in
+// phase_ws (its ops->phase_init workspace). Collective over the workspace's ranks.
+struct pcn_gram_phase;
+pcn_status pcn_gram_learn(pcn_gram *gr, void *phase_ws, struct pcn_gram_phase *ph);
 
 #endif // PCN_GRAM_H

@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 
 typedef struct {
     double *v;

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 
 pcn_model_params pcn_model_default_params(void) {
     return (pcn_model_params){

@@ -13,7 +13,8 @@
 #ifndef PCN_PHASE_H
 #define PCN_PHASE_H
 
-#include "pcn_impl.h"
+#include "gram.h"
+#include "step.h"
 
 // Up to `steps` inference steps on the state's rows, with the target y (backend memory) or
 // without (NULL). After each step from sum_from on, watch(ctx, step, sumsq, &stop) sees

@@ -15,7 +15,6 @@
 #include "pcn.h"
 #include "pcn_io.h"
 #include "pcn_dist.h"
-#include "pcn_impl.h" // pcn_now
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
 

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 
 struct pcn_progress {
     FILE *out;

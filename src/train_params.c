@@ -4,7 +4,7 @@
  */
 #include <math.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 
 pcn_train_params pcn_train_default_params(void) {
     return (pcn_train_params){

@@ -43,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 #include "testutil.h"
 
 // ---- deterministic randomness (splitmix64) ------------------------------------------------

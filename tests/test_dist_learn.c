@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "pcn_dist.h"
-#include "pcn_impl.h"
+#include "gram.h"
 #include "testutil.h"
 
 enum { N = 23, D = 16, K = 3 };

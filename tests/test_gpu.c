@@ -39,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcn_impl.h"
+#include "core.h"
 #include "testutil.h"
 
 static uint64_t rng_s = 7;

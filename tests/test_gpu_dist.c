@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "pcn_dist.h"
-#include "pcn_impl.h"
+#include "pcn.h"
 #include "testutil.h"
 
 int main(int argc, char **argv) {

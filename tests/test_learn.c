@@ -6,14 +6,14 @@
  * T_learn both below and above B, training with learn_path = gram gives the same step
  * energies, history and weights as learn_path = plain (|a-b| <= 1e-5 + 2e-4 |ref|: float
  * rounding of a different order of operations over up to 40 steps), and auto likewise;
- * and pcn_gram_plan picks, per layer, the path with fewer flops (wide layers with a small
+ * and pcn_learning_phase_plan picks, per layer, the path with fewer flops (wide layers with a small
  * batch take batch space, narrow ones the per-step path).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcn_impl.h"
+#include "pcn.h"
 #include "testutil.h"
 
 enum { N = 29, D = 24, K = 4 };
@@ -78,14 +78,14 @@ static void test_plan(void) {
     mp.dims = dims, mp.n_dims = 4;
     pcn_model *m = pcn_model_init(&mp);
     bool use[4];
-    pcn_gram_plan(m, 500, 500, NULL, PCN_LEARN_AUTO, use); // pcn-torch's CIFAR config
+    pcn_learning_phase_plan(m, 500, 500, PCN_LEARN_AUTO, use); // pcn-torch's CIFAR config
     TU_CHECK(use[0] && use[1] && !use[2] && !use[3], "CIFAR plan %d %d %d %d", use[0], use[1],
              use[2], use[3]);
-    pcn_gram_plan(m, 4000, 4000, NULL, PCN_LEARN_AUTO, use); // a large batch: per-step everywhere
+    pcn_learning_phase_plan(m, 4000, 4000, PCN_LEARN_AUTO, use); // a large batch: per-step everywhere
     TU_CHECK(!use[0] && !use[1], "large-batch plan %d %d", use[0], use[1]);
-    pcn_gram_plan(m, 500, 500, NULL, PCN_LEARN_PLAIN, use);
+    pcn_learning_phase_plan(m, 500, 500, PCN_LEARN_PLAIN, use);
     TU_CHECK(!use[0] && !use[1] && !use[2] && !use[3], "plain plan");
-    pcn_gram_plan(m, 500, 500, NULL, PCN_LEARN_GRAM, use);
+    pcn_learning_phase_plan(m, 500, 500, PCN_LEARN_GRAM, use);
     TU_CHECK(use[0] && use[1] && use[2] && use[3], "gram plan");
     // Flops: the per-step phase is T * 4 B P; auto never costs more than either pure path.
     double P = 3072.0 * 1000 + 1000.0 * 500 + 500.0 * 10 + 10.0 * 10;

@@ -1,14 +1,16 @@
 /*
- * pcn_impl.h — library-private definitions shared by the files of libpcn: the model and
- * state structs, error reporting, aligned allocation and the Philox helpers.
+ * core.h — the engine's private core, shared by the files of libpcn: the model and state
+ * layouts (model.c, state.c), errors (PCN_CHECK, PCN_ASSERT; util.c), aligned memory and
+ * counter-based randomness (util.c). Nothing outside libpcn and its white-box tests
+ * includes it.
  *
  * Invariants: a model's weights W[0..L-1], Wout live in one buffer w (offsets woff[l]);
  * its gradient buffer g has the same layout. A state holds each tensor family (latents,
  * preactivations, errors, gains) in one allocation with rows of the maximal batch; the
  * first `batch` rows are in use.
  */
-#ifndef PCN_IMPL_H
-#define PCN_IMPL_H
+#ifndef PCN_CORE_H
+#define PCN_CORE_H
 
 #include <stdarg.h>
 
@@ -57,9 +59,7 @@ struct pcn_state {
 // Errors
 // ----------------------------------------------------------------------------------------
 
-// Records a message for pcn_last_error() and returns status.
-pcn_status pcn_set_error(pcn_status status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+// pcn_set_error (pcn.h) with a va_list.
 pcn_status pcn_set_errorv(pcn_status status, const char *fmt, va_list ap);
 
 // Bad input (a usage error): unless cond holds, returns status with the message, which
@@ -103,7 +103,7 @@ uint64_t pcn_rng_u64(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2, uint6
 #define PCN_RNG_SHUFFLE 0x101u
 
 // ----------------------------------------------------------------------------------------
-// Internals the tests reach
+// Models on a backend (model.c), the CUDA backend (src/gpu/cuda.c), the history (history.c)
 // ----------------------------------------------------------------------------------------
 
 void pcn_model_set_backend(pcn_model *model, const pcn_backend_ops *ops);
@@ -117,62 +117,4 @@ void pcn_model_pull(pcn_model *model);
 const pcn_backend_ops *pcn_cuda_backend(void);
 void pcn_history_set_running_accuracy(pcn_history *h, double acc);
 
-// ----------------------------------------------------------------------------------------
-// Step kernels (state.c). Sums are local to this process's rows and not yet halved or
-// divided by the batch: the trainer makes them global before turning them into energies.
-// ----------------------------------------------------------------------------------------
-
-// A view of rows [r0, r0 + rows) of s: the same buffers from row r0 on, batch = rows.
-// Every inference step is row-local, so steps on disjoint views may run concurrently.
-void pcn_state_rows(const pcn_state *s, int r0, int rows, pcn_state *view);
-// Errors of the current snapshot; with lr != 0 also the whole latent update of an inference
-// step. need_top: compute the top error E[L] = Esup Wout (inference needs it, learning not).
-// want_sum: the step's sum_l ||E[l]||^2 + ||Esup||^2 over the state's rows is wanted; on a
-// host backend it is returned, on a device backend it stays on the device until
-// pcn_step_sum (which waits). Without want_sum a device backend computes no sum and the
-// step runs without waiting for the device.
-double pcn_step_errors(const pcn_model *m, pcn_state *s, const float *x, const float *y,
-                       float lr, bool need_top, bool want_sum);
-// The full sum of a step run with want_sum, given its return value.
-double pcn_step_sum(const pcn_model *m, double returned);
-// After pcn_step_errors: the model's gradient buffer g = [H[l]^T X[l+1] ..., -Esup^T X[L]]
-// (zero readout part without a target), so that the update is w += (lr/B) g.
-void pcn_step_gradient(pcn_model *m, const pcn_state *s, bool has_target);
-// w += alpha g over the whole buffer.
-void pcn_step_apply(pcn_model *m, float alpha);
-// Yhat of the state's rows into s->yhat.
-void pcn_step_predict(const pcn_model *m, pcn_state *s);
-
-// ----------------------------------------------------------------------------------------
-// Batch-space learning (gram.c), one process or several on host memory
-// ----------------------------------------------------------------------------------------
-
-typedef struct pcn_gram pcn_gram;
-
-// What the planner charges for communication. A rank's flops and the bytes it sends in
-// collectives are added as flops + flops_per_byte * bytes.
-typedef struct {
-    int ranks;              // P, >= 1; 1: no communication
-    double flops_per_byte;  // flop-equivalents of one byte sent (learn_flops_per_byte)
-} pcn_gram_cost;
-// A workspace for batches of up to max_global rows over coll's ranks (NULL: one process)
-// of which this process holds up to max_local. Local.
-pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
-                        const pcn_collectives *coll);
-void pcn_gram_free(pcn_gram *gr);
-// use[l], l = 0..L (L: readout): whether layer l takes the batch-space path for a global
-// batch of B rows and T learning steps; cost NULL means one process. Local, and the same
-// on every rank for the same arguments.
-void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
-                   pcn_learn_path path, bool *use);
-// The flop-equivalents (flops plus charged bytes) of the busiest rank in one learning phase
-// on the plan pcn_gram_plan makes. Local.
-double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
-                           pcn_learn_path path);
-// A learning phase (phase.h's pcn_gram_phase; gr is set here) on the plan pcn_gram_plan
-// made: across ranks step by step, on one process as the model's backend runs it in
-// phase_ws (its ops->phase_init workspace). Collective over the workspace's ranks.
-struct pcn_gram_phase;
-pcn_status pcn_gram_learn(pcn_gram *gr, void *phase_ws, struct pcn_gram_phase *ph);
-
-#endif // PCN_IMPL_H
+#endif // PCN_CORE_H
