@@ -83,6 +83,10 @@ typedef struct pcn_backend_ops {
 extern const pcn_backend_ops pcn_backend_cpu;
 extern const pcn_backend_ops pcn_backend_ref;
 
+// The first operation ops leaves NULL, or NULL when it has every one: every backend has
+// every operation (backend_host.c; pcn_model_to_backend asserts it).
+const char *pcn_backend_missing(const pcn_backend_ops *ops);
+
 // Shared by the host backends (backend_host.c).
 void *pcn_host_alloc(size_t bytes);
 void pcn_host_release(void *p);

@@ -40,3 +40,14 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
     (void)key, (void)key_bytes;
     body(ctx);
 }
+
+const char *pcn_backend_missing(const pcn_backend_ops *o) {
+#define OP(f)                                                                               \
+    if (!o->f) return #f;
+    OP(name) OP(gemm) OP(error_pass) OP(sup_error) OP(axpy) OP(zero) OP(normal_rows)
+    OP(phase_init) OP(phase_free) OP(infer_phase) OP(gram_phase) OP(alloc) OP(release)
+    OP(upload) OP(download) OP(sync) OP(sum_begin) OP(sum_finish) OP(sum_read)
+    OP(set_precision) OP(replay)
+#undef OP
+    return NULL;
+}

@@ -68,12 +68,8 @@ static void ref_axpy(size_t n, float alpha, const float *x, float *y) {
     for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+// Plain loops, step-by-step phases.
 const pcn_backend_ops pcn_backend_ref = {
-    .name = "reference",
-    .gemm = ref_gemm,
-    .error_pass = ref_error_pass,
-    .sup_error = ref_sup_error,
-    .axpy = ref_axpy,
-    PCN_PLAIN_PHASES,
-    PCN_HOST_BACKEND_COMMON,
+    .name = "reference", .gemm = ref_gemm, .error_pass = ref_error_pass,
+    .sup_error = ref_sup_error, .axpy = ref_axpy, PCN_PLAIN_PHASES, PCN_HOST_BACKEND_COMMON,
 };

@@ -181,6 +181,7 @@ pcn_status pcn_model_to_device(pcn_model *m, pcn_device dev) {
 }
 
 pcn_status pcn_model_to_backend(pcn_model *m, const pcn_backend_ops *to, pcn_device dev) {
+    PCN_ASSERT(pcn_backend_missing(to) == NULL);
     const size_t n = m->woff[m->L + 1], bytes = n * sizeof(float);
     float *w = to->alloc(bytes), *g = to->alloc(bytes);
     if (!w || !g) {

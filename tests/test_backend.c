@@ -18,6 +18,8 @@
  *      20 supervised inference steps, 10 learning steps, then 20 free inference steps, for every
  *      activation, on a small network and on one whose layer-0 passes cross the OpenMP
  *      threshold; every step's energy, then the latents and all weights (readout included).
+ *   3. Every operation is set on both backends (pcn_backend_missing), and the check sees a
+ *      hole it is shown.
  *
  * Tolerances (|got - ref| <= atol + rtol |ref|, first mismatches printed by tu_close_f):
  *   - gemm: the reference accumulates in double and rounds once; sgemm accumulates k float
@@ -333,8 +335,22 @@ static void check_whole_steps(void) {
     }
 }
 
+// Every backend has every operation: none is NULL on one backend and required on another.
+static void check_tables(void) {
+    const pcn_backend_ops *all[] = {&pcn_backend_cpu, &pcn_backend_ref};
+    for (int i = 0; i < 2; i++) {
+        const char *missing = pcn_backend_missing(all[i]);
+        TU_CHECK(!missing, "the %s backend has no %s operation", all[i]->name, missing);
+    }
+    pcn_backend_ops broken = pcn_backend_cpu; // the check itself must see a hole
+    broken.gram_phase = NULL;
+    TU_CHECK(pcn_backend_missing(&broken) && strcmp(pcn_backend_missing(&broken), "gram_phase") == 0,
+             "pcn_backend_missing did not see a NULL gram_phase");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) rng_s = strtoull(argv[1], NULL, 10);
+    check_tables();
     check_gemms();
     check_error_passes();
     check_sup_and_axpy();

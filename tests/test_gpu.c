@@ -313,6 +313,8 @@ int main(int argc, char **argv) {
     TU_CHECK(pcn_cuda_select(0) == PCN_OK, "%s", pcn_last_error());
     GPU = pcn_cuda_backend();
     if (!GPU) return tu_finish("test_gpu");
+    const char *missing = pcn_backend_missing(GPU);
+    TU_CHECK(!missing, "the CUDA backend has no %s operation", missing);
     if (!strcmp(what, "ops") || !strcmp(what, "all")) check_ops();
     if (!strcmp(what, "train") || !strcmp(what, "all")) check_runs();
     return tu_finish("test_gpu");
