@@ -112,6 +112,6 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
 // The plain phases (phases.c), for every backend without its own.
 #define PCN_PLAIN_PHASES                                                                    \
     .phase_init = pcn_phase_plain_init, .phase_free = pcn_phase_plain_free,                  \
-    .infer_phase = pcn_phase_plain_infer, .gram_phase = pcn_phase_plain_gram
+    .infer_phase = pcn_phase_plain_infer, .gram_phase = pcn_gram_phase_plain
 
 #endif // PCN_BACKEND_H

@@ -470,7 +470,7 @@ static pcn_status steps_split(unit_phase *ph, int threads, double *after_sq) {
 pcn_status pcn_cpu_gram_phase(void *p, pcn_gram_phase *g) {
     cpu_ws *ws = p;
     last_units_team = 0;
-    if (!ws->split || !ws->wtu) return pcn_phase_plain_gram(ws, g);
+    if (!ws->split || !ws->wtu) return pcn_gram_phase_plain(ws, g);
     unit_phase ph = {ws, g->gr, g->m, g->s, g->x, g->y, g->t_steps, g->report_steps, g->alpha,
                      g->use, g->report, g->ctx, false, PCN_OK};
     pcn_status st = steps_split(&ph, pcn_cpu_unit_threads(g->m, ws->threads_max), g->after_sq);

@@ -14,7 +14,7 @@
  * On one process the backend runs the phase its own way (ops->gram_phase): the CPU
  * backend splits it by output units over its threads, every thread running all T steps on
  * its own columns of every layer, both paths (cpu_phases.c); the step-by-step loop at the
- * end of this file (pcn_phase_plain_gram), every product threading itself, is the
+ * end of this file (pcn_gram_phase_plain), every product threading itself, is the
  * reference the tests compare that with, and what runs across ranks and on devices.
  *
  * Across P ranks (rank r holds rows R_r of the batch): A_r += (lr/B) sum_s (X_r X_s^T) H_s.
@@ -283,7 +283,7 @@ static pcn_status finish(pcn_gram *gr, pcn_model *m, pcn_state *s, const float *
 }
 
 // The step-by-step loop: every rank count, every backend.
-pcn_status pcn_phase_plain_gram(void *ws, pcn_gram_phase *ph) {
+pcn_status pcn_gram_phase_plain(void *ws, pcn_gram_phase *ph) {
     (void)ws;
     pcn_gram *gr = ph->gr;
     pcn_model *m = ph->m;
@@ -319,6 +319,6 @@ pcn_status pcn_gram_learn(pcn_gram *gr, void *phase_ws, pcn_gram_phase *ph) {
     ph->gr = gr;
     // Across ranks the phase gathers through host buffers step by step; on one process the
     // backend runs it its own way (the CPU splits it by output units).
-    return distributed(gr) ? pcn_phase_plain_gram(phase_ws, ph)
+    return distributed(gr) ? pcn_gram_phase_plain(phase_ws, ph)
                            : ph->m->ops->gram_phase(phase_ws, ph);
 }

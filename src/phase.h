@@ -68,7 +68,7 @@ void pcn_phase_plain_free(void *ws);
 // Step by step through pcn_step_errors, each step through the backend's replay.
 pcn_status pcn_phase_plain_infer(void *ws, pcn_infer_phase *ph);
 // Step by step, layer by layer (gram.c).
-pcn_status pcn_phase_plain_gram(void *ws, pcn_gram_phase *ph);
+pcn_status pcn_gram_phase_plain(void *ws, pcn_gram_phase *ph);
 
 // ---- a step against weights held another way (the CPU's packed weights) ---------------
 

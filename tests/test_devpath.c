@@ -85,7 +85,7 @@ static pcn_backend_ops emu_ops(void) {
     o.replay = emu_replay;
     // A device's phases: the plain ones, as the CUDA loader gives the CUDA module's table.
     o.phase_init = pcn_phase_plain_init, o.phase_free = pcn_phase_plain_free;
-    o.infer_phase = pcn_phase_plain_infer, o.gram_phase = pcn_phase_plain_gram;
+    o.infer_phase = pcn_phase_plain_infer, o.gram_phase = pcn_gram_phase_plain;
     return o;
 }
 

@@ -13,7 +13,7 @@
 #   one_rank_fault  --inject-fault ckpt-write@R (R = 0, 1) at the final and at a periodic
 #                  write: every rank ends together, the old checkpoint intact; bad R refused
 #   concurrent_writers  two runs (different seeds) started at once on the same --checkpoint,
-#                  10 trials: the final file is exactly one run's model (its weights and
+#                  10 trials (FAULT_REPEATS: 3 under the sanitizers): the final file is exactly one run's model (its weights and
 #                  state equal that run's own output, written alone), no *.tmp* left. Since
 #                  main.c's lock file the second run is refused at start (one message); the
 #                  case still checks the end result, and tmp_names checks the names.
@@ -27,7 +27,7 @@
 #                  shape found and the shape wanted (or the type)
 #   ckpt_nan       a NaN in W1, an Inf in Wout: refused, naming the dataset and the index
 #   ckpt_corrupt_meta  8 metadata bytes flipped (outside every dataset's raw data), 12
-#                  seeds, np 1 and 2: each run either fails with one message on every rank
+#                  seeds (3 under the sanitizers), np 1 and 2: each run either fails with one message on every rank
 #                  or, where the flips hit unused bytes, loads the very same model
 #   per_layer_activation  a checkpoint whose layers have different activations (written
 #                  through the library by make_bad_h5 per-layer-act) keeps them on load:
@@ -46,6 +46,9 @@ SCRATCH=${FAULT_SCRATCH:?}/ckpt
 # Harness settings: every failing run must end within 20 s; np (rank count) set per case.
 max_seconds=20
 bad() { failures=$((failures + 1)); say "FAIL $*"; }
+# repeats N: how many times a random trial runs: N, or FAULT_REPEATS where CTest sets it
+# (3 under the sanitizers).
+repeats() { local r=${FAULT_REPEATS:-0}; [ "$r" -gt 0 ] 2> /dev/null && echo "$r" || echo "$1"; }
 
 # no_tmp DIR...: no temporary checkpoint file left.
 no_tmp() {
@@ -132,7 +135,8 @@ concurrent_writers)
   weights A.h5 > "$top/A.txt" && weights B.h5 > "$top/B.txt"
   cmp -s "$top/A.txt" "$top/B.txt" && setup_fail "the two runs' models are the same"
   both=0
-  for trial in 1 2 3 4 5 6 7 8 9 10; do
+  trials=$(repeats 10)
+  for trial in $(seq 1 "$trials"); do
     runs=$((runs + 1))
     rm -f S.h5
     mpi_run "a$trial" train "${many[@]}" --seed 1 --checkpoint S.h5 &
@@ -154,7 +158,7 @@ concurrent_writers)
     done
     no_tmp "$work"
   done
-  say "runs that both succeeded (wrote at the same time): $both of 10"
+  say "runs that both succeeded (wrote at the same time): $both of $trials"
   ;;
 tmp_names)
   command -v strace > /dev/null || { say "SKIP: tmp_names needs strace"; exit 77; }
@@ -249,7 +253,7 @@ PY
   expect_fail raw_flip "R.h5|/weights/W0|checksum" test --data d.h5 --checkpoint R.h5
   failed=0 same=0
   for np in 1 2; do
-    for seed in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    for seed in $(seq 1 "$(repeats 12)"); do
       runs=$((runs + 1))
       name=np${np}_seed$seed
       flip 8 "$seed" C.h5 X.h5 || setup_fail "flip"
