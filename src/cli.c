@@ -125,38 +125,33 @@ static const option *find(const char *name, size_t len) {
     return NULL;
 }
 
-static int set_value(pcn_cli *c, const option *o, const char *v, char *err, size_t n) {
+static pcn_status set_value(pcn_cli *c, const option *o, const char *v) {
     char *field = (char *)c + o->off, *end;
     errno = 0;
     switch (o->k) {
     case K_STR:
-        if (strlen(v) >= o->size) {
-            snprintf(err, n, "--%s: value longer than %zu characters", o->name, o->size - 1);
-            return -1;
-        }
+        if (strlen(v) >= o->size)
+            return pcn_set_error(PCN_EINVAL, "--%s: value longer than %zu characters", o->name,
+                                 o->size - 1);
         strcpy(field, v);
-        return 0;
+        return PCN_OK;
     case K_INT: case K_LL: case K_FLAG: {
         long long x = strtoll(v, &end, 10);
-        if (!*v || *end || errno || (o->k != K_LL && (x < -2147483647LL || x > 2147483647LL))) {
-            snprintf(err, n, "--%s: '%s' is not an integer", o->name, v);
-            return -1;
-        }
+        if (!*v || *end || errno || (o->k != K_LL && (x < -2147483647LL || x > 2147483647LL)))
+            return pcn_set_error(PCN_EINVAL, "--%s: '%s' is not an integer", o->name, v);
         if (o->k == K_LL) *(long long *)field = x;
         else *(int *)field = (int)x;
-        return 0;
+        return PCN_OK;
     }
     case K_DBL: {
         double x = strtod(v, &end);
-        if (!*v || *end || errno) {
-            snprintf(err, n, "--%s: '%s' is not a number", o->name, v);
-            return -1;
-        }
+        if (!*v || *end || errno)
+            return pcn_set_error(PCN_EINVAL, "--%s: '%s' is not a number", o->name, v);
         *(double *)field = x;
-        return 0;
+        return PCN_OK;
     }
     }
-    return -1;
+    return pcn_set_error(PCN_EINVAL, "--%s: an option of no known kind", o->name);
 }
 
 static char *trim(char *s) {
@@ -166,71 +161,65 @@ static char *trim(char *s) {
     return s;
 }
 
-int pcn_cli_apply_ini(pcn_cli *c, const char *text, const char *origin, char *err, size_t n) {
+// One "name = value" line of an INI text.
+static pcn_status apply_line(pcn_cli *c, char *s) {
+    char *eq = strchr(s, '=');
+    if (!eq) return pcn_set_error(PCN_EINVAL, "expected 'name = value', got '%s'", s);
+    *eq = '\0';
+    char *key = trim(s), *val = trim(eq + 1);
+    for (char *p = key; *p; p++)
+        if (*p == '_') *p = '-'; // t_infer and t-infer both work in files
+    const option *o = find(key, strlen(key));
+    if (!o || (o->k == K_FLAG && strcmp(key, "json") != 0))
+        return pcn_set_error(PCN_EINVAL, "unknown option '%s'", key);
+    return set_value(c, o, val);
+}
+
+pcn_status pcn_cli_apply_ini(pcn_cli *c, const char *text, const char *origin) {
     char *copy = strdup(text), *save = NULL;
-    int lineno = 0, rc = 0;
-    for (char *line = strtok_r(copy, "\n", &save); line && rc == 0;
+    if (!copy) return pcn_set_error(PCN_ENOMEM, "%s: out of memory", origin);
+    int lineno = 0;
+    pcn_status st = PCN_OK;
+    for (char *line = strtok_r(copy, "\n", &save); line && st == PCN_OK;
          line = strtok_r(NULL, "\n", &save)) {
         lineno++;
         char *s = trim(line);
         if (!*s || *s == '#' || *s == ';' || *s == '[') continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            snprintf(err, n, "%s:%d: expected 'name = value', got '%s'", origin, lineno, s);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
-        for (char *p = key; *p; p++)
-            if (*p == '_') *p = '-'; // t_infer and t-infer both work in files
-        const option *o = find(key, strlen(key));
-        if (!o || (o->k == K_FLAG && strcmp(key, "json") != 0)) {
-            snprintf(err, n, "%s:%d: unknown option '%s'", origin, lineno, key);
-            rc = -1;
-        } else if (set_value(c, o, val, err, n) != 0) {
-            char inner[512];
-            snprintf(inner, sizeof inner, "%s", err);
-            snprintf(err, n, "%s:%d: %s", origin, lineno, inner);
-            rc = -1;
+        if ((st = apply_line(c, s)) != PCN_OK) {
+            char inner[768];
+            snprintf(inner, sizeof inner, "%s", pcn_last_error());
+            pcn_set_error(st, "%s:%d: %s", origin, lineno, inner);
         }
     }
     free(copy);
-    return rc;
+    return st;
 }
 
-int pcn_cli_apply_args(pcn_cli *c, int argc, char **argv, int first, const char **positional,
-                       int max_positional, int *n_positional, char *err, size_t n) {
+pcn_status pcn_cli_apply_args(pcn_cli *c, int argc, char **argv, int first,
+                              const char **positional, int max_positional, int *n_positional) {
     *n_positional = 0;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
-            if (*n_positional >= max_positional) {
-                snprintf(err, n, "unexpected argument '%s'", a);
-                return -1;
-            }
+            if (*n_positional >= max_positional)
+                return pcn_set_error(PCN_EINVAL, "unexpected argument '%s'", a);
             positional[(*n_positional)++] = a;
             continue;
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const option *o = find(name, len);
-        if (!o) {
-            snprintf(err, n, "unknown option '%.*s' (see --help)", (int)(len + 2), a);
-            return -1;
-        }
+        if (!o)
+            return pcn_set_error(PCN_EINVAL, "unknown option '%.*s' (see --help)", (int)(len + 2),
+                                 a);
         const char *v = eq ? eq + 1 : NULL;
         if (o->k == K_FLAG && !v) v = "1";
-        if (!v) {
-            if (i + 1 >= argc) {
-                snprintf(err, n, "--%s needs a value", o->name);
-                return -1;
-            }
-            v = argv[++i];
-        }
-        if (set_value(c, o, v, err, n) != 0) return -1;
+        if (!v && i + 1 >= argc) return pcn_set_error(PCN_EINVAL, "--%s needs a value", o->name);
+        if (!v) v = argv[++i];
+        pcn_status st = set_value(c, o, v);
+        if (st != PCN_OK) return st;
     }
-    return 0;
+    return PCN_OK;
 }
 
 const char *pcn_cli_find_config(int argc, char **argv) {

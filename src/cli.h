@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "pcn.h"
+
 #define PCN_CLI_PATH 4096
 
 typedef struct {
@@ -59,12 +61,12 @@ typedef struct {
 
 // Defaults (pcn-torch 1.1.0's where it has one).
 void pcn_cli_defaults(pcn_cli *c);
-// Applies INI text (name = value lines; '#' and ';' comments; [sections] ignored). Returns 0,
-// or -1 with a message naming the line in err.
-int pcn_cli_apply_ini(pcn_cli *c, const char *text, const char *origin, char *err, size_t n);
+// Applies INI text (name = value lines; '#' and ';' comments; [sections] ignored). On a bad
+// line returns PCN_EINVAL with a message (pcn_last_error) naming origin and the line.
+pcn_status pcn_cli_apply_ini(pcn_cli *c, const char *text, const char *origin);
 // Applies argv[first..argc). Positional arguments go to *positional (at most max).
-int pcn_cli_apply_args(pcn_cli *c, int argc, char **argv, int first, const char **positional,
-                       int max_positional, int *n_positional, char *err, size_t n);
+pcn_status pcn_cli_apply_args(pcn_cli *c, int argc, char **argv, int first,
+                              const char **positional, int max_positional, int *n_positional);
 // Finds --config in argv without applying anything (so the file can be applied first).
 const char *pcn_cli_find_config(int argc, char **argv);
 // Whether the option was given on the command line.

@@ -35,7 +35,7 @@ int program_fail(app *a, int status, const char *what) {
 static int cmd_info(app *a) {
     const char *pos[2];
     int npos = 0;
-    if (settings_load(a, NULL, pos, 2, &npos) != 0) return program_fail(a, EXIT_USAGE, NULL);
+    if (settings_load(a, NULL, pos, 2, &npos) != PCN_OK) return program_fail(a, EXIT_USAGE, NULL);
     pcn_status st = npos == 1 ? PCN_OK : pcn_set_error(PCN_EINVAL, "usage: pcn_dist info FILE.h5");
     if (pcn_dist_agree(a->comm, st) != PCN_OK) return program_fail(a, EXIT_USAGE, NULL);
     st = pcn_dist_rank(a->comm) == 0 ? pcn_io_info_print(pos[0], stdout) : PCN_OK;

@@ -62,9 +62,9 @@ bool program_stop_requested(void);
 // set (not printed). Collective.
 int settings_read(app *a, bool train, pcn_ckpt_info *info, pcn_history *h, pcn_model **m,
                   const char **pos, int max_pos, int *npos);
-// Defaults, then base (stored settings, or NULL), then --config, then the flags. 0 or -1
-// (message set, agreed). Collective.
-int settings_load(app *a, const char *base, const char **pos, int max_pos, int *npos);
+// Defaults, then base (stored settings, or NULL), then --config, then the flags; the status
+// and message agreed over the ranks. Collective.
+pcn_status settings_load(app *a, const char *base, const char **pos, int max_pos, int *npos);
 // Checks the device, file and checkpoint settings and parses their choices into a->choice.
 // Local; the caller agrees.
 pcn_status settings_check(app *a);

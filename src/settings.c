@@ -203,8 +203,8 @@ pcn_status settings_check_outputs(const pcn_cli *c, bool train) {
 // ----------------------------------------------------------------------------------------
 
 static pcn_model *model_from_settings(const pcn_cli *c) {
-    int dims[65];
-    int n = parse_dims(c->dims, dims, 65);
+    int dims[PCN_MAX_LAYERS + 1];
+    int n = parse_dims(c->dims, dims, PCN_MAX_LAYERS + 1);
     if (n < 2) {
         pcn_set_error(PCN_EINVAL, "--dims must be at least two positive integers separated by "
                       "commas (input first), got '%s'", c->dims);
@@ -235,7 +235,7 @@ static pcn_status check_model(const pcn_cli *c, const pcn_ckpt_info *info, const
     char have[512] = "";
     for (int l = 0; l < info->n_dims; l++)
         snprintf(have + strlen(have), sizeof have - strlen(have), l ? ",%d" : "%d", info->dims[l]);
-    int dims[65], n = parse_dims(c->dims, dims, 65);
+    int dims[PCN_MAX_LAYERS + 1], n = parse_dims(c->dims, dims, PCN_MAX_LAYERS + 1);
     bool same = n == info->n_dims;
     for (int l = 0; same && l < n; l++) same = dims[l] == info->dims[l];
     if (!same)
@@ -275,39 +275,33 @@ static char *slurp(const char *path) {
     return s;
 }
 
-int settings_load(app *a, const char *base, const char **pos, int max_pos, int *npos) {
-    char err[1024] = "";
+pcn_status settings_load(app *a, const char *base, const char **pos, int max_pos, int *npos) {
     pcn_cli_defaults(&a->cli);
-    pcn_status st = PCN_OK;
-    if (base && pcn_cli_apply_ini(&a->cli, base, "checkpoint settings", err, sizeof err) != 0)
-        st = pcn_set_error(PCN_EINVAL, "%s", err);
+    pcn_status st = base ? pcn_cli_apply_ini(&a->cli, base, "checkpoint settings") : PCN_OK;
     const char *cfg = pcn_cli_find_config(a->argc, a->argv);
     if (st == PCN_OK && cfg) st = pcn_io_file_regular(cfg, "--config");
     if (st == PCN_OK && cfg) {
         char *text = slurp(cfg);
         if (!text) st = pcn_set_error(PCN_EINVAL, "--config %s: cannot read the file", cfg);
-        else if (pcn_cli_apply_ini(&a->cli, text, cfg, err, sizeof err) != 0)
-            st = pcn_set_error(PCN_EINVAL, "%s", err);
+        else st = pcn_cli_apply_ini(&a->cli, text, cfg);
         free(text);
     }
-    if (st == PCN_OK &&
-        pcn_cli_apply_args(&a->cli, a->argc, a->argv, 2, pos, max_pos, npos, err, sizeof err) != 0)
-        st = pcn_set_error(PCN_EINVAL, "%s", err);
-    return pcn_dist_agree(a->comm, st) == PCN_OK ? 0 : -1;
+    if (st == PCN_OK) st = pcn_cli_apply_args(&a->cli, a->argc, a->argv, 2, pos, max_pos, npos);
+    return pcn_dist_agree(a->comm, st);
 }
 
 // The model file's path may itself come from --config, so a first pass over the file and
 // the flags finds it; the second pass lays them over the file's stored settings.
 int settings_read(app *a, bool train, pcn_ckpt_info *info, pcn_history *h, pcn_model **m,
                   const char **pos, int max_pos, int *npos) {
-    if (settings_load(a, NULL, pos, max_pos, npos) != 0) return EXIT_USAGE;
+    if (settings_load(a, NULL, pos, max_pos, npos) != PCN_OK) return EXIT_USAGE;
     const char *key = train ? "--resume" : "--checkpoint";
     char path[PCN_CLI_PATH];
     snprintf(path, sizeof path, "%s", train ? a->cli.resume : a->cli.checkpoint);
     if (!path[0]) return EXIT_OK;
     if (pcn_dist_agree(a->comm, pcn_io_file_regular(path, key)) != PCN_OK) return EXIT_USAGE;
     if (!(*m = pcn_io_ckpt_read(a->comm, path, info, h))) return EXIT_ERROR;
-    if (settings_load(a, info->config, pos, max_pos, npos) != 0) return EXIT_USAGE;
+    if (settings_load(a, info->config, pos, max_pos, npos) != PCN_OK) return EXIT_USAGE;
     return pcn_dist_agree(a->comm, check_model(&a->cli, info, path)) == PCN_OK ? EXIT_OK
                                                                                 : EXIT_USAGE;
 }
