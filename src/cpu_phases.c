@@ -203,11 +203,9 @@ pcn_status pcn_cpu_infer_phase(void *p, pcn_infer_phase *ph) {
 }
 
 // ----------------------------------------------------------------------------------------
-// The batch-space learning phase split by output units
+// The batch-space learning phase on one process, split by output units
 // ----------------------------------------------------------------------------------------
 
-// ---- the phase on one process, split by output units ----------------------------------
-//
 // With the latents fixed, column j of a layer's A (Yhat for the readout) depends on row j of
 // its weights and column j of its H (Esup) alone, on either path: A[:, j] = X W[j, :]^T,
 // W[j, :] += (lr/B) H[:, j]^T X; or A[:, j] += (lr/B) G H[:, j], W[j, :] += (lr/B) S[:, j]^T X
@@ -222,7 +220,7 @@ pcn_status pcn_cpu_infer_phase(void *p, pcn_infer_phase *ph) {
 // rows would put the two threads' ends of every row into one pair of cache lines, which
 // the hardware prefetchers pass back and forth (on the development VM that doubled the
 // time of the error pass with two threads). Every product runs on its thread, in the
-// backend's gemm_inplace:
+// in-place kernel (pcn_gemm_inplace):
 //   - a batch-space layer steps panel by panel, PANEL columns at a time: the panel's
 //     errors (H into a panel of the thread's own, S += H), then A += (lr/B) G H with the
 //     panel still in cache;

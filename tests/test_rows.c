@@ -14,8 +14,8 @@
  *   2. In-place products (pcn_gemm_inplace and its loop) the same way on m 1..100, n 1..400,
  *      k 1..600, with B's last row ending where an inaccessible page begins, so a load past
  *      column n (an unmasked last vector) faults; and the block error passes of the CPU
- *      backend (error_block, sup_error_block) against the reference backend's passes row by
- *      row, every activation: E stored or not, S accumulated or not, H with its own leading
+ *      backend (pcn_cpu_error_block, pcn_cpu_sup_error_block) against the reference
+ *      backend's passes row by row, every activation: E stored or not, S accumulated or not, H with its own leading
  *      dimension, and everything outside the block untouched.
  *   3. Steps: the same state stepped whole (pcn_step_errors) and as three uneven row views
  *      (pcn_step_errors_with the packed products, 13 + 20 + 21 rows), 30 supervised then 30 free steps, every

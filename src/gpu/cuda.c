@@ -7,9 +7,10 @@
  *
  * Where the module is looked for, in order: the file given to pcn_cuda_set_module
  * (pcn_dist maps $PCN_CUDA_MODULE onto it), the folder of the running program and its
- * parent, the build folder it was built in (PCN_CUDA_MODULE_DIR), then the loader's own
- * search (LD_LIBRARY_PATH). A machine without the NVIDIA driver
- * (no libcuda.so.1) has no devices, and the module is not even opened.
+ * parent, the installed tree's library folder (<prefix>/lib beside <prefix>/bin), the
+ * build folder it was built in (PCN_CUDA_MODULE_DIR), then the loader's own search
+ * (LD_LIBRARY_PATH). A machine without the NVIDIA driver (no libcuda.so.1) has no devices,
+ * and the module is not even opened.
  * Without a module every function answers as "no CUDA": no devices, a clear message.
  */
 #define _GNU_SOURCE
@@ -23,6 +24,9 @@
 #include "gpu_module.h"
 #include "phase.h"
 
+#ifndef PCN_INSTALL_LIBDIR
+#define PCN_INSTALL_LIBDIR "lib"
+#endif
 #ifndef PCN_CUDA_MODULE_DIR
 #define PCN_CUDA_MODULE_DIR ""
 #endif
@@ -78,6 +82,9 @@ static const pcn_gpu_module *module(void) {
             snprintf(path, sizeof path, "%s/%s", exe, PCN_GPU_MODULE_NAME);
             if (access(path, R_OK) == 0) return try_open(path) ? mod : NULL;
         }
+        // An installed tree: <prefix>/bin/pcn_dist and <prefix>/<libdir>/libpcn_cuda.so.
+        snprintf(path, sizeof path, "%s/%s/%s", exe, PCN_INSTALL_LIBDIR, PCN_GPU_MODULE_NAME);
+        if (access(path, R_OK) == 0) return try_open(path) ? mod : NULL;
     }
     if (PCN_CUDA_MODULE_DIR[0]) {
         snprintf(path, sizeof path, "%s/%s", PCN_CUDA_MODULE_DIR, PCN_GPU_MODULE_NAME);
