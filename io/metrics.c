@@ -143,7 +143,8 @@ pcn_status pcn_io_metrics_batch(pcn_io_metrics *m, const pcn_io_metrics_batch_re
                         r->samples_per_s, r->seconds};
     nums(&l, 6, keys, v, false);
     phase_object(&l, "rank0_seconds", r->rank0_seconds);
-    put(&l, "}\n");
+    put(&l, ",\"collectives\":%lld,\"bytes_sent\":%lld}\n", (long long)r->collectives,
+        (long long)r->bytes_sent);
     return write_line(m, &l, false);
 }
 

@@ -243,7 +243,8 @@ void pcn_io_ckpt_inject_fault(int rank);
 // Records (keys in this order; numbers printed with %.10g, a non-finite number as null):
 //   {"event":"batch","epoch":E,"batch":B,"samples":S,"energy":..,"pre_learn_energy":..,
 //    "lr":..,"running_accuracy":..,"samples_per_s":..,"seconds":..,
-//    "rank0_seconds":{"inference":..,"learning":..,"collectives":..,"io":..,"checkpoint":..}}
+//    "rank0_seconds":{"inference":..,"learning":..,"collectives":..,"io":..,"checkpoint":..},
+//    "collectives":N,"bytes_sent":N}
 //   {"event":"epoch","epoch":E,"ranks":P,"energy":..,"pre_learn_energy":..,
 //    "train_accuracy":..,"lr":..,"seconds":..,"samples_per_s":..,
 //    "seconds_max":{<the five phases>},"seconds_mean":{<the five phases>}}
@@ -258,7 +259,6 @@ void pcn_io_ckpt_inject_fault(int rank);
 
 typedef struct pcn_io_metrics pcn_io_metrics;
 
-// The five phases of the per-phase seconds, in record order.
 // The phases whose seconds a record holds, in this order.
 enum {
     PCN_IO_PHASE_INFERENCE,
@@ -278,6 +278,9 @@ typedef struct {
     double running_accuracy;    // running train accuracy (NaN: none yet)
     double samples_per_s, seconds;          // wall clock of the batch on rank 0
     double rank0_seconds[PCN_IO_METRICS_PHASES]; // rank 0's seconds per phase in the batch
+    int64_t collectives;        // rank 0's collectives since the previous batch line (MPI
+                                //   calls between ranks, NCCL sums; pcn_dist_traffic)
+    int64_t bytes_sent;         // the bytes rank 0 contributed to them
 } pcn_io_metrics_batch_rec;
 
 typedef struct {

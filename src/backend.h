@@ -60,6 +60,9 @@ typedef struct pcn_backend_ops {
     // An inference phase; the batch-space learning phase of one process.
     pcn_status (*infer_phase)(void *ws, struct pcn_infer_phase *ph);
     pcn_status (*gram_phase)(void *ws, struct pcn_gram_phase *ph);
+    // Whether gram_phase can split the output units across ranks (ph->ranks > 1); the
+    // trainer then gathers the batch once per phase instead of H at every step.
+    bool splits_units;
 
     // ---- memory: every engine buffer comes from here -----------------------------------
     bool on_device;                                  // buffers are not host-addressable

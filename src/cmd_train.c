@@ -34,6 +34,7 @@ typedef struct {
     bool append;               // resuming: append to the metrics file
     double ckpt_seconds;       // this rank's time in checkpoint writes so far
     double ckpt_reported;      // ... as of the last batch line
+    int64_t calls, bytes;      // pcn_dist_traffic as of the last batch line
     epoch_mark mark;           // the current epoch's start
     int64_t batch_size, n;
 } run_ctx;
@@ -73,6 +74,10 @@ static pcn_status metrics_batch(run_ctx *r, const pcn_history *h, const pcn_trai
         .seconds = dt};
     phase_seconds(&r->last.seconds, &next->seconds, r->ckpt_seconds - r->ckpt_reported,
                   b.rank0_seconds);
+    int64_t calls, bytes;
+    pcn_dist_traffic(r->a->comm, &calls, &bytes);
+    b.collectives = calls - r->calls, b.bytes_sent = bytes - r->bytes;
+    r->calls = calls, r->bytes = bytes;
     b.samples_per_s = b.samples / dt;
     r->ckpt_reported = r->ckpt_seconds;
     return pcn_io_metrics_batch(r->metrics, &b);
@@ -195,6 +200,7 @@ static pcn_status train_loop(run_ctx *r, pcn_model *m, pcn_history *h, pcn_train
     if (!ds) return PCN_EDATA;
     pcn_data train = pcn_io_dataset_source(ds);
     r->n = train.n, r->t_last = pcn_now();
+    pcn_dist_traffic(a->comm, &r->calls, &r->bytes);
     pcn_progress *progress = NULL;
     if (resume)
         r->last = *resume, r->last.samples = 0, r->last.seconds = (pcn_train_seconds){0};

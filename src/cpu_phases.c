@@ -233,12 +233,19 @@ pcn_status pcn_cpu_infer_phase(void *p, pcn_infer_phase *ph) {
 
 #define UNIT 16 // floats of a unit: one cache line
 
-int pcn_cpu_unit_threads(const pcn_model *m, int max) {
-    int widest = m->K;
-    for (int l = 0; l < m->L; l++) widest = m->dims[l] > widest ? m->dims[l] : widest;
+// Threads for this rank's units: at most max, each at least one unit of the widest layer.
+static int unit_threads(const pcn_model *m, int rank, int ranks, int max) {
+    int widest = 0;
+    for (int l = 0; l <= m->L; l++) {
+        int lo, count;
+        pcn_gram_unit_rows(m, l, rank, ranks, &lo, &count);
+        widest = count > widest ? count : widest;
+    }
     const int units = (widest + UNIT - 1) / UNIT;
-    return units < max ? units : max;
+    return units < 1 ? 1 : units < max ? units : max;
 }
+
+int pcn_cpu_unit_threads(const pcn_model *m, int max) { return unit_threads(m, 0, 1, max); }
 
 typedef struct {
     cpu_ws *ws;
@@ -251,8 +258,9 @@ typedef struct {
     const bool *use;
     pcn_status (*report)(void *ctx, int step, double sumsq);
     void *ctx;
-    bool stop;     // set by the master, read by all after a barrier
-    pcn_status st; // the master's status
+    int rank, ranks; // this rank's rows of every layer (pcn_gram_unit_rows)
+    bool stop;       // set by the master, read by all after a barrier
+    pcn_status st;   // the master's status
 } unit_phase;
 
 typedef struct {
@@ -292,13 +300,15 @@ static void unit_setup(const unit_phase *ph, int id, int team, unit_cols *u) {
     int first = 0; // the thread taking the layer's first extra unit
     for (int l = 0; l <= m->L; l++) {
         const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
-        const int units = (out + UNIT - 1) / UNIT;
+        int lo, mine; // this rank's rows of the layer, split by the team in units
+        pcn_gram_unit_rows(m, l, ph->rank, ph->ranks, &lo, &mine);
+        const int units = (mine + UNIT - 1) / UNIT;
         int64_t u0, un;
         pcn_train_shard(units, (id - first + team) % team, team, &u0, &un);
         first = (first + units % team) % team;
-        const int64_t end = (u0 + un) * UNIT < out ? (u0 + un) * UNIT : out;
+        const int64_t end = lo + ((u0 + un) * UNIT < mine ? (u0 + un) * UNIT : mine);
         unit_cols *c = &u[l];
-        c->c0 = (int)(u0 * UNIT), c->w = un > 0 ? (int)(end - u0 * UNIT) : 0;
+        c->c0 = (int)(lo + u0 * UNIT), c->w = un > 0 ? (int)(end - c->c0) : 0;
         const size_t off = (size_t)c->c0 * B;
         c->t = ws->t[l] + off, c->a = ws->a[l] + off, c->s = ph->gr->s[l] + off;
         c->wt = ws->wtu + m->woff[l] + (size_t)c->c0 * in;
@@ -468,10 +478,16 @@ static pcn_status steps_split(unit_phase *ph, int threads, double *after_sq) {
 pcn_status pcn_cpu_gram_phase(void *p, pcn_gram_phase *g) {
     cpu_ws *ws = p;
     last_units_team = 0;
-    if (!ws->split || !ws->wtu) return pcn_gram_phase_plain(ws, g);
-    unit_phase ph = {ws, g->gr, g->m, g->s, g->x, g->y, g->t_steps, g->report_steps, g->alpha,
-                     g->use, g->report, g->ctx, false, PCN_OK};
-    pcn_status st = steps_split(&ph, pcn_cpu_unit_threads(g->m, ws->threads_max), g->after_sq);
+    if (!ws->split || !ws->wtu) {
+        PCN_ASSERT(g->ranks == 1); // the trainer splits units across ranks only with the split
+        return pcn_gram_phase_plain(ws, g);
+    }
+    unit_phase ph = {ws,        g->gr,           g->m,     g->s,         g->x,
+                     g->y,      g->t_steps,      g->report_steps, g->alpha, g->use,
+                     g->report, g->ctx,          g->rank,  g->ranks,     false,
+                     PCN_OK};
+    const int team = unit_threads(g->m, g->rank, g->ranks, ws->threads_max);
+    pcn_status st = steps_split(&ph, team, g->after_sq);
     last_units_team = ws->units_team;
     return st;
 }

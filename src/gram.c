@@ -47,6 +47,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gram.h"
 #include "phase.h"
@@ -54,20 +55,50 @@
 static bool distributed(const pcn_gram *gr) { return gr->coll && gr->coll->size > 1; }
 
 
+// Floats of the largest weight matrix.
+static size_t largest_layer(const pcn_model *m) {
+    size_t most = 0;
+    for (int l = 0; l <= m->L; l++) {
+        const size_t n = (size_t)pcn_layer_out(m, l) * pcn_layer_in(m, l);
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+// Floats of one packed row of the batch: the data, every latent, the target.
+static size_t row_width(const pcn_model *m) {
+    size_t w = (size_t)m->K;
+    for (int l = 0; l <= m->L; l++) w += (size_t)m->dims[l];
+    return w;
+}
+
+// The by-units buffers: the whole batch and the packed rows (host memory).
+static bool alloc_by_units(pcn_gram *gr, const pcn_model *m) {
+    const size_t bg = (size_t)gr->max_global, wmax = largest_layer(m);
+    gr->full = pcn_state_init(m, gr->max_global);
+    gr->x = pcn_alloc(bg * (size_t)m->dims[0] * sizeof(float));
+    gr->y = pcn_alloc(bg * (size_t)m->K * sizeof(float));
+    gr->rows_mine = pcn_alloc((size_t)gr->max_local * row_width(m) * sizeof(float));
+    gr->rows_all = pcn_alloc(bg * row_width(m) * sizeof(float));
+    gr->wrows = pcn_alloc(wmax * sizeof(float));
+    return gr->full && gr->x && gr->y && gr->rows_mine && gr->rows_all && gr->wrows;
+}
+
 pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
-                        const pcn_collectives *coll) {
+                        const pcn_collectives *coll, bool by_units) {
     pcn_gram *gr = calloc(1, sizeof *gr);
     if (!gr) return NULL;
     gr->ops = m->ops, gr->coll = coll;
     gr->max_local = max_local, gr->max_global = max_global;
-    const size_t bl = (size_t)max_local, bg = (size_t)max_global;
-    bool ok = true;
+    gr->by_units = by_units && distributed(gr);
+    const size_t bg = (size_t)max_global, bl = gr->by_units ? bg : (size_t)max_local;
+    bool ok = !gr->by_units || alloc_by_units(gr, m);
     for (int l = 0; ok && l <= m->L; l++) {
         const size_t out = (size_t)pcn_layer_out(m, l), in = (size_t)pcn_layer_in(m, l);
         gr->g[l] = gr->ops->alloc(bl * bg * sizeof(float));
         gr->s[l] = gr->ops->alloc(bl * out * sizeof(float));
         ok = gr->g[l] && gr->s[l];
-        if (distributed(gr)) {
+        if (distributed(gr) && !gr->by_units) {
             gr->xall[l] = gr->ops->alloc(bg * in * sizeof(float));
             gr->dall[l] = gr->ops->alloc(bg * out * sizeof(float));
             ok = ok && gr->xall[l] && gr->dall[l];
@@ -86,6 +117,9 @@ void pcn_gram_free(pcn_gram *gr) {
         gr->ops->release(gr->g[l]), gr->ops->release(gr->s[l]);
         gr->ops->release(gr->xall[l]), gr->ops->release(gr->dall[l]);
     }
+    pcn_state_free(gr->full);
+    pcn_free(gr->x), pcn_free(gr->y), pcn_free(gr->rows_mine), pcn_free(gr->rows_all);
+    pcn_free(gr->wrows);
     free(gr);
 }
 
@@ -97,8 +131,14 @@ void pcn_gram_free(pcn_gram *gr) {
 // rank (the header's formulas). At P = 1 the byte terms are exactly zero.
 static void costs(const pcn_model *m, int l, double B, double T, const pcn_gram_cost *c,
                   double *plain, double *gram) {
-    const double out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
-    const double P = c && c->ranks > 1 ? c->ranks : 1.0, Br = ceil(B / P);
+    const double P = c && c->ranks > 1 ? c->ranks : 1.0, in = pcn_layer_in(m, l);
+    if (P > 1 && c->by_units) { // the busiest rank's units over the whole batch; the
+        const double out = ceil(pcn_layer_out(m, l) / P); // gathers do not depend on the path
+        *plain = T * 4.0 * B * out * in;
+        *gram = 2.0 * B * B * in + 4.0 * B * out * in + T * 2.0 * B * B * out;
+        return;
+    }
+    const double out = pcn_layer_out(m, l), Br = ceil(B / P);
     const double gather = P > 1 ? c->flops_per_byte * 4.0 * (P - 1.0) / P : 0.0; // per float
     const double reduce = 2.0 * gather;
     *plain = T * 4.0 * Br * out * in + T * reduce * out * in;
@@ -312,13 +352,83 @@ pcn_status pcn_gram_phase_plain(void *ws, pcn_gram_phase *ph) {
                         : st;
 }
 
+// ---- across ranks, split by output units ----------------------------------------------
+
+void pcn_gram_unit_rows(const pcn_model *m, int l, int rank, int ranks, int *lo, int *count) {
+    int64_t first, n;
+    pcn_train_shard(pcn_layer_out(m, l), rank, ranks, &first, &n);
+    *lo = (int)first, *count = (int)n;
+}
+
+static float *put(float *dst, const float *src, int n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+    return dst + n;
+}
+
+static const float *take(const float *src, float *dst, int n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+    return src + n;
+}
+
+// Before the phase: every rank gets the whole batch (data, every latent, targets) in one
+// gather of packed rows. Collective.
+static pcn_status gather_batch(pcn_gram *gr, const pcn_model *m, const pcn_gram_phase *ph) {
+    const pcn_state *s = ph->s;
+    const int L = m->L, d0 = m->dims[0], K = m->K;
+    const size_t W = row_width(m);
+    for (int r = 0; r < s->batch; r++) {
+        float *row = put(gr->rows_mine + (size_t)r * W, ph->x + (size_t)r * d0, d0);
+        for (int l = 1; l <= L; l++) row = put(row, s->x[l] + (size_t)r * m->dims[l], m->dims[l]);
+        put(row, ph->y + (size_t)r * K, K);
+    }
+    pcn_status st = gather(gr, gr->rows_mine, gr->rows_all, ph->global, (int)W, ph->comm_seconds);
+    if (st == PCN_OK) st = pcn_state_set_batch(gr->full, ph->global);
+    if (st != PCN_OK) return st;
+    for (int r = 0; r < ph->global; r++) {
+        const float *row = take(gr->rows_all + (size_t)r * W, gr->x + (size_t)r * d0, d0);
+        for (int l = 1; l <= L; l++)
+            row = take(row, gr->full->x[l] + (size_t)r * m->dims[l], m->dims[l]);
+        take(row, gr->y + (size_t)r * K, K);
+    }
+    gr->full->latents_ready = true;
+    return PCN_OK;
+}
+
+// After the phase: every rank's new rows of each layer to every rank. Collective.
+static pcn_status gather_weights(pcn_gram *gr, pcn_model *m, double *comm) {
+    for (int l = 0; l <= m->L; l++) {
+        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
+        int lo, n;
+        pcn_gram_unit_rows(m, l, gr->coll->rank, gr->coll->size, &lo, &n);
+        float *w = m->w + m->woff[l];
+        pcn_status st = gather(gr, w + (size_t)lo * in, gr->wrows, out, in, comm);
+        if (st != PCN_OK) return st;
+        memcpy(w, gr->wrows, (size_t)out * in * sizeof(float));
+    }
+    return PCN_OK;
+}
+
+// The phase split by output units across ranks: the whole batch gathered once, every rank
+// steps its own units of every layer over it without a collective (but the sums of the
+// reported steps), then the new weight rows are gathered. Collective.
+static pcn_status learn_by_units(pcn_gram *gr, void *phase_ws, const pcn_gram_phase *ph) {
+    pcn_status st = gather_batch(gr, ph->m, ph);
+    if (st != PCN_OK) return st;
+    pcn_gram_phase whole = *ph;
+    whole.s = gr->full, whole.x = gr->x, whole.y = gr->y;
+    whole.rank = gr->coll->rank, whole.ranks = gr->coll->size;
+    if ((st = ph->m->ops->gram_phase(phase_ws, &whole)) != PCN_OK) return st;
+    return gather_weights(gr, ph->m, ph->comm_seconds);
+}
+
 pcn_status pcn_gram_learn(pcn_gram *gr, void *phase_ws, pcn_gram_phase *ph) {
     if (ph->s->batch > gr->max_local || ph->global > gr->max_global)
         return pcn_set_error(PCN_EINVAL, "batch %d (%d here) above the Gram workspace",
                              ph->global, ph->s->batch);
-    ph->gr = gr;
-    // Across ranks the phase gathers through host buffers step by step; on one process the
-    // backend runs it its own way (the CPU splits it by output units).
+    ph->gr = gr, ph->rank = 0, ph->ranks = 1;
+    if (gr->by_units) return learn_by_units(gr, phase_ws, ph);
+    // Across ranks by rows the phase gathers through host buffers step by step; on one
+    // process the backend runs it its own way (the CPU splits it by output units).
     return distributed(gr) ? pcn_gram_phase_plain(phase_ws, ph)
                            : ph->m->ops->gram_phase(phase_ws, ph);
 }

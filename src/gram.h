@@ -14,10 +14,19 @@ struct pcn_gram {
     const pcn_backend_ops *ops;   // owns the buffers
     const pcn_collectives *coll;  // NULL: one process
     int max_local, max_global;
-    float *g[PCN_MAX_LAYERS + 1];    // (B_r, B) own rows of G of X[l+1] (l = L: of X[L])
-    float *s[PCN_MAX_LAYERS + 1];    // (B_r, d_l) accumulated own H[l]; s[L]: Esup (B_r, K)
-    float *xall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, in) the gathered latent of layer l
-    float *dall[PCN_MAX_LAYERS + 1]; // ranks > 1: (B, out) the step's gathered H (Esup)
+    bool by_units;                // across ranks, split by output units (else by rows)
+    // By rows (and on one process, where B_r = B):
+    float *g[PCN_MAX_LAYERS + 1];    // (B_r, B) own rows of G of X[l+1] (l = L: of X[L]);
+                                     //   by units (B, B)
+    float *s[PCN_MAX_LAYERS + 1];    // (B_r, d_l) accumulated own H[l]; s[L]: Esup (B_r, K);
+                                     //   by units (B, d_l)
+    float *xall[PCN_MAX_LAYERS + 1]; // by rows: (B, in) the gathered latent of layer l
+    float *dall[PCN_MAX_LAYERS + 1]; // by rows: (B, out) the step's gathered H (Esup)
+    // By units: the whole batch, gathered once per phase, and the phase's send buffers.
+    pcn_state *full;                 // (B) every latent of the batch
+    float *x, *y;                    // (B, d0), (B, K) the batch's data and targets
+    float *rows_mine, *rows_all;     // (B_r or B, d0 + d1 + ... + dL + K) packed rows
+    float *wrows;                    // (the largest layer's weights) a gathered layer
 };
 
 // ----------------------------------------------------------------------------------------
@@ -30,11 +39,16 @@ struct pcn_gram {
 typedef struct {
     int ranks;              // P, >= 1; 1: no communication
     double flops_per_byte;  // flop-equivalents of one byte sent (learn_flops_per_byte)
+    bool by_units;          // ranks split the output units (no collective per step)
 } pcn_gram_cost;
 // A workspace for batches of up to max_global rows over coll's ranks (NULL: one process)
-// of which this process holds up to max_local. Local.
+// of which this process holds up to max_local; by_units: across ranks the phase splits the
+// output units (the backend's ops->splits_units), else the rows. Local.
 pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
-                        const pcn_collectives *coll);
+                        const pcn_collectives *coll, bool by_units);
+// Rank `rank` of `ranks`' output units of layer l when a phase splits them across ranks:
+// rows [*lo, *lo + *count) of W[l] (pcn_train_shard of the layer's outputs). Local.
+void pcn_gram_unit_rows(const pcn_model *m, int l, int rank, int ranks, int *lo, int *count);
 void pcn_gram_free(pcn_gram *gr);
 // use[l], l = 0..L (L: readout): whether layer l takes the batch-space path for a global
 // batch of B rows and T learning steps; cost NULL means one process. Local, and the same

@@ -50,6 +50,10 @@ typedef struct pcn_gram_phase {
     void *ctx;
     double *comm_seconds; // seconds in collectives are added here
     double *after_sq;
+    int rank, ranks;      // set by pcn_gram_learn: ranks > 1 when the phase splits the
+                          //   output units across ranks (pcn_gram_unit_rows): the state,
+                          //   x and y then hold the whole batch, and every sum is this
+                          //   rank's part (its units' columns)
 } pcn_gram_phase;
 
 // What a trainer asks of its backend's phases.

@@ -133,11 +133,15 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->labels = malloc((size_t)cap * sizeof *t->labels);
     t->targets = pcn_alloc((size_t)cap * (d->y_dim > 0 ? d->y_dim : 1) * sizeof(float));
     const pcn_backend_ops *ops = m->ops;
-    // Across ranks batch space gathers rows through host buffers: device models there keep
-    // the per-step path (its gradient sum stages through the host or goes through NCCL).
+    // Across ranks batch space gathers through host buffers: device models there keep the
+    // per-step path (its gradient sum stages through the host or goes through NCCL). A
+    // backend that splits output units takes them across ranks too: the batch is gathered
+    // once per phase, and every rank steps its units over all of it.
     const bool one = !coll || coll->size == 1, gram = (one || !ops->on_device) &&
                                                      p->learn_path != PCN_LEARN_PLAIN;
-    const pcn_phase_params phases = {(int)cap, p->split_phases, one && gram};
+    const bool by_units = gram && !one && ops->splits_units && p->split_phases;
+    const pcn_phase_params phases = {(int)(by_units ? gmax : cap), p->split_phases,
+                                     (one && gram) || by_units};
     t->phases = ops->phase_init(m, &phases);
     t->dx = ops->on_device ? ops->alloc((size_t)cap * m->dims[0] * sizeof(float)) : t->x;
     t->dy = ops->on_device ? ops->alloc((size_t)cap * m->K * sizeof(float)) : t->y;
@@ -151,8 +155,8 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
     for (int64_t i = 0; i < d->n; i++) t->perm[i] = i;
-    t->cost = (pcn_gram_cost){one ? 1 : coll->size, p->learn_flops_per_byte};
-    if (gram && !(t->gram = pcn_gram_init(m, (int)cap, (int)gmax, coll))) {
+    t->cost = (pcn_gram_cost){one ? 1 : coll->size, p->learn_flops_per_byte, by_units};
+    if (gram && !(t->gram = pcn_gram_init(m, (int)cap, (int)gmax, coll, by_units))) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the batch-space learner");
     }
@@ -404,8 +408,11 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
     }
     if (any) {
         double after = 0.0;
-        pcn_gram_phase ph = {NULL, t->m, t->s, t->dx, t->dy, (int)t->gbatch, t_steps, reported,
-                             alpha, use, watch_learning, &w, &t->pos.seconds.collectives, &after};
+        pcn_gram_phase ph = {.m = t->m, .s = t->s, .x = t->dx, .y = t->dy,
+                             .global = (int)t->gbatch, .t_steps = t_steps,
+                             .report_steps = reported, .alpha = alpha, .use = use,
+                             .report = watch_learning, .ctx = &w,
+                             .comm_seconds = &t->pos.seconds.collectives, .after_sq = &after};
         st = pcn_gram_learn(t->gram, t->phases, &ph);
         *pre = w.pre;
         return st == PCN_OK ? energy_of(t, after, post) : st;

@@ -11,7 +11,10 @@
  * itself on uneven shards, and the planner across ranks: P = 1 plans by flops alone
  * whatever bytes cost, bytes add to the phase's cost at P > 1, and the plans at any P and
  * flops per byte equal the one-process plans (both paths' bytes are proportional to their
- * flops, see gram.c).
+ * flops, see gram.c). Batch space across ranks runs split by output units (the default:
+ * split_phases) and by rows (the reference); both against the same single-process run.
+ * Split by units, an epoch makes the same number of collectives at T_learn 5 and 50; by
+ * rows, at least one more per extra step and batch (pcn_dist_traffic).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -65,12 +68,15 @@ static void run_case(pcn_comm *c, const char *label, pcn_train_params p, int h0,
     pcn_history *href = pcn_history_init();
     p.learn_path = PCN_LEARN_PLAIN;
     TU_CHECK(pcn_train(ref, &data, &p, href) == PCN_OK, "%s reference: %s", label, pcn_last_error());
-    const pcn_learn_path paths[] = {PCN_LEARN_GRAM, PCN_LEARN_AUTO, PCN_LEARN_PLAIN};
-    const char *names[] = {"gram", "auto", "plain"};
-    for (int k = 0; k < 3; k++) {
+    const pcn_learn_path paths[] = {PCN_LEARN_GRAM, PCN_LEARN_AUTO, PCN_LEARN_PLAIN,
+                                    PCN_LEARN_GRAM, PCN_LEARN_AUTO};
+    const char *names[] = {"gram by units", "auto by units", "plain", "gram by rows",
+                           "auto by rows"};
+    for (int k = 0; k < 5; k++) {
         pcn_model *m = model(p.task, h0, h1);
         pcn_history *h = pcn_history_init();
         p.learn_path = paths[k];
+        p.split_phases = k < 3; // batch space across ranks: by output units, or by rows
         TU_CHECK(pcn_dist_train(m, &data, &p, h, c) == PCN_OK, "%s %s: %s", label, names[k],
                  pcn_last_error());
         char name[128];
@@ -95,25 +101,70 @@ static void run_case(pcn_comm *c, const char *label, pcn_train_params p, int h0,
     pcn_model_free(ref);
 }
 
-// The auto plan of the first batch on this many ranks, as the trainer makes it.
-static void plan(pcn_comm *c, int h0, int h1, int B, bool *use) {
+// The auto plan of the first batch on this many ranks, as the trainer makes it (split by
+// output units or by rows across ranks).
+static void plan(pcn_comm *c, int h0, int h1, int B, bool by_units, bool *use) {
     pcn_model *m = model(PCN_TASK_CLASSIFICATION, h0, h1);
-    pcn_gram_cost cost = {pcn_dist_size(c), pcn_train_default_params().learn_flops_per_byte};
+    pcn_gram_cost cost = {pcn_dist_size(c), pcn_train_default_params().learn_flops_per_byte,
+                          by_units};
     pcn_gram_plan(m, B, B, &cost, PCN_LEARN_AUTO, use);
     pcn_model_free(m);
 }
 
 static void mixed_case(pcn_comm *c, const char *label, int h0, int h1) {
-    bool use[3];
-    plan(c, h0, h1, 10, use);
-    TU_CHECK((use[0] || use[1] || use[2]) && !(use[0] && use[1] && use[2]),
-             "%s: the auto plan is not mixed (%d %d %d)", label, use[0], use[1], use[2]);
+    for (int by_units = 0; by_units < 2; by_units++) {
+        bool use[3];
+        plan(c, h0, h1, 10, by_units, use);
+        TU_CHECK((use[0] || use[1] || use[2]) && !(use[0] && use[1] && use[2]),
+                 "%s: the auto plan %s is not mixed (%d %d %d)", label,
+                 by_units ? "by units" : "by rows", use[0], use[1], use[2]);
+    }
     pcn_train_params p = base();
     run_case(c, label, p, h0, h1);
     p.keep_step_energies = false; // no per-step energies: the phase reports nothing
     char name[96];
     snprintf(name, sizeof name, "%s, no step energies", label);
     run_case(c, name, p, h0, h1);
+}
+
+// ---- collectives per batch ------------------------------------------------------------------
+
+// Collectives of one epoch (3 batches) at T_learn t, split by output units or by rows.
+static int64_t epoch_calls(pcn_comm *c, int t, bool by_units, pcn_learn_path path) {
+    pcn_arrays a = {X, Y, NULL, N, D, 0};
+    pcn_data data = pcn_data_from_arrays(&a);
+    pcn_model *m = model(PCN_TASK_CLASSIFICATION, 10, 6);
+    pcn_train_params p = base();
+    p.num_epochs = 1, p.keep_step_energies = false, p.t_learn = t;
+    p.learn_path = path, p.split_phases = by_units;
+    int64_t calls0, calls1, bytes;
+    pcn_dist_traffic(c, &calls0, &bytes);
+    TU_CHECK(pcn_dist_train(m, &data, &p, NULL, c) == PCN_OK, "traffic run: %s",
+             pcn_last_error());
+    pcn_dist_traffic(c, &calls1, &bytes);
+    pcn_model_free(m);
+    return calls1 - calls0;
+}
+
+// Split by output units, a learning phase makes the same collectives whatever T_learn (the
+// batch gathered once, the weights once, the reported energies); by rows, every step
+// gathers (batch space) or sums (per step).
+static void test_traffic(pcn_comm *c) {
+    if (pcn_dist_size(c) == 1) return;
+    const pcn_learn_path paths[] = {PCN_LEARN_GRAM, PCN_LEARN_AUTO};
+    for (int k = 0; k < 2; k++) {
+        int64_t u5 = epoch_calls(c, 5, true, paths[k]), u50 = epoch_calls(c, 50, true, paths[k]);
+        int64_t r5 = epoch_calls(c, 5, false, paths[k]), r50 = epoch_calls(c, 50, false, paths[k]);
+        TU_CHECK(u5 == u50 && u5 > 0, "by units (path %d): %lld collectives at T_learn 5, "
+                 "%lld at 50", (int)paths[k], (long long)u5, (long long)u50);
+        TU_CHECK(r50 >= r5 + 3 * 45, "by rows (path %d): %lld collectives at T_learn 5, %lld "
+                 "at 50 (at least one more per extra step and batch)", (int)paths[k],
+                 (long long)r5, (long long)r50);
+        if (pcn_dist_rank(c) == 0)
+            printf("collectives per epoch (3 batches), learn path %d, T_learn 5 and 50: by "
+                   "units %lld and %lld, by rows %lld and %lld\n", (int)paths[k], (long long)u5,
+                   (long long)u50, (long long)r5, (long long)r50);
+    }
 }
 
 // ---- the all-gather and the planner -------------------------------------------------------
@@ -143,7 +194,7 @@ static void test_plan(void) {
     pcn_model *m = pcn_model_init(&mp);
     bool use[4], one[4];
     // P = 1 with any flops per byte is the one-process plan.
-    pcn_gram_cost c1 = {1, 1e6};
+    pcn_gram_cost c1 = {1, 1e6, false};
     for (int T = 1; T <= 1000; T *= 10) {
         pcn_gram_plan(m, 500, T, &c1, PCN_LEARN_AUTO, use);
         pcn_gram_plan(m, 500, T, NULL, PCN_LEARN_AUTO, one);
@@ -152,7 +203,7 @@ static void test_plan(void) {
                  pcn_learning_phase_flops(m, 500, T, PCN_LEARN_AUTO), "P = 1 cost, T = %d", T);
     }
     // The CIFAR config at P = 2, B = T = 500: batch space for the two wide layers.
-    pcn_gram_cost c2 = {2, 80.0};
+    pcn_gram_cost c2 = {2, 80.0, false};
     pcn_gram_plan(m, 500, 500, &c2, PCN_LEARN_AUTO, use);
     TU_CHECK(use[0] && use[1] && !use[2] && !use[3], "CIFAR P = 2 plan %d %d %d %d", use[0],
              use[1], use[2], use[3]);
@@ -165,13 +216,13 @@ static void test_plan(void) {
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 4; j++)
                 for (int k = 0; k < 3; k++) {
-                    pcn_gram_cost cp = {P, fs[k]};
+                    pcn_gram_cost cp = {P, fs[k], false};
                     pcn_gram_plan(m, Bs[i], Ts[j], &cp, PCN_LEARN_AUTO, use);
                     pcn_gram_plan(m, Bs[i], Ts[j], NULL, PCN_LEARN_AUTO, one);
                     TU_CHECK(!memcmp(use, one, sizeof use), "plan at P = %d, B = %d, T = %d, "
                              "%g flops/byte differs from P = 1", P, Bs[i], Ts[j], fs[k]);
                 }
-    pcn_gram_cost cheap = {4, 0.0}, dear = {4, 1000.0};
+    pcn_gram_cost cheap = {4, 0.0, false}, dear = {4, 1000.0, false};
     const pcn_learn_path paths[] = {PCN_LEARN_PLAIN, PCN_LEARN_GRAM, PCN_LEARN_AUTO};
     for (int k = 0; k < 3; k++)
         TU_CHECK(pcn_gram_phase_cost(m, 500, 500, &dear, paths[k]) >
@@ -181,6 +232,20 @@ static void test_plan(void) {
     double f4 = pcn_gram_phase_cost(m, 500, 500, &cheap, PCN_LEARN_AUTO);
     double f1 = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_AUTO);
     TU_CHECK(fabs(f4 - 0.25 * f1) <= 1e-12 * f1, "P = 4 flops %g vs %g / 4", f4, f1);
+    // Split by output units: no bytes charged (the phase's two gathers do not depend on the
+    // path), every rank steps a quarter of the units over the whole batch (the widths here
+    // split evenly: 1000, 500 and 10 over 2), and P = 1 is the one-process plan again.
+    pcn_gram_cost u1 = {1, 1000.0, true}, u2 = {2, 1000.0, true}, u2free = {2, 0.0, true};
+    TU_CHECK(pcn_gram_phase_cost(m, 500, 500, &u1, PCN_LEARN_PLAIN) ==
+                 pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_PLAIN),
+             "by units at P = 1 is not the one-process cost");
+    TU_CHECK(pcn_gram_phase_cost(m, 500, 500, &u2, PCN_LEARN_PLAIN) ==
+                 pcn_gram_phase_cost(m, 500, 500, &u2free, PCN_LEARN_PLAIN),
+             "by units, bytes must not be charged");
+    double p2 = pcn_gram_phase_cost(m, 500, 500, &u2, PCN_LEARN_PLAIN);
+    double p1 = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_PLAIN);
+    TU_CHECK(fabs(p2 - 0.5 * p1) <= 1e-12 * p1, "by units, P = 2 plain flops %g vs %g / 2", p2,
+             p1);
     pcn_model_free(m);
 }
 
@@ -190,6 +255,7 @@ int main(int argc, char **argv) {
     make_data();
     test_gather(c);
     test_plan();
+    test_traffic(c);
     pcn_train_params p = base(); // 10, 10, 3: an uneven last batch (zero rows at P = 4)
     run_case(c, "partial batch", p, 10, 6);
     p = base(), p.batch_size = 2, p.shuffle = false; // below P: ranks with zero rows

@@ -341,7 +341,7 @@ static pcn_status one_phase(pcn_activation act, int threads, int stop, float **w
     enum { B = 64, K = 4 };
     pcn_model *m = make_model(dims, 3, K, act);
     pcn_state *s = pcn_state_init(m, B);
-    pcn_gram *gr = pcn_gram_init(m, B, B, NULL);
+    pcn_gram *gr = pcn_gram_init(m, B, B, NULL, false);
     uint64_t saved = rng_s;
     rng_s = 11; // the same inputs for every call
     float *x = rand_u((size_t)B * dims[0], 0, 1), *y = calloc((size_t)B * K, sizeof(float));
@@ -355,8 +355,9 @@ static pcn_status one_phase(pcn_activation act, int threads, int stop, float **w
     // The CPU backend's phases, split (over the OpenMP threads: 2 here) or plain.
     const pcn_phase_params pp = {B, threads > 0, true};
     void *ws = pcn_cpu_phase_init(m, &pp);
-    pcn_gram_phase ph = {NULL, m, s, x, y, B, B, B, 0.05f / B, use, stop_report, NULL, NULL,
-                         after};
+    pcn_gram_phase ph = {.m = m, .s = s, .x = x, .y = y, .global = B, .t_steps = B,
+                         .report_steps = B, .alpha = 0.05f / B, .use = use,
+                         .report = stop_report, .after_sq = after};
     pcn_status st = pcn_gram_learn(gr, ws, &ph);
     pcn_cpu_phase_free(ws);
     *w = malloc(pcn_model_num_weights(m) * sizeof(float));

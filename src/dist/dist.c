@@ -29,7 +29,16 @@ struct pcn_comm {
                            //   them through host memory)
     int *rows_count;       // (size) per-rank counts and displacements of gathers, or NULL
     int *rows_displ;
+    int64_t calls, bytes;  // collectives that communicated, and the bytes this rank gave
 };
+
+// Counts a collective that communicates (one rank alone sends nothing), with the bytes
+// this rank contributes to it.
+static void count(pcn_comm *c, size_t bytes) {
+    if (c->size == 1) return;
+    c->calls++;
+    c->bytes += (int64_t)bytes;
+}
 
 // ----------------------------------------------------------------------------------------
 // Fatal errors
@@ -59,13 +68,16 @@ void pcn_dist_shard(int64_t global, int rank, int size, int64_t *lo, int64_t *co
 }
 
 pcn_status pcn_dist_sum_f64(pcn_comm *c, double *v, int n) {
-    if (c->size > 1) PCN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, c->comm));
+    if (c->size == 1) return PCN_OK;
+    count(c, (size_t)n * sizeof *v);
+    PCN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, c->comm));
     return PCN_OK;
 }
 
 static void sum_host_f32(pcn_comm *c, float *v, size_t n) {
     // MPI counts are int: large buffers go in pieces (the order of sums is unchanged).
     const size_t piece = (size_t)1 << 30;
+    if (c->size > 1) count(c, n * sizeof *v);
     for (size_t off = 0; c->size > 1 && off < n; off += piece) {
         int cnt = (int)(n - off < piece ? n - off : piece);
         PCN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v + off, cnt, MPI_FLOAT, MPI_SUM, c->comm));
@@ -79,12 +91,14 @@ pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n) {
 
 pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local) {
     if (c->size == 1) return local;
+    count(c, 2 * sizeof(int));
     int failing[2] = {local != PCN_OK ? c->rank : c->size, (int)local}, first[2];
     PCN_MPI_CHECK(MPI_Allreduce(failing, first, 1, MPI_2INT, MPI_MINLOC, c->comm));
     if (first[0] == c->size) return PCN_OK;
     // first[1] is the status of the lowest failing rank; its message goes to everyone.
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", c->rank == first[0] ? pcn_last_error() : "");
+    count(c, c->rank == first[0] ? sizeof msg : 0);
     PCN_MPI_CHECK(MPI_Bcast(msg, sizeof msg, MPI_CHAR, first[0], c->comm));
     return pcn_set_error((pcn_status)first[1], "%s", msg);
 }
@@ -106,6 +120,7 @@ pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, 
         pcn_train_shard(global, r, c->size, &lo, &count);
         c->rows_count[r] = (int)(count * width), c->rows_displ[r] = (int)(lo * width);
     }
+    count(c, (size_t)c->rows_count[c->rank] * sizeof(float));
     PCN_MPI_CHECK(MPI_Allgatherv(mine, c->rows_count[c->rank], MPI_FLOAT, all, c->rows_count,
                                  c->rows_displ, MPI_FLOAT, c->comm));
     return PCN_OK;
@@ -114,7 +129,7 @@ pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, 
 static pcn_status coll_sum_f64(void *ctx, double *v, int n) { return pcn_dist_sum_f64(ctx, v, n); }
 static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) { return pcn_dist_sum_f32(ctx, v, n); }
 static pcn_status coll_sum_nccl(void *ctx, float *v, size_t n) {
-    (void)ctx;
+    count(ctx, n * sizeof *v);
     return pcn_cuda_nccl_sum(v, n);
 }
 static pcn_status coll_agree(void *ctx, pcn_status st) { return pcn_dist_agree(ctx, st); }
@@ -189,6 +204,10 @@ void pcn_dist_free(pcn_comm *c) {
     free(c);
 }
 
+void pcn_dist_traffic(const pcn_comm *c, int64_t *calls, int64_t *bytes) {
+    *calls = c->calls, *bytes = c->bytes;
+}
+
 int pcn_dist_rank(const pcn_comm *c) { return c->rank; }
 int pcn_dist_size(const pcn_comm *c) { return c->size; }
 int pcn_dist_local_rank(const pcn_comm *c) { return c->local_rank; }
@@ -213,17 +232,20 @@ void pcn_dist_finish(pcn_comm *c) {
 
 int pcn_dist_min_int(pcn_comm *c, int v) {
     int least = v;
+    count(c, sizeof v);
     PCN_MPI_CHECK(MPI_Allreduce(&v, &least, 1, MPI_INT, MPI_MIN, c->comm));
     return least;
 }
 
 bool pcn_dist_any(pcn_comm *c, bool mine) {
     int v = mine, any = 0;
+    count(c, sizeof v);
     PCN_MPI_CHECK(MPI_Allreduce(&v, &any, 1, MPI_INT, MPI_MAX, c->comm));
     return any != 0;
 }
 
 void pcn_dist_reduce_max_sum(pcn_comm *c, const double *v, int n, double *max, double *sum) {
+    count(c, 2 * (size_t)n * sizeof *v);
     PCN_MPI_CHECK(MPI_Reduce(v, max, n, MPI_DOUBLE, MPI_MAX, 0, c->comm));
     PCN_MPI_CHECK(MPI_Reduce(v, sum, n, MPI_DOUBLE, MPI_SUM, 0, c->comm));
 }

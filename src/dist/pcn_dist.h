@@ -25,6 +25,9 @@ pcn_comm *pcn_dist_init(MPI_Comm comm);
 void pcn_dist_free(pcn_comm *c);
 
 int pcn_dist_rank(const pcn_comm *c);
+// The collectives this communicator has made that communicate (MPI calls between ranks,
+// and NCCL sums) and the bytes this rank contributed to them, since pcn_dist_init. Local.
+void pcn_dist_traffic(const pcn_comm *c, int64_t *calls, int64_t *bytes);
 int pcn_dist_size(const pcn_comm *c);
 int pcn_dist_local_rank(const pcn_comm *c);  // rank among the processes of this node
 int pcn_dist_local_size(const pcn_comm *c);

@@ -167,7 +167,8 @@ normal_disk)
 import json, sys
 phases = ["inference", "learning", "collectives", "io", "checkpoint"]
 keys = {"batch": ["event", "epoch", "batch", "samples", "energy", "pre_learn_energy", "lr",
-                  "running_accuracy", "samples_per_s", "seconds", "rank0_seconds"],
+                  "running_accuracy", "samples_per_s", "seconds", "rank0_seconds",
+                  "collectives", "bytes_sent"],
         "epoch": ["event", "epoch", "ranks", "energy", "pre_learn_energy", "train_accuracy",
                   "lr", "seconds", "samples_per_s", "seconds_max", "seconds_mean"],
         "test": ["event", "samples", "accuracy", "top_k", "energy", "mse", "seconds"]}
@@ -183,6 +184,10 @@ b = [e for e in evs if e["event"] == "batch"]
 if [(e["epoch"], e["batch"], e["samples"]) for e in b] != [(p, q, 16) for p in (0, 1) for q in range(4)]:
     sys.exit("batch positions %s" % [(e["epoch"], e["batch"]) for e in b])
 if [e["ranks"] for e in evs if e["event"] == "epoch"] != [2, 2]: sys.exit("ranks")
+# Two ranks: every batch made collectives (sums, agreement), whole numbers of bytes.
+if not all(isinstance(e["collectives"], int) and e["collectives"] > 0 and
+           isinstance(e["bytes_sent"], int) and e["bytes_sent"] > 0 for e in b):
+    sys.exit("collectives %s" % [(e["collectives"], e["bytes_sent"]) for e in b])
 if evs[-1]["samples"] != 32: sys.exit("test samples")
 print("     m.jsonl: %d lines as documented" % len(evs))
 EOF
