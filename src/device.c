@@ -6,10 +6,29 @@
  * Runs after settings_check (the choices are parsed). Every decision is the same on every
  * rank: the GPU count that matters is the smallest any rank sees.
  */
+#define _GNU_SOURCE // sched_getaffinity, CPU_COUNT
+#include <omp.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "program.h"
+
+// A warning, once, when a rank runs more OpenMP threads than the cores it may run on
+// (mpirun binds a lone rank to one core: its threads then share it, at the speed of one).
+// Collective.
+static void warn_threads(app *a) {
+    cpu_set_t set;
+    const int threads = omp_get_max_threads();
+    const int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : threads;
+    const int fewest = pcn_dist_min_int(a->comm, cores - threads + 1000000) - 1000000;
+    if (fewest >= 0 || pcn_dist_rank(a->comm) != 0) return;
+    fprintf(stderr, "pcn_dist: warning: a rank runs %d more OpenMP thread%s than the cores it "
+            "is bound to (rank 0: %d threads, %d core%s), so its threads share cores; set "
+            "OMP_NUM_THREADS to the cores per rank, or give each rank its cores (mpirun "
+            "--map-by slot:PE=N --bind-to core, or --bind-to none)\n", -fewest,
+            -fewest == 1 ? "" : "s", threads, cores, cores == 1 ? "" : "s");
+}
 
 // The CPU run: --precision and --comm nccl need a GPU. Collective.
 static pcn_status use_cpu(app *a, int visible) {
@@ -22,7 +41,8 @@ static pcn_status use_cpu(app *a, int visible) {
     else if (ch->comm == COMM_NCCL)
         st = pcn_set_error(PCN_EINVAL, "--comm nccl needs a GPU, and %s", why);
     snprintf(a->device, sizeof a->device, "cpu");
-    return pcn_dist_agree(a->comm, st);
+    if ((st = pcn_dist_agree(a->comm, st)) == PCN_OK) warn_threads(a);
+    return st;
 }
 
 // The rank's GPU selected and the model moved onto it. Collective.

@@ -35,6 +35,9 @@
 #                         at start, naming the other writer (it used to run, and the last
 #                         rename won); the first run ends normally and leaves no lock file
 #   json_valid            test --json of a diverging inference prints null, not nan
+#   threads_over_cores    a run whose OpenMP threads exceed the cores it may run on (taskset
+#                         to one core, OMP_NUM_THREADS=2) warns once and still trains; with
+#                         one thread, or two on two cores, it says nothing
 # Usage: inputs.sh CASE. Environment: as tests/cli/harness.sh, and FAULT_SCRATCH.
 set -u
 case_name=${1:?usage: inputs.sh CASE}
@@ -245,6 +248,24 @@ json_valid)
   python3 -c 'import json, sys; v = json.loads(sys.stdin.read()); sys.exit(v["energy"] is not None)' \
     < "$log/diverge.out"
   check json_null $? "not JSON, or the energy is not null: $(cat "$log/diverge.out")"
+  ;;
+threads_over_cores)
+  # pcn_dist alone (an MPI singleton), its affinity set by taskset.
+  [ "$(nproc --all)" -ge 2 ] || { say "SKIP: one core"; exit 77; }
+  over() { # NAME CPUS THREADS
+    OMP_NUM_THREADS=$3 timeout 60 taskset -c "$2" "$PCN_DIST" train --data d.h5 --dims 16,8,4 \
+      --epochs 1 --progress 0 > "$log/$1.out" 2> "$log/$1.err"
+  }
+  over two_on_one 0 2
+  check two_on_one_trains $? "$(cat "$log/two_on_one.err")"
+  [ "$(grep -c 'warning: a rank runs 1 more OpenMP thread than the cores' "$log/two_on_one.err")" = 1 ]
+  check two_on_one_warns $? "no single warning: $(cat "$log/two_on_one.err")"
+  for quiet in "one_on_one 0 1" "two_on_two 0,1 2"; do
+    over $quiet
+    check "${quiet%% *}_trains" $? "$(cat "$log/${quiet%% *}.err")"
+    ! grep -q 'warning' "$log/${quiet%% *}.err"
+    check "${quiet%% *}_quiet" $? "warned: $(cat "$log/${quiet%% *}.err")"
+  done
   ;;
 *)
   say "unknown case '$case_name'"; exit 2 ;;
