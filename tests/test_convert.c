@@ -416,12 +416,9 @@ static int idx_try(const pcn_io_idx_paths *p, const pcn_io_convert_params *prm, 
     return conv_rc(pcn_io_convert_idx(p, path_in("bad.h5"), prm), err, 1024);
 }
 
-static void test_idx_bad(void) {
-    pcn_io_idx_paths good = write_idx_set(), p;
-    const char *out = path_in("bad.h5");
-    char err[1024];
-    pcn_io_convert_params prm = pcn_io_convert_default_params();
-
+// Refusals of damaged IDX files: a wrong magic, truncated files and streams, too few labels.
+static void idx_bad_files(pcn_io_idx_paths good, const char *out, char *err) {
+    pcn_io_idx_paths p;
     p = good, p.train_images = good.train_labels; // a label file where images belong
     expect_refusal("bad magic", idx_try(&p, NULL, err), err, out, good.train_labels,
                    "bad magic 0x00000801, expected 0x00000803 (an IDX image file)");
@@ -449,11 +446,16 @@ static void test_idx_bad(void) {
     write_idx_labels(p.train_labels, 0, TR_N - 1, TR_N - 1, -1, false);
     expect_refusal("count mismatch", idx_try(&p, NULL, err), err, out, p.train_labels,
                    "2499 labels, but");
+}
 
-    prm.classes = 5; // labels go up to 6; train row 2 has the first one above 4
-    expect_refusal("label out of range", idx_try(&good, &prm, err), err, out, good.train_labels,
+// Refusals of contents that break the params or the headers, and of missing or empty files.
+static void idx_bad_contents(pcn_io_idx_paths good, const char *out, char *err,
+                             pcn_io_convert_params *prm) {
+    pcn_io_idx_paths p;
+    prm->classes = 5; // labels go up to 6; train row 2 has the first one above 4
+    expect_refusal("label out of range", idx_try(&good, prm, err), err, out, good.train_labels,
                    "label 6 at row 2 is out of range for 5 classes");
-    prm.classes = 0;
+    prm->classes = 0;
 
     p = good, p.test_images = path_in("long-img"); // one image more than the header says
     write_idx_images(p.test_images, 1, TE_N, ROWS, COLS, TE_N, D, false);
@@ -472,6 +474,16 @@ static void test_idx_bad(void) {
     write_bytes(path_in("empty"), "", 0, false);
     p = good, p.train_labels = path_in("empty");
     expect_refusal("empty file", idx_try(&p, NULL, err), err, out, p.train_labels, "empty");
+}
+
+static void test_idx_bad(void) {
+    pcn_io_idx_paths good = write_idx_set();
+    const char *out = path_in("bad.h5");
+    char err[1024];
+    pcn_io_convert_params prm = pcn_io_convert_default_params();
+
+    idx_bad_files(good, out, err);
+    idx_bad_contents(good, out, err, &prm);
 
     prm.limit_train = 0;
     expect_refusal("limit 0", idx_try(&good, &prm, err), err, out, "limit_train", NULL);

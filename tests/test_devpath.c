@@ -107,28 +107,18 @@ typedef struct {
     int train_accuracy_every;
 } run_case;
 
-static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case rc) {
-    const int dims[] = {24, 16, 10}, K = 4;
-    const int64_t n = 133, ntest = 41;
-    bool cls = rc.task == PCN_TASK_CLASSIFICATION;
-    float *x = malloc(n * dims[0] * sizeof(float)), *t = malloc(n * K * sizeof(float));
-    int32_t *lab = malloc(n * sizeof(int32_t));
+// Fills n rows of inputs x (d wide), labels lab and targets t (K wide) from fixed formulas.
+static void fill_case_data(int64_t n, int d, int K, float *x, int32_t *lab, float *t) {
     for (int64_t i = 0; i < n; i++) {
         lab[i] = (int32_t)((i * 5 + i / 7) % K);
-        for (int j = 0; j < dims[0]; j++)
-            x[i * dims[0] + j] = (float)(0.5 * sin(0.91 * (double)(i * dims[0] + j))) + (j % K == lab[i]);
+        for (int j = 0; j < d; j++)
+            x[i * d + j] = (float)(0.5 * sin(0.91 * (double)(i * d + j))) + (j % K == lab[i]);
         for (int k = 0; k < K; k++) t[i * K + k] = (float)cos(0.3 * (double)(i + k));
     }
-    pcn_arrays atr = {x, cls ? lab : NULL, cls ? NULL : t, n, dims[0], cls ? 0 : K};
-    pcn_arrays ate = {x + (n - ntest) * dims[0], cls ? lab + (n - ntest) : NULL,
-                      cls ? NULL : t + (n - ntest) * K, ntest, dims[0], cls ? 0 : K};
-    pcn_data dtr = pcn_data_from_arrays(&atr), dte = pcn_data_from_arrays(&ate);
-    pcn_model_params mp = pcn_model_default_params();
-    mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH;
-    mp.mode = rc.task, mp.seed = 21;
-    pcn_model *cpu = pcn_model_init(&mp), *dev = pcn_model_init(&mp);
-    TU_CHECK(pcn_model_to_backend(dev, emu_backend, PCN_DEVICE_CUDA) == PCN_OK, "%s", pcn_last_error());
-    TU_CHECK(pcn_model_weights(dev) != dev->w, "%s: the host copy is the device buffer", rc.name);
+}
+
+// The training config of a case.
+static pcn_train_params case_params(run_case rc) {
     pcn_train_params p = pcn_train_default_params();
     p.task = rc.task, p.t_infer = 9, p.t_learn = 7, p.t_infer_test = 12, p.batch_size = 30;
     p.lr_infer = 0.1, p.lr_learn = 0.05, p.num_epochs = 2, p.seed = 3, p.learn_path = rc.path;
@@ -138,25 +128,40 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
     // for one (the CPU's split phases sum their energies in other groupings; test_rows
     // checks them against the plain phases).
     p.split_phases = false;
-    if (rc.callbacks) p.callbacks.on_inference_step = on_step, p.callbacks.on_learning_step = on_step;
-    pcn_history *hc = pcn_history_init(), *hd = pcn_history_init();
+    if (rc.callbacks)
+        p.callbacks.on_inference_step = on_step, p.callbacks.on_learning_step = on_step;
+    return p;
+}
+
+// Trains the CPU reference and the device model; checks the callbacks and device paths ran.
+static void train_both(pcn_comm *c, pcn_model *cpu, pcn_model *dev, pcn_data dtr,
+                       pcn_train_params p, pcn_history *hc, pcn_history *hd, run_case rc) {
     inference_calls = 0;
     // Across ranks a device model keeps the per-step path (batch space gathers through host
     // buffers), so the CPU reference takes it too there.
     pcn_train_params pc = p;
     if (pcn_dist_size(c) > 1) pc.learn_path = PCN_LEARN_PLAIN;
-    TU_CHECK(pcn_dist_train(cpu, &dtr, &pc, hc, c) == PCN_OK, "%s cpu: %s", rc.name, pcn_last_error());
+    TU_CHECK(pcn_dist_train(cpu, &dtr, &pc, hc, c) == PCN_OK, "%s cpu: %s", rc.name,
+             pcn_last_error());
     int cpu_calls = inference_calls;
     inference_calls = 0;
     emu.replays = emu.uploads = emu.downloads = 0;
-    TU_CHECK(pcn_dist_train(dev, &dtr, &p, hd, c) == PCN_OK, "%s dev: %s", rc.name, pcn_last_error());
-    TU_CHECK(inference_calls == cpu_calls, "%s: %d callbacks, CPU %d", rc.name, inference_calls, cpu_calls);
+    TU_CHECK(pcn_dist_train(dev, &dtr, &p, hd, c) == PCN_OK, "%s dev: %s", rc.name,
+             pcn_last_error());
+    TU_CHECK(inference_calls == cpu_calls, "%s: %d callbacks, CPU %d", rc.name, inference_calls,
+             cpu_calls);
     TU_CHECK(emu.replays > 0 && emu.uploads > 0 && emu.downloads > 0,
              "%s: the device paths did not run (%d replays, %d uploads, %d downloads)", rc.name,
              emu.replays, emu.uploads, emu.downloads);
+}
+
+// Requires bitwise equal weights and histories of the device model and the CPU reference.
+static void compare_trained(pcn_model *cpu, pcn_model *dev, const pcn_history *hc,
+                            const pcn_history *hd, run_case rc) {
     char label[160];
     snprintf(label, sizeof label, "%s: weights (bitwise)", rc.name);
-    tu_close_f(label, pcn_model_weights(dev), pcn_model_weights(cpu), pcn_model_num_weights(cpu), 0, 0);
+    tu_close_f(label, pcn_model_weights(dev), pcn_model_weights(cpu), pcn_model_num_weights(cpu),
+               0, 0);
     for (int s = 0; s < PCN_HIST_COUNT; s++) {
         size_t len = pcn_history_len(hc, (pcn_history_series)s);
         TU_CHECK(len == pcn_history_len(hd, (pcn_history_series)s), "%s: %s lengths", rc.name,
@@ -167,17 +172,51 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
             tu_close_d(label, pcn_history_data(hd, (pcn_history_series)s),
                        pcn_history_data(hc, (pcn_history_series)s), len, 0, 0);
     }
+}
+
+// Tests both models on dte; requires bitwise equal outputs, energies and scores.
+static void compare_tests(pcn_comm *c, pcn_model *cpu, pcn_model *dev, pcn_data dte,
+                          pcn_train_params p, int64_t ntest, int K, run_case rc) {
+    char label[160];
     pcn_test_result rcpu, rdev;
-    float *ycpu = calloc((size_t)ntest * K, sizeof(float)), *ydev = calloc((size_t)ntest * K, sizeof(float));
+    float *ycpu = calloc((size_t)ntest * K, sizeof(float));
+    float *ydev = calloc((size_t)ntest * K, sizeof(float));
     TU_CHECK(pcn_dist_test(cpu, &dte, &p, &rcpu, ycpu, c) == PCN_OK, "%s", pcn_last_error());
     TU_CHECK(pcn_dist_test(dev, &dte, &p, &rdev, ydev, c) == PCN_OK, "%s", pcn_last_error());
     snprintf(label, sizeof label, "%s: test outputs (bitwise)", rc.name);
     tu_close_f(label, ydev, ycpu, (size_t)ntest * K, 0, 0);
     tu_close_d(label, &rdev.energy, &rcpu.energy, 1, 0, 0);
-    TU_CHECK(rdev.accuracy == rcpu.accuracy && rdev.mse == rcpu.mse, "%s: test scores differ", rc.name);
+    TU_CHECK(rdev.accuracy == rcpu.accuracy && rdev.mse == rcpu.mse, "%s: test scores differ",
+             rc.name);
+    free(ycpu), free(ydev);
+}
+
+static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case rc) {
+    const int dims[] = {24, 16, 10}, K = 4;
+    const int64_t n = 133, ntest = 41;
+    bool cls = rc.task == PCN_TASK_CLASSIFICATION;
+    float *x = malloc(n * dims[0] * sizeof(float)), *t = malloc(n * K * sizeof(float));
+    int32_t *lab = malloc(n * sizeof(int32_t));
+    fill_case_data(n, dims[0], K, x, lab, t);
+    pcn_arrays atr = {x, cls ? lab : NULL, cls ? NULL : t, n, dims[0], cls ? 0 : K};
+    pcn_arrays ate = {x + (n - ntest) * dims[0], cls ? lab + (n - ntest) : NULL,
+                      cls ? NULL : t + (n - ntest) * K, ntest, dims[0], cls ? 0 : K};
+    pcn_data dtr = pcn_data_from_arrays(&atr), dte = pcn_data_from_arrays(&ate);
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH;
+    mp.mode = rc.task, mp.seed = 21;
+    pcn_model *cpu = pcn_model_init(&mp), *dev = pcn_model_init(&mp);
+    TU_CHECK(pcn_model_to_backend(dev, emu_backend, PCN_DEVICE_CUDA) == PCN_OK, "%s",
+             pcn_last_error());
+    TU_CHECK(pcn_model_weights(dev) != dev->w, "%s: the host copy is the device buffer", rc.name);
+    pcn_train_params p = case_params(rc);
+    pcn_history *hc = pcn_history_init(), *hd = pcn_history_init();
+    train_both(c, cpu, dev, dtr, p, hc, hd, rc);
+    compare_trained(cpu, dev, hc, hd, rc);
+    compare_tests(c, cpu, dev, dte, p, ntest, K, rc);
     pcn_history_free(hc), pcn_history_free(hd);
     pcn_model_free(cpu), pcn_model_free(dev);
-    free(x), free(t), free(lab), free(ycpu), free(ydev);
+    free(x), free(t), free(lab);
 }
 
 int main(int argc, char **argv) {

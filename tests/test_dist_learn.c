@@ -187,13 +187,9 @@ static void test_gather(pcn_comm *c) {
     }
 }
 
-static void test_plan(void) {
-    int dims[] = {3072, 1000, 500, 10};
-    pcn_model_params mp = pcn_model_default_params();
-    mp.dims = dims, mp.n_dims = 4;
-    pcn_model *m = pcn_model_init(&mp);
+// P = 1 with any flops per byte is the one-process plan.
+static void check_plan_one_rank(pcn_model *m) {
     bool use[4], one[4];
-    // P = 1 with any flops per byte is the one-process plan.
     pcn_gram_cost c1 = {1, 1e6, false};
     for (int T = 1; T <= 1000; T *= 10) {
         pcn_gram_plan(m, 500, T, &c1, PCN_LEARN_AUTO, use);
@@ -202,11 +198,11 @@ static void test_plan(void) {
         TU_CHECK(pcn_gram_phase_cost(m, 500, T, &c1, PCN_LEARN_AUTO) ==
                  pcn_learning_phase_flops(m, 500, T, PCN_LEARN_AUTO), "P = 1 cost, T = %d", T);
     }
-    // The CIFAR config at P = 2, B = T = 500: batch space for the two wide layers.
-    pcn_gram_cost c2 = {2, 80.0, false};
-    pcn_gram_plan(m, 500, 500, &c2, PCN_LEARN_AUTO, use);
-    TU_CHECK(use[0] && use[1] && !use[2] && !use[3], "CIFAR P = 2 plan %d %d %d %d", use[0],
-             use[1], use[2], use[3]);
+}
+
+// Plans at P = 2..8 for several B, T and flops per byte equal the one-process plans.
+static void check_plan_any_ranks(pcn_model *m) {
+    bool use[4], one[4];
     // Each collective moves one float per 2 B_r flops of the product it feeds, on both paths,
     // so charging bytes scales both costs alike: plans equal the one-process plans for any
     // P and flops per byte (gram.c), while the phase costs more as bytes get dearer.
@@ -222,16 +218,10 @@ static void test_plan(void) {
                     TU_CHECK(!memcmp(use, one, sizeof use), "plan at P = %d, B = %d, T = %d, "
                              "%g flops/byte differs from P = 1", P, Bs[i], Ts[j], fs[k]);
                 }
-    pcn_gram_cost cheap = {4, 0.0, false}, dear = {4, 1000.0, false};
-    const pcn_learn_path paths[] = {PCN_LEARN_PLAIN, PCN_LEARN_GRAM, PCN_LEARN_AUTO};
-    for (int k = 0; k < 3; k++)
-        TU_CHECK(pcn_gram_phase_cost(m, 500, 500, &dear, paths[k]) >
-                     pcn_gram_phase_cost(m, 500, 500, &cheap, paths[k]),
-                 "bytes must cost something at P = 4 (path %d)", (int)paths[k]);
-    // Free bytes at P = 4: a quarter of the one-process flops (B = 500 splits evenly).
-    double f4 = pcn_gram_phase_cost(m, 500, 500, &cheap, PCN_LEARN_AUTO);
-    double f1 = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_AUTO);
-    TU_CHECK(fabs(f4 - 0.25 * f1) <= 1e-12 * f1, "P = 4 flops %g vs %g / 4", f4, f1);
+}
+
+// The phase costs when the ranks split the output units instead of the rows.
+static void check_plan_by_units(pcn_model *m) {
     // Split by output units: no bytes charged (the phase's two gathers do not depend on the
     // path), every rank steps a quarter of the units over the whole batch (the widths here
     // split evenly: 1000, 500 and 10 over 2), and P = 1 is the one-process plan again.
@@ -246,6 +236,32 @@ static void test_plan(void) {
     double p1 = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_PLAIN);
     TU_CHECK(fabs(p2 - 0.5 * p1) <= 1e-12 * p1, "by units, P = 2 plain flops %g vs %g / 2", p2,
              p1);
+}
+
+static void test_plan(void) {
+    int dims[] = {3072, 1000, 500, 10};
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 4;
+    pcn_model *m = pcn_model_init(&mp);
+    bool use[4];
+    check_plan_one_rank(m);
+    // The CIFAR config at P = 2, B = T = 500: batch space for the two wide layers.
+    pcn_gram_cost c2 = {2, 80.0, false};
+    pcn_gram_plan(m, 500, 500, &c2, PCN_LEARN_AUTO, use);
+    TU_CHECK(use[0] && use[1] && !use[2] && !use[3], "CIFAR P = 2 plan %d %d %d %d", use[0],
+             use[1], use[2], use[3]);
+    check_plan_any_ranks(m);
+    pcn_gram_cost cheap = {4, 0.0, false}, dear = {4, 1000.0, false};
+    const pcn_learn_path paths[] = {PCN_LEARN_PLAIN, PCN_LEARN_GRAM, PCN_LEARN_AUTO};
+    for (int k = 0; k < 3; k++)
+        TU_CHECK(pcn_gram_phase_cost(m, 500, 500, &dear, paths[k]) >
+                     pcn_gram_phase_cost(m, 500, 500, &cheap, paths[k]),
+                 "bytes must cost something at P = 4 (path %d)", (int)paths[k]);
+    // Free bytes at P = 4: a quarter of the one-process flops (B = 500 splits evenly).
+    double f4 = pcn_gram_phase_cost(m, 500, 500, &cheap, PCN_LEARN_AUTO);
+    double f1 = pcn_learning_phase_flops(m, 500, 500, PCN_LEARN_AUTO);
+    TU_CHECK(fabs(f4 - 0.25 * f1) <= 1e-12 * f1, "P = 4 flops %g vs %g / 4", f4, f1);
+    check_plan_by_units(m);
     pcn_model_free(m);
 }
 

@@ -20,6 +20,34 @@
 #include "pcn.h"
 #include "testutil.h"
 
+// Fills n rows of inputs x (d wide) and labels lab (K classes) from fixed formulas.
+static void fill_data(int64_t n, int d, int K, float *x, int32_t *lab) {
+    for (int64_t i = 0; i < n; i++) {
+        lab[i] = (int32_t)((i * 7) % K);
+        for (int j = 0; j < d; j++)
+            x[i * d + j] = (float)sin(0.37 * (double)(i * d + j)) + (j % K == lab[i]);
+    }
+}
+
+// Every rank holds rank 0's weights, and they and the batch energies match the one process.
+static void compare_runs(int rank, pcn_model *dist, pcn_model *one, const pcn_history *hd,
+                         const pcn_history *h1) {
+    size_t nw = pcn_model_num_weights(dist);
+    float *w0 = malloc(nw * sizeof(float));
+    memcpy(w0, pcn_model_weights(dist), nw * sizeof(float));
+    MPI_Bcast(w0, (int)nw, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    size_t differ = 0;
+    for (size_t i = 0; i < nw; i++) differ += w0[i] != pcn_model_weights(dist)[i];
+    TU_CHECK(differ == 0, "rank %d: %zu weights differ from rank 0's", rank, differ);
+    tu_close_f("P ranks vs one process: weights", pcn_model_weights(dist), pcn_model_weights(one),
+               nw, 1e-6, 1e-4);
+    size_t len = pcn_history_len(h1, PCN_HIST_PER_BATCH);
+    TU_CHECK(len == pcn_history_len(hd, PCN_HIST_PER_BATCH), "history lengths");
+    tu_close_d("P ranks vs one process: batch energies", pcn_history_data(hd, PCN_HIST_PER_BATCH),
+               pcn_history_data(h1, PCN_HIST_PER_BATCH), len, 1e-8, 1e-4);
+    free(w0);
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     pcn_comm *c = pcn_dist_init(MPI_COMM_WORLD);
@@ -39,11 +67,7 @@ int main(int argc, char **argv) {
     const int64_t n = 157;
     float *x = malloc(n * dims[0] * sizeof(float));
     int32_t *lab = malloc(n * sizeof(int32_t));
-    for (int64_t i = 0; i < n; i++) {
-        lab[i] = (int32_t)((i * 7) % K);
-        for (int j = 0; j < dims[0]; j++)
-            x[i * dims[0] + j] = (float)sin(0.37 * (double)(i * dims[0] + j)) + (j % K == lab[i]);
-    }
+    fill_data(n, dims[0], K, x, lab);
     pcn_arrays arr = {x, lab, NULL, n, dims[0], 0};
     pcn_data d = pcn_data_from_arrays(&arr);
     pcn_model_params mp = pcn_model_default_params();
@@ -57,20 +81,7 @@ int main(int argc, char **argv) {
     pcn_history *hd = pcn_history_init(), *h1 = pcn_history_init();
     TU_CHECK(pcn_dist_train(dist, &d, &p, hd, c) == PCN_OK, "dist: %s", pcn_last_error());
     TU_CHECK(pcn_train(one, &d, &p, h1) == PCN_OK, "one: %s", pcn_last_error());
-
-    size_t nw = pcn_model_num_weights(dist);
-    float *w0 = malloc(nw * sizeof(float));
-    memcpy(w0, pcn_model_weights(dist), nw * sizeof(float));
-    MPI_Bcast(w0, (int)nw, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    size_t differ = 0;
-    for (size_t i = 0; i < nw; i++) differ += w0[i] != pcn_model_weights(dist)[i];
-    TU_CHECK(differ == 0, "rank %d: %zu weights differ from rank 0's", rank, differ);
-    tu_close_f("P ranks vs one process: weights", pcn_model_weights(dist), pcn_model_weights(one),
-               nw, 1e-6, 1e-4);
-    size_t len = pcn_history_len(h1, PCN_HIST_PER_BATCH);
-    TU_CHECK(len == pcn_history_len(hd, PCN_HIST_PER_BATCH), "history lengths");
-    tu_close_d("P ranks vs one process: batch energies", pcn_history_data(hd, PCN_HIST_PER_BATCH),
-               pcn_history_data(h1, PCN_HIST_PER_BATCH), len, 1e-8, 1e-4);
+    compare_runs(rank, dist, one, hd, h1);
     int failed = tu_failures, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (rank == 0)
@@ -78,7 +89,7 @@ int main(int argc, char **argv) {
                kind == PCN_COMM_NCCL ? "nccl" : "mpi staged", any ? "FAILED" : "ok");
     pcn_history_free(hd), pcn_history_free(h1);
     pcn_model_free(dist), pcn_model_free(one);
-    free(x), free(lab), free(w0);
+    free(x), free(lab);
     pcn_dist_free(c);
     MPI_Finalize();
     return any ? 1 : 0;

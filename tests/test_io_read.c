@@ -254,18 +254,25 @@ static void shuffle(int64_t *perm, int64_t n, uint32_t seed) {
     }
 }
 
-static void read_patterns(pcn_comm *c, pcn_dataset *ds, const spec *s, int split, const char *tag) {
+// The trainer's pattern: this rank's shard of every shuffled global batch of 7 (perm).
+static void read_batches(pcn_comm *c, pcn_dataset *ds, const spec *s, int split,
+                         const char *tag, const int64_t *perm) {
     const int64_t n = s->n[split];
     char label[256];
-    // The trainer's pattern: this rank's shard of every shuffled global batch of 7.
-    int64_t *perm = malloc((size_t)n * sizeof *perm);
-    shuffle(perm, n, 7u + (uint32_t)split);
     for (int64_t pos = 0, b = 0; pos < n; pos += 7, b++) {
         int64_t gb = n - pos < 7 ? n - pos : 7, lo, cnt;
         pcn_dist_shard(gb, pcn_dist_rank(c), pcn_dist_size(c), &lo, &cnt);
         snprintf(label, sizeof label, "%s shuffled batch %lld", tag, (long long)b);
         check_read(ds, s, split, perm + pos + lo, (int)cnt, label);
     }
+}
+
+// The trainer's pattern with prefetch hints (stream mode serves every batch from the
+// background read), then a hint that misses.
+static void read_prefetched(pcn_comm *c, pcn_dataset *ds, const spec *s, int split,
+                            const char *tag, const int64_t *perm) {
+    const int64_t n = s->n[split];
+    char label[256];
     // The trainer's pattern again, with the prefetch hint before each read as the trainer
     // gives it: stream mode serves every batch from the background read; values unchanged.
     pcn_data hinted = pcn_io_dataset_source(ds);
@@ -286,9 +293,16 @@ static void read_patterns(pcn_comm *c, pcn_dataset *ds, const spec *s, int split
     hinted.prefetch(hinted.ctx, &other, 1);
     snprintf(label, sizeof label, "%s prefetch miss", tag);
     check_read(ds, s, split, &wanted, 1, label);
+}
+
+// Short irregular lists: runs out of order, a single row, duplicates.
+static void read_lists(pcn_dataset *ds, const spec *s, int split, const char *tag) {
+    const int64_t n = s->n[split];
+    char label[256];
     // Out of order, with runs, shifted per rank (a shift mod n keeps rows distinct).
     int64_t mixed[] = {n - 1, 3, 4, 5, 0, 10, 9, 8, 7, 2, 1};
-    for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++) mixed[i] = (mixed[i] + 5 * rank_) % n;
+    for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++)
+        mixed[i] = (mixed[i] + 5 * rank_) % n;
     snprintf(label, sizeof label, "%s runs out of order", tag);
     check_read(ds, s, split, mixed, (int)(sizeof mixed / sizeof mixed[0]), label);
     int64_t one = (7 * rank_) % n;
@@ -297,6 +311,13 @@ static void read_patterns(pcn_comm *c, pcn_dataset *ds, const spec *s, int split
     int64_t dup[] = {5 % n, 5 % n, 6 % n, 4 % n};
     snprintf(label, sizeof label, "%s duplicates", tag);
     check_read(ds, s, split, dup, 4, label);
+}
+
+// Long descending lists, written into perm: every other row, and the whole split reversed.
+static void read_descending(pcn_dataset *ds, const spec *s, int split, const char *tag,
+                            int64_t *perm) {
+    const int64_t n = s->n[split];
+    char label[256];
     // Every other row, descending, from an offset per rank: more than 32 runs on the larger
     // split (the reader merges halves of the run list there).
     int cnt = 0;
@@ -307,7 +328,10 @@ static void read_patterns(pcn_comm *c, pcn_dataset *ds, const spec *s, int split
     for (int64_t i = 0; i < n; i++) perm[i] = n - 1 - i;
     snprintf(label, sizeof label, "%s all reversed / empty", tag);
     check_read(ds, s, split, perm, rank_ % 2 ? 0 : (int)n, label);
-    // Out of range: rank 0 asks for row n, the others for valid rows; only rank 0 fails.
+}
+
+// Out of range: rank 0 asks for row n, the others for valid rows; only rank 0 fails.
+static void read_out_of_range(pcn_dataset *ds, int64_t n, const char *tag) {
     pcn_data src = pcn_io_dataset_source(ds);
     float x[64];
     int32_t l[4];
@@ -315,10 +339,21 @@ static void read_patterns(pcn_comm *c, pcn_dataset *ds, const spec *s, int split
     int64_t bad = rank_ == 0 ? n : 0;
     pcn_status st = src.read(src.ctx, &bad, 1, x, l, t);
     if (rank_ == 0)
-        TU_CHECK(st == PCN_EINVAL && strstr(pcn_last_error(), "outside"), "%s: row %lld: status %d, '%s'",
-                 tag, (long long)n, (int)st, pcn_last_error());
+        TU_CHECK(st == PCN_EINVAL && strstr(pcn_last_error(), "outside"),
+                 "%s: row %lld: status %d, '%s'", tag, (long long)n, (int)st, pcn_last_error());
     else
         TU_CHECK(st == PCN_OK, "%s: row 0 on rank %d: %s", tag, rank_, pcn_last_error());
+}
+
+static void read_patterns(pcn_comm *c, pcn_dataset *ds, const spec *s, int split, const char *tag) {
+    const int64_t n = s->n[split];
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    shuffle(perm, n, 7u + (uint32_t)split);
+    read_batches(c, ds, s, split, tag, perm);
+    read_prefetched(c, ds, s, split, tag, perm);
+    read_lists(ds, s, split, tag);
+    read_descending(ds, s, split, tag, perm);
+    read_out_of_range(ds, n, tag);
     free(perm);
 }
 

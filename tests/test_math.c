@@ -615,55 +615,60 @@ static void check_descent(void) {
 
 // ---- 6. activations ------------------------------------------------------------------------
 
-static void check_activations(void) {
+// Compares act's derivative with a central difference of apply and the double closed form.
+static void check_deriv(int act, const char *name) {
     // Grid points a = k/64 and h = 1/128 are exact in float, so the only FD error is the
     // rounding of f (<= ulp(|f|) / (2h) ~ 3e-5 for |f| <= 8) and truncation
     // h^2/6 |f'''| <= 1e-5; hence atol 2e-4.
     const double h = 1.0 / 128;
-    for (int act = 0; act < PCN_ACT_COUNT; act++) {
-        const char *name = pcn_activation_name(act);
-        double got[1025], ref[1025], exact[1025]; // k = -512..512
-        size_t cnt = 0;
-        for (int k = -512; k <= 512; k++) {
-            double a = k / 64.0;
-            if (act == PCN_ACT_RELU && fabs(a) < 2 * h) continue; // the kink
-            float fp = pcn_activation_apply(act, (float)(a + h));
-            float fm = pcn_activation_apply(act, (float)(a - h));
-            got[cnt] = pcn_activation_deriv(act, (float)a);
-            ref[cnt] = ((double)fp - (double)fm) / (2 * h);
-            exact[cnt] = df_d(act, a);
-            cnt++;
-        }
-        char label[96];
-        snprintf(label, sizeof label, "%s: deriv vs central FD of apply", name);
-        tu_close_d(label, got, ref, cnt, 2e-4, 1e-4);
-        snprintf(label, sizeof label, "%s: deriv vs double closed form", name);
-        tu_close_d(label, got, exact, cnt, 1e-6, 1e-6);
-        for (int k = -512; k <= 512; k++) {
-            double a = k / 64.0;
-            TU_CHECK(fabs(pcn_activation_apply(act, (float)a) - f_d(act, a)) <=
-                         1e-6 * (1 + fabs(a)),
-                     "%s(%g) = %.9g, want %.9g", name, a, pcn_activation_apply(act, (float)a),
-                     f_d(act, a));
-        }
-        // pcn_get_activation and pcn_activation_from_name agree with the enum functions.
-        pcn_act_fn fn = NULL, dfn = NULL;
-        pcn_activation back = PCN_ACT_COUNT;
-        TU_CHECK(pcn_get_activation(name, &fn, &dfn) == PCN_OK && fn && dfn,
-                 "pcn_get_activation(\"%s\") failed: %s", name, pcn_last_error());
-        TU_CHECK(pcn_activation_from_name(name, &back) == PCN_OK && (int)back == act,
-                 "pcn_activation_from_name(\"%s\") gave %d", name, (int)back);
-        for (int k = -300; fn && dfn && k <= 300; k++) {
-            float a = k / 37.0f;
-            TU_CHECK(fn(a) == pcn_activation_apply(act, a) &&
-                         dfn(a) == pcn_activation_deriv(act, a),
-                     "pcn_get_activation(\"%s\") differs from the enum at %g", name, a);
-        }
+    double got[1025], ref[1025], exact[1025]; // k = -512..512
+    size_t cnt = 0;
+    for (int k = -512; k <= 512; k++) {
+        double a = k / 64.0;
+        if (act == PCN_ACT_RELU && fabs(a) < 2 * h) continue; // the kink
+        float fp = pcn_activation_apply(act, (float)(a + h));
+        float fm = pcn_activation_apply(act, (float)(a - h));
+        got[cnt] = pcn_activation_deriv(act, (float)a);
+        ref[cnt] = ((double)fp - (double)fm) / (2 * h);
+        exact[cnt] = df_d(act, a);
+        cnt++;
     }
-    // pcn-torch: relu' = (a > 0), so 0 at the kink; relu(-0.5) = 0.
-    TU_CHECK(pcn_activation_deriv(PCN_ACT_RELU, 0.0f) == 0.0f, "relu'(0) must be 0");
-    TU_CHECK(pcn_activation_apply(PCN_ACT_RELU, -0.5f) == 0.0f, "relu(-0.5) must be 0");
-    TU_CHECK(pcn_activation_deriv(PCN_ACT_RELU, -0.5f) == 0.0f, "relu'(-0.5) must be 0");
+    char label[96];
+    snprintf(label, sizeof label, "%s: deriv vs central FD of apply", name);
+    tu_close_d(label, got, ref, cnt, 2e-4, 1e-4);
+    snprintf(label, sizeof label, "%s: deriv vs double closed form", name);
+    tu_close_d(label, got, exact, cnt, 1e-6, 1e-6);
+}
+
+// Compares act's apply with the double closed form on the grid a = k/64.
+static void check_apply(int act, const char *name) {
+    for (int k = -512; k <= 512; k++) {
+        double a = k / 64.0;
+        TU_CHECK(fabs(pcn_activation_apply(act, (float)a) - f_d(act, a)) <=
+                     1e-6 * (1 + fabs(a)),
+                 "%s(%g) = %.9g, want %.9g", name, a, pcn_activation_apply(act, (float)a),
+                 f_d(act, a));
+    }
+}
+
+// pcn_get_activation and pcn_activation_from_name agree with the enum functions.
+static void check_lookup(int act, const char *name) {
+    pcn_act_fn fn = NULL, dfn = NULL;
+    pcn_activation back = PCN_ACT_COUNT;
+    TU_CHECK(pcn_get_activation(name, &fn, &dfn) == PCN_OK && fn && dfn,
+             "pcn_get_activation(\"%s\") failed: %s", name, pcn_last_error());
+    TU_CHECK(pcn_activation_from_name(name, &back) == PCN_OK && (int)back == act,
+             "pcn_activation_from_name(\"%s\") gave %d", name, (int)back);
+    for (int k = -300; fn && dfn && k <= 300; k++) {
+        float a = k / 37.0f;
+        TU_CHECK(fn(a) == pcn_activation_apply(act, a) &&
+                     dfn(a) == pcn_activation_deriv(act, a),
+                 "pcn_get_activation(\"%s\") differs from the enum at %g", name, a);
+    }
+}
+
+// Unknown activation names are refused with a message naming the available ones.
+static void check_bad_names(void) {
     const char *bad[] = {"gelu", "Tanh", "", NULL};
     for (int i = 0; i < 4; i++) {
         pcn_act_fn fn = NULL, dfn = NULL;
@@ -682,6 +687,20 @@ static void check_activations(void) {
     pcn_activation out;
     TU_CHECK(pcn_activation_from_name("softmax", &out) == PCN_EINVAL,
              "pcn_activation_from_name accepted softmax");
+}
+
+static void check_activations(void) {
+    for (int act = 0; act < PCN_ACT_COUNT; act++) {
+        const char *name = pcn_activation_name(act);
+        check_deriv(act, name);
+        check_apply(act, name);
+        check_lookup(act, name);
+    }
+    // pcn-torch: relu' = (a > 0), so 0 at the kink; relu(-0.5) = 0.
+    TU_CHECK(pcn_activation_deriv(PCN_ACT_RELU, 0.0f) == 0.0f, "relu'(0) must be 0");
+    TU_CHECK(pcn_activation_apply(PCN_ACT_RELU, -0.5f) == 0.0f, "relu(-0.5) must be 0");
+    TU_CHECK(pcn_activation_deriv(PCN_ACT_RELU, -0.5f) == 0.0f, "relu'(-0.5) must be 0");
+    check_bad_names();
 }
 
 // ---- 7. Xavier initialisation --------------------------------------------------------------
