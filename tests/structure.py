@@ -11,7 +11,8 @@ Fails, naming each breach, when:
     private headers); of tests/, only the white-box tests CMake links to pcn_whitebox;
   - a file of the libraries reads the environment (getenv outside the programs);
   - src/train.c holds an OpenMP pragma (the CPU backend owns its threads);
-  - a source file of src/, io/ or jobs/bench/ is over 800 lines, or a function there over 60.
+  - a C source file of src/, io/, jobs/bench/ or tests/ is over 800 lines, or a function
+    there over 60.
 A rule that finds nothing to check (a file missing) fails too, so the test cannot pass by
 looking at nothing.
 """
@@ -136,7 +137,7 @@ def functions(text):
 def check_sizes():
     counted = 0
     for path in sources("src/*.c", "src/*.h", "src/dist/*", "src/gpu/*", "io/*.c", "io/*.h",
-                        "jobs/bench/*.c"):
+                        "jobs/bench/*.c", "tests/*.c", "tests/*/*.c"):
         name = rel(path)
         with open(path, errors="replace") as f:
             text = f.read()

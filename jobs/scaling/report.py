@@ -42,7 +42,14 @@ def rows_of(out, mode):
         seconds = sum(e["seconds"] for e in epochs)
         samples = sum(b["samples"] for b in batches)
         comm = sum(e["seconds_max"]["collectives"] for e in epochs)
+        # rank 0's collectives and bytes per batch (metrics written before they were counted
+        # have none)
+        calls = [b["collectives"] for b in batches if "collectives" in b]
+        sent = [b["bytes_sent"] for b in batches if "bytes_sent" in b]
         rows.append({
+            "collectives_per_batch": sum(calls) / len(calls) if calls else float("nan"),
+            "bytes_per_batch": sum(sent) / len(sent) if sent else float("nan"),
+            "oversubscribed": p > (os.cpu_count() or p),
             "mode": mode, "ranks": p, "global_batch": batches[0]["samples"],
             "batches": len(batches), "seconds_per_batch": seconds / len(batches),
             "samples_per_s": samples / seconds, "collectives_share": comm / seconds,
@@ -65,7 +72,8 @@ def rows_of(out, mode):
 
 
 COLUMNS = ["mode", "ranks", "global_batch", "batches", "seconds_per_batch", "samples_per_s",
-           "speedup", "efficiency", "collectives_share", "final_energy", "test_accuracy"]
+           "speedup", "efficiency", "collectives_share", "final_energy", "test_accuracy",
+           "oversubscribed", "collectives_per_batch", "bytes_per_batch"]  # new columns last
 
 
 def write_tables(out, mode, rows):
@@ -74,13 +82,19 @@ def write_tables(out, mode, rows):
         w.writeheader()
         w.writerows(rows)
     heads = ["P", "global batch", "s / batch", "samples/s", "speedup", "efficiency",
-             "collectives", "final energy", "test accuracy"]
+             "collectives (time)", "collectives / batch", "bytes / batch (rank 0)",
+             "final energy", "test accuracy"]
     lines = ["| " + " | ".join(heads) + " |", "|" + " --- |" * len(heads)]
     for r in rows:
-        lines.append(f"| {r['ranks']} | {r['global_batch']} | {r['seconds_per_batch']:.4f} | "
+        p = f"{r['ranks']} (oversubscribed)" if r["oversubscribed"] else f"{r['ranks']}"
+        lines.append(f"| {p} | {r['global_batch']} | {r['seconds_per_batch']:.4f} | "
                      f"{r['samples_per_s']:.0f} | {r['speedup']:.2f} | {r['efficiency']:.2f} | "
-                     f"{100 * r['collectives_share']:.1f} % | {r['final_energy']:.4f} | "
+                     f"{100 * r['collectives_share']:.1f} % | {r['collectives_per_batch']:.1f} | "
+                     f"{r['bytes_per_batch']:.0f} | {r['final_energy']:.4f} | "
                      f"{100 * r['test_accuracy']:.2f} % |")
+    if any(r["oversubscribed"] for r in rows):
+        lines.append(f"\nOversubscribed: more ranks than the {os.cpu_count()} cores of the "
+                     "machine the report ran on; their times measure sharing, not scaling.")
     with open(os.path.join(out, f"{mode}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
