@@ -117,7 +117,8 @@ static const char *ckpt_path(const pcn_cli *c) {
     return c->checkpoint[0] ? c->checkpoint : "pcn_dist_checkpoint.h5";
 }
 
-// The metrics of the batch just done (t: now). Collective; the status is agreed.
+// The metrics of the batch just done (t: now). Collective at an epoch's end; the status is
+// this rank's (batch_hook agrees it).
 static pcn_status batch_metrics(run_ctx *r, const pcn_history *h, const pcn_train_position *next,
                                 double t) {
     app *a = r->a;
@@ -135,8 +136,7 @@ static pcn_status batch_metrics(run_ctx *r, const pcn_history *h, const pcn_trai
         pcn_status es = metrics_epoch(r, h, next, t);
         if (ms == PCN_OK) ms = es;
     }
-    // Without --metrics nothing here can fail (on any rank): no agreement, no collective.
-    return c->metrics[0] ? pcn_dist_agree(a->comm, ms) : ms;
+    return ms;
 }
 
 static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
@@ -146,11 +146,13 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
     const pcn_cli *c = &a->cli;
     double t = pcn_now();
     r->batches++;
-    pcn_status ms = batch_metrics(r, h, next, t);
+    // The metrics' status and the stop signals, agreed in one collective.
+    bool any;
+    pcn_status ms = pcn_dist_agree_any(a->comm, batch_metrics(r, h, next, t),
+                                       program_stop_requested(), &any);
     if (ms != PCN_OK) return ms;
     r->last = *next;
     r->t_last = t;
-    bool any = pcn_dist_any(a->comm, program_stop_requested());
     bool periodic = c->checkpoint_every > 0 && r->batches % c->checkpoint_every == 0;
     if (any || periodic) {
         double t0 = pcn_now();

@@ -55,16 +55,6 @@
 static bool distributed(const pcn_gram *gr) { return gr->coll && gr->coll->size > 1; }
 
 
-// Floats of the largest weight matrix.
-static size_t largest_layer(const pcn_model *m) {
-    size_t most = 0;
-    for (int l = 0; l <= m->L; l++) {
-        const size_t n = (size_t)pcn_layer_out(m, l) * pcn_layer_in(m, l);
-        most = n > most ? n : most;
-    }
-    return most;
-}
-
 // Floats of one packed row of the batch: the data, every latent, the target.
 static size_t row_width(const pcn_model *m) {
     size_t w = (size_t)m->K;
@@ -74,14 +64,17 @@ static size_t row_width(const pcn_model *m) {
 
 // The by-units buffers: the whole batch and the packed rows (host memory).
 static bool alloc_by_units(pcn_gram *gr, const pcn_model *m) {
-    const size_t bg = (size_t)gr->max_global, wmax = largest_layer(m);
+    const size_t bg = (size_t)gr->max_global, wn = m->woff[m->L + 1];
     gr->full = pcn_state_init(m, gr->max_global);
     gr->x = pcn_alloc(bg * (size_t)m->dims[0] * sizeof(float));
     gr->y = pcn_alloc(bg * (size_t)m->K * sizeof(float));
     gr->rows_mine = pcn_alloc((size_t)gr->max_local * row_width(m) * sizeof(float));
     gr->rows_all = pcn_alloc(bg * row_width(m) * sizeof(float));
-    gr->wrows = pcn_alloc(wmax * sizeof(float));
-    return gr->full && gr->x && gr->y && gr->rows_mine && gr->rows_all && gr->wrows;
+    gr->wmine = pcn_alloc(wn * sizeof(float));
+    gr->wall = pcn_alloc(wn * sizeof(float));
+    gr->counts = malloc((size_t)gr->coll->size * sizeof *gr->counts);
+    return gr->full && gr->x && gr->y && gr->rows_mine && gr->rows_all && gr->wmine &&
+           gr->wall && gr->counts;
 }
 
 pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
@@ -119,7 +112,8 @@ void pcn_gram_free(pcn_gram *gr) {
     }
     pcn_state_free(gr->full);
     pcn_free(gr->x), pcn_free(gr->y), pcn_free(gr->rows_mine), pcn_free(gr->rows_all);
-    pcn_free(gr->wrows);
+    pcn_free(gr->wmine), pcn_free(gr->wall);
+    free(gr->counts);
     free(gr);
 }
 
@@ -394,17 +388,35 @@ static pcn_status gather_batch(pcn_gram *gr, const pcn_model *m, const pcn_gram_
     return PCN_OK;
 }
 
-// After the phase: every rank's new rows of each layer to every rank. Collective.
-static pcn_status gather_weights(pcn_gram *gr, pcn_model *m, double *comm) {
+// Rank r's rows of every layer, packed layer after layer: put copies them from the
+// weights into buf, or else back. Returns the floats. Local.
+static int64_t rank_rows(pcn_model *m, int r, int ranks, float *buf, bool put) {
+    int64_t at = 0;
     for (int l = 0; l <= m->L; l++) {
-        const int out = pcn_layer_out(m, l), in = pcn_layer_in(m, l);
+        const int in = pcn_layer_in(m, l);
         int lo, n;
-        pcn_gram_unit_rows(m, l, gr->coll->rank, gr->coll->size, &lo, &n);
-        float *w = m->w + m->woff[l];
-        pcn_status st = gather(gr, w + (size_t)lo * in, gr->wrows, out, in, comm);
-        if (st != PCN_OK) return st;
-        memcpy(w, gr->wrows, (size_t)out * in * sizeof(float));
+        pcn_gram_unit_rows(m, l, r, ranks, &lo, &n);
+        float *w = m->w + m->woff[l] + (size_t)lo * in;
+        const size_t bytes = (size_t)n * in * sizeof(float);
+        if (buf) memcpy(put ? buf + at : w, put ? w : buf + at, bytes);
+        at += (int64_t)n * in;
     }
+    return at;
+}
+
+// After the phase: every rank's new rows of every layer to every rank, in one gather.
+// Collective.
+static pcn_status gather_weights(pcn_gram *gr, pcn_model *m, double *comm) {
+    const int P = gr->coll->size;
+    for (int r = 0; r < P; r++) gr->counts[r] = rank_rows(m, r, P, NULL, false);
+    rank_rows(m, gr->coll->rank, P, gr->wmine, true);
+    const double t0 = pcn_now();
+    pcn_status st = gr->coll->gather_f32(gr->coll->ctx, gr->wmine, gr->wall, gr->counts);
+    if (comm) *comm += pcn_now() - t0;
+    if (st != PCN_OK) return st;
+    int64_t at = 0;
+    for (int r = 0; r < P; at += gr->counts[r], r++)
+        if (r != gr->coll->rank) rank_rows(m, r, P, gr->wall + at, false);
     return PCN_OK;
 }
 

@@ -26,7 +26,8 @@ struct pcn_gram {
     pcn_state *full;                 // (B) every latent of the batch
     float *x, *y;                    // (B, d0), (B, K) the batch's data and targets
     float *rows_mine, *rows_all;     // (B_r or B, d0 + d1 + ... + dL + K) packed rows
-    float *wrows;                    // (the largest layer's weights) a gathered layer
+    float *wmine, *wall;             // (the model's weights) this rank's rows, everyone's
+    int64_t *counts;                 // (ranks) floats of each rank's rows
 };
 
 // ----------------------------------------------------------------------------------------

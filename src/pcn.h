@@ -554,6 +554,9 @@ typedef struct pcn_collectives {
     // (host buffers; mine and all do not overlap). Collective.
     pcn_status (*gather_rows_f32)(void *ctx, const float *mine, float *all, int64_t global,
                                   int width);
+    // All-gather of varying lengths: rank r passes counts[r] floats in mine and every rank
+    // receives all of them, rank after rank, in all (host buffers). Collective.
+    pcn_status (*gather_f32)(void *ctx, const float *mine, float *all, const int64_t *counts);
 } pcn_collectives;
 
 // Rows [*lo, *lo + *count) of a global batch of `global` rows taken by `rank` of `size`:

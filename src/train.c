@@ -269,15 +269,22 @@ static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, in
 }
 
 // Turns a local sum of squares into the global batch-mean energy. Collective.
-static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
-    double v = local_sq, t0 = pcn_now();
-    pcn_status st = gsum64(t->coll, &v, 1);
+static pcn_status energies_of(trainer *t, double *v, int n) {
+    const double t0 = pcn_now();
+    pcn_status st = gsum64(t->coll, v, n);
     t->pos.seconds.collectives += pcn_now() - t0;
-    *energy = 0.5 * v / (double)t->gbatch;
-    if (st == PCN_OK && !isfinite(*energy))
-        st = pcn_set_error(PCN_EDIVERGED, "energy became %g: training diverged; lower "
-                           "lr_infer or lr_learn", *energy);
+    for (int i = 0; i < n; i++) {
+        v[i] = 0.5 * v[i] / (double)t->gbatch;
+        if (st == PCN_OK && !isfinite(v[i]))
+            st = pcn_set_error(PCN_EDIVERGED, "energy became %g: training diverged; lower "
+                               "lr_infer or lr_learn", v[i]);
+    }
     return st;
+}
+
+static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
+    *energy = local_sq;
+    return energies_of(t, energy, 1);
 }
 
 // ----------------------------------------------------------------------------------------
@@ -351,7 +358,16 @@ typedef struct {
     trainer *t;
     bool every;  // callbacks or history want each step
     double pre;  // step 0's energy
+    double pre_sq; // step 0's local sum of squares (batch-space phases, every false)
 } learn_watch;
+
+// Step 0 alone reported (no callback or history wants each step): its sum waits for the
+// phase's end, where one collective sums it with the energy after learning.
+static pcn_status keep_pre(void *ctx, int step, double sumsq) {
+    (void)step;
+    ((learn_watch *)ctx)->pre_sq = sumsq;
+    return PCN_OK;
+}
 
 static pcn_status watch_learning(void *ctx, int step, double sumsq) {
     learn_watch *w = ctx;
@@ -397,7 +413,7 @@ static pcn_status sum_gradient(trainer *t) {
 static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double *post) {
     const pcn_train_params *p = t->p;
     const float alpha = (float)(lr / (double)t->gbatch);
-    learn_watch w = {t, t->cb->on_learning_step || (p->keep_step_energies && t->h), 0.0};
+    learn_watch w = {t, t->cb->on_learning_step || (p->keep_step_energies && t->h), 0.0, 0.0};
     const int reported = w.every ? t_steps : 1;
     bool use[PCN_MAX_LAYERS + 1], any = false;
     pcn_status st = PCN_OK;
@@ -412,11 +428,17 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
         pcn_gram_phase ph = {.m = t->m, .s = t->s, .x = t->dx, .y = t->dy,
                              .global = (int)t->gbatch, .t_steps = t_steps,
                              .report_steps = reported, .alpha = alpha, .use = use,
-                             .report = watch_learning, .ctx = &w,
+                             .report = w.every ? watch_learning : keep_pre, .ctx = &w,
                              .comm_seconds = &t->pos.seconds.collectives, .after_sq = &after};
-        st = pcn_gram_learn(t->gram, t->phases, &ph);
-        *pre = w.pre;
-        return st == PCN_OK ? energy_of(t, after, post) : st;
+        if ((st = pcn_gram_learn(t->gram, t->phases, &ph)) != PCN_OK) return st;
+        if (w.every) {
+            *pre = w.pre;
+            return energy_of(t, after, post);
+        }
+        double e[2] = {w.pre_sq, after}; // before and after learning, in one sum
+        st = energies_of(t, e, 2);
+        *pre = e[0], *post = e[1];
+        return st;
     }
     for (int step = 0; step < t_steps && st == PCN_OK; step++) {
         const bool want = step < reported;

@@ -89,18 +89,34 @@ pcn_status pcn_dist_sum_f32(pcn_comm *c, float *v, size_t n) {
     return PCN_OK;
 }
 
+// Every rank takes the status and message of rank `root`, a failing rank. Collective.
+static pcn_status adopt_failure(pcn_comm *c, int root, pcn_status local) {
+    struct {
+        int status;
+        char msg[1020];
+    } f = {(int)local, ""};
+    if (c->rank == root) snprintf(f.msg, sizeof f.msg, "%s", pcn_last_error());
+    count(c, c->rank == root ? sizeof f : 0);
+    PCN_MPI_CHECK(MPI_Bcast(&f, sizeof f, MPI_BYTE, root, c->comm));
+    return pcn_set_error((pcn_status)f.status, "%s", f.msg);
+}
+
+pcn_status pcn_dist_agree_any(pcn_comm *c, pcn_status local, bool mine, bool *any) {
+    if (c->size == 1) {
+        *any = mine;
+        return local;
+    }
+    // The lowest failing rank has the largest size - rank.
+    int v[2] = {local != PCN_OK ? c->size - c->rank : 0, mine}, r[2];
+    count(c, sizeof v);
+    PCN_MPI_CHECK(MPI_Allreduce(v, r, 2, MPI_INT, MPI_MAX, c->comm));
+    *any = r[1] != 0;
+    return r[0] == 0 ? PCN_OK : adopt_failure(c, c->size - r[0], local);
+}
+
 pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local) {
-    if (c->size == 1) return local;
-    count(c, 2 * sizeof(int));
-    int failing[2] = {local != PCN_OK ? c->rank : c->size, (int)local}, first[2];
-    PCN_MPI_CHECK(MPI_Allreduce(failing, first, 1, MPI_2INT, MPI_MINLOC, c->comm));
-    if (first[0] == c->size) return PCN_OK;
-    // first[1] is the status of the lowest failing rank; its message goes to everyone.
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", c->rank == first[0] ? pcn_last_error() : "");
-    count(c, c->rank == first[0] ? sizeof msg : 0);
-    PCN_MPI_CHECK(MPI_Bcast(msg, sizeof msg, MPI_CHAR, first[0], c->comm));
-    return pcn_set_error((pcn_status)first[1], "%s", msg);
+    bool any;
+    return pcn_dist_agree_any(c, local, false, &any);
 }
 
 // Host buffers only: a device model's batch-space learning across ranks would need device
@@ -126,7 +142,32 @@ pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, 
     return PCN_OK;
 }
 
+pcn_status pcn_dist_gather_f32(pcn_comm *c, const float *mine, float *all,
+                               const int64_t *counts) {
+    if (!c->rows_count) { // once per communicator
+        c->rows_count = malloc((size_t)c->size * sizeof *c->rows_count);
+        c->rows_displ = malloc((size_t)c->size * sizeof *c->rows_displ);
+        if (!c->rows_count || !c->rows_displ) pcn_fatal("out of memory in a gather");
+    }
+    int64_t at = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (at + counts[r] > INT_MAX)
+            return pcn_set_error(PCN_EINVAL, "gathering %lld floats: more than %d values in "
+                                 "one MPI call", (long long)(at + counts[r]), INT_MAX);
+        c->rows_count[r] = (int)counts[r], c->rows_displ[r] = (int)at;
+        at += counts[r];
+    }
+    count(c, (size_t)counts[c->rank] * sizeof(float));
+    PCN_MPI_CHECK(MPI_Allgatherv(mine, c->rows_count[c->rank], MPI_FLOAT, all, c->rows_count,
+                                 c->rows_displ, MPI_FLOAT, c->comm));
+    return PCN_OK;
+}
+
 static pcn_status coll_sum_f64(void *ctx, double *v, int n) { return pcn_dist_sum_f64(ctx, v, n); }
+static pcn_status coll_gather_f32(void *ctx, const float *mine, float *all,
+                                  const int64_t *counts) {
+    return pcn_dist_gather_f32(ctx, mine, all, counts);
+}
 static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) { return pcn_dist_sum_f32(ctx, v, n); }
 static pcn_status coll_sum_nccl(void *ctx, float *v, size_t n) {
     count(ctx, n * sizeof *v);
@@ -166,6 +207,7 @@ pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
     unsigned char id[PCN_CUDA_NCCL_ID_BYTES] = {0};
     if (c->rank == 0) st = pcn_cuda_nccl_unique_id(id);
     if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
+    count(c, c->rank == 0 ? sizeof id : 0);
     PCN_MPI_CHECK(MPI_Bcast(id, sizeof id, MPI_BYTE, 0, c->comm));
     st = pcn_dist_agree(c, pcn_cuda_nccl_init(id, c->rank, c->size));
     if (st == PCN_OK) c->nccl = true, c->coll.sum_f32_device = coll_sum_nccl;
@@ -190,7 +232,8 @@ pcn_comm *pcn_dist_init(MPI_Comm comm) {
     PCN_MPI_CHECK(MPI_Comm_rank(c->node, &c->local_rank));
     PCN_MPI_CHECK(MPI_Comm_size(c->node, &c->local_size));
     c->coll = (pcn_collectives){c,          c->rank,    c->size,           coll_sum_f64,
-                                coll_sum_f32, NULL, coll_agree, coll_gather_rows_f32};
+                                coll_sum_f32, NULL, coll_agree, coll_gather_rows_f32,
+                                coll_gather_f32};
     pcn_cuda_set_fatal(gpu_fatal);
     return c;
 }

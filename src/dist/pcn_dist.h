@@ -52,6 +52,10 @@ pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, 
 // the lowest failing rank (PCN_OK when none failed), and pcn_last_error() on every rank
 // holds that rank's message. Collective.
 pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local);
+// All-gather of varying lengths: rank r passes counts[r] floats in mine; every rank
+// receives all of them, rank after rank, in all. Collective.
+pcn_status pcn_dist_gather_f32(pcn_comm *c, const float *mine, float *all,
+                               const int64_t *counts);
 
 // ---- The program's collectives ----------------------------------------------------------
 // Small agreements for a program built on this library, so that it needs no MPI call.
@@ -65,6 +69,9 @@ void pcn_dist_finish(pcn_comm *c);
 int pcn_dist_min_int(pcn_comm *c, int v);
 // Whether any rank passes true (a stop flag, say). Collective.
 bool pcn_dist_any(pcn_comm *c, bool mine);
+// pcn_dist_agree and pcn_dist_any in one collective: the agreed status, and in *any whether
+// mine is true on some rank. Collective.
+pcn_status pcn_dist_agree_any(pcn_comm *c, pcn_status local, bool mine, bool *any);
 // Element-wise maximum and sum of every rank's v[0..n) into max and sum, on rank 0 only
 // (elsewhere max and sum are left as they are). Collective.
 void pcn_dist_reduce_max_sum(pcn_comm *c, const double *v, int n, double *max, double *sum);

@@ -33,7 +33,8 @@
 #                         to be reported as 2147483647), in memory and stream mode
 #   second_writer         a second run on a checkpoint that a running job writes is refused
 #                         at start, naming the other writer (it used to run, and the last
-#                         rename won); the first run ends normally and leaves no lock file
+#                         rename won); the first run, stopped by SIGUSR1, ends normally
+#                         (status 3, a checkpoint) and leaves no lock file
 #   json_valid            test --json of a diverging inference prints null, not nan
 #   threads_over_cores    a run whose OpenMP threads exceed the cores it may run on (taskset
 #                         to one core, OMP_NUM_THREADS=2) warns once and still trains; with
@@ -226,18 +227,25 @@ label_int64)
     train --data l64.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5
   ;;
 second_writer)
-  # Run A holds S.h5 (its lock file names it) for its whole run; run B on the same file,
-  # spelled otherwise, is refused at start with a message naming A, and A ends normally.
-  long=(--dims 16,8,4 --epochs 150 --batch-size 1 --t-infer 5 --t-learn 2 --progress 0
+  # Run A holds S.h5 (its lock file names it) for as long as it runs: here until it is told
+  # to stop, so that its length does not race run B. B, on the same file spelled otherwise,
+  # is refused at start with a message naming A; then SIGUSR1 stops A the normal way
+  # (status 3 on every rank, a checkpoint written, the lock file gone). Launched without
+  # the harness's per-rank wrapper, which would take the signal (see early_signal).
+  long=(--dims 16,8,4 --epochs 100000 --batch-size 1 --t-infer 5 --t-learn 2 --progress 0
         --train-accuracy-every 0)
-  mpi_run A train --data d.h5 "${long[@]}" --checkpoint S.h5 &
-  apid=$!
+  env -u OMPI_MCA_orte_abort_on_non_zero_status timeout -s KILL 120 "$MPIEXEC" -np 2 \
+    --oversubscribe "$PCN_DIST" train --data d.h5 "${long[@]}" --checkpoint S.h5 \
+    > "$log/A.out" 2> "$log/A.err" &
+  tpid=$!
   for _ in $(seq 1 3000); do [ -s S.h5.lock ] && break; sleep 0.01; done # at most 30 s
   expect_fail B "S.h5|being written by another run|pid|lock file" \
     train --data d.h5 "${long[@]}" --checkpoint "$work/./S.h5"
-  wait "$apid"
-  [ "$(rank_codes A)" = "0 0" ] && [ -f S.h5 ] && [ ! -e S.h5.lock ]
-  check A_unharmed $? "run A: ranks [$(rank_codes A)], files: $(ls)"
+  kill -USR1 "$(pgrep -P "$tpid" | head -n 1)" 2> /dev/null
+  wait "$tpid"
+  a_status=$?
+  [ "$a_status" = 3 ] && [ -f S.h5 ] && [ ! -e S.h5.lock ]
+  check A_unharmed $? "run A: status $a_status (want 3), files: $(ls), $(tail -c 300 "$log/A.err")"
   ;;
 json_valid)
   # test --json prints JSON for every value: a diverging free inference (lr_infer 1e30)
