@@ -2,7 +2,8 @@
 # Sourced by the tests in tests/slurm/: skips (77) where slurm-wlm, munge or root are
 # missing, makes the test's folder $dir ($SCRATCH/NAME) and goes there, starts a real
 # one-node cluster in it (cluster.sh; FAKE_GPUS=N declares N fake GPUs) and stops it when
-# the test ends, also on failure. Gives fail MESSAGE, state JOBID and wait_done JOBID.
+# the test ends, also on failure. Gives fail MESSAGE, state JOBID, wait_done JOBID and
+# usr1_requeue JOBID RUN_DIR.
 # Environment from CTest: CLUSTER, SCRATCH (and what each test names).
 command -v slurmctld > /dev/null && command -v munged > /dev/null && [ "$(id -u)" -eq 0 ] || {
   echo "slurm-wlm, munge or root missing: not run"; exit 77; }
@@ -19,6 +20,22 @@ eval "$(grep ^export <<<"$out")"
 # srun-launched ranks trip LeakSanitizer inside Open MPI); errors are still caught.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+
+# usr1_requeue JOBID RUN_DIR: once the job trains (its metrics file has a line), USR1 to its
+# batch shell (as Slurm sends before the time limit); then the requeued job is released.
+# Slurm holds a requeued job for about two minutes before it may start again; it is
+# released, but not within the second of the requeue: slurmd refuses a credential issued in
+# the same second as the one it revoked ("Job credential revoked").
+usr1_requeue() {
+  for _ in $(seq 600); do [ -s "$2/metrics.jsonl" ] && break; sleep 0.05; done
+  [ -s "$2/metrics.jsonl" ] || fail "job $1 never started training"
+  scancel --signal=USR1 --batch "$1" || fail "scancel --signal=USR1"
+  for _ in $(seq 300); do
+    scontrol show job "$1" | grep -q 'Restarts=[1-9]' && [ "$(state "$1")" = PENDING ] && break
+    sleep 0.1
+  done
+  scontrol update JobId="$1" StartTime=now+2 2>/dev/null
+}
 
 # state JOBID: the job's state from slurmctld (no accounting database needed)
 state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }

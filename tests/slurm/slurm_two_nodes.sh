@@ -32,15 +32,7 @@ grep -q "pcn_dist exited with 0" a.out && grep -q "^test: accuracy" a.out || fai
 
 # 2. The two-node job sent USR1 once it is training: checkpoint, requeue, resume, finish.
 b=$(PCN_RUN_DIR=$dir/b sbatch --parsable "${two[@]}" -o "$dir/b.out" "$JOBS/pcn_train_multinode.sbatch") || fail "sbatch"
-for _ in $(seq 600); do [ -s "$dir/b/metrics.jsonl" ] && break; sleep 0.05; done
-[ -s "$dir/b/metrics.jsonl" ] || fail "job $b never started training"
-scancel --signal=USR1 --batch "$b" || fail "scancel --signal=USR1"
-# As in slurm_job.sh: release the requeued job, not within the second of the requeue.
-for _ in $(seq 300); do
-  scontrol show job "$b" | grep -q 'Restarts=[1-9]' && [ "$(state "$b")" = PENDING ] && break
-  sleep 0.1
-done
-scontrol update JobId="$b" StartTime=now+2 2>/dev/null
+usr1_requeue "$b" "$dir/b"
 wait_done "$b" || fail "job $b did not complete: $(state "$b")"
 grep -q "requeueing" b.out || fail "job $b was not requeued (did it finish before the signal?)"
 grep -q "restart 1" b.out && grep -q "resuming from" b.out || fail "job $b did not resume"
