@@ -482,10 +482,10 @@ pcn_status pcn_cpu_gram_phase(void *p, pcn_gram_phase *g) {
         PCN_ASSERT(g->ranks == 1); // the trainer splits units across ranks only with the split
         return pcn_gram_phase_plain(ws, g);
     }
-    unit_phase ph = {ws,        g->gr,           g->m,     g->s,         g->x,
-                     g->y,      g->t_steps,      g->report_steps, g->alpha, g->use,
-                     g->report, g->ctx,          g->rank,  g->ranks,     false,
-                     PCN_OK};
+    unit_phase ph = {.ws = ws, .gr = g->gr, .m = g->m, .s = g->s, .x = g->x, .y = g->y,
+                     .t_steps = g->t_steps, .report_steps = g->report_steps,
+                     .alpha = g->alpha, .use = g->use, .report = g->report, .ctx = g->ctx,
+                     .rank = g->rank, .ranks = g->ranks, .st = PCN_OK};
     const int team = unit_threads(g->m, g->rank, g->ranks, ws->threads_max);
     pcn_status st = steps_split(&ph, team, g->after_sq);
     last_units_team = ws->units_team;
