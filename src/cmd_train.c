@@ -194,6 +194,20 @@ static pcn_status check_writable(const app *a) {
     return PCN_OK;
 }
 
+// Whether rank 0's output reaches a terminal: its stdout is one and, when mpirun started
+// it, mpirun's is one too (Open MPI gives each rank a pseudo-terminal of its own, even when
+// mpirun's output goes to a file or a pipe). Local.
+static bool output_is_terminal(void) {
+    if (!isatty(STDOUT_FILENO)) return false;
+    if (!getenv("OMPI_COMM_WORLD_SIZE")) return true;
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/%d/fd/1", (int)getppid());
+    const ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n <= 0) return false;
+    target[n] = '\0';
+    return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
+}
+
 // The training loop over the train split, the batch hook between batches. Collective.
 static pcn_status train_loop(run_ctx *r, pcn_model *m, pcn_history *h, pcn_train_params *p,
                              const pcn_train_position *resume) {
@@ -210,6 +224,7 @@ static pcn_status train_loop(run_ctx *r, pcn_model *m, pcn_history *h, pcn_train
     r->mark = (epoch_mark){{0}, 0.0, pcn_now()};
     if (pcn_dist_rank(a->comm) == 0 && a->cli.progress) {
         progress = pcn_progress_init(stdout, a->device);
+        pcn_progress_set_mode(progress, output_is_terminal() ? 1 : 0);
         p->callbacks = pcn_progress_callbacks(progress);
     }
     p->batch_hook = batch_hook, p->batch_hook_user = r, p->resume = resume;

@@ -9,6 +9,10 @@
 #               and the resumed run ends bitwise identical to the unbroken one;
 #   stream      --data-mode stream trains bitwise like the default memory mode;
 #   keep        periodic checkpoints keep the last K files, each loadable.
+#   progress    the live progress bar only where rank 0's output reaches a terminal: under
+#               mpirun into a file, plain epoch lines and no carriage return or ESC[K (Open
+#               MPI gives ranks a pseudo-terminal of their own); under mpirun inside a
+#               terminal (script), the live bar.
 #   gpu         (exit 77 without a GPU) --device cuda in float32 trains like --device cpu to
 #               1e-4 relative; P = 2 sharing one GPU with --comm mpi matches P = 1 to 1e-5;
 #               P = 1 with --comm nccl matches --comm mpi to 1e-5; a GPU run stopped and
@@ -114,6 +118,16 @@ stream)
   mpi 2 train "${common[@]}" --checkpoint mem.h5 > mem.log 2>&1 || fail "$(cat mem.log)"
   mpi 2 train "${common[@]}" --data-mode stream --checkpoint str.h5 > str.log 2>&1 || fail "$(cat str.log)"
   "$PCN_TESTTOOL" compare str.h5 mem.h5 exact || fail "stream mode differs from memory mode"
+  ;;
+progress)
+  command -v script > /dev/null || { echo "no script(1): not run"; exit 77; }
+  run=(train "${common[@]}" --progress 1 --epochs 1)
+  mpi 2 "${run[@]}" --checkpoint f.h5 > file.log 2>&1 || fail "$(cat file.log)"
+  grep -q $'[\r\e]' file.log && fail "live frames in a file: $(od -c file.log | head -5)"
+  grep -q '^  Epoch 1/1 | energy=' file.log || fail "no plain epoch line: $(cat file.log)"
+  script -qfec "timeout 120 $MPIEXEC -np 2 --oversubscribe $PCN_DIST ${run[*]} --checkpoint t.h5" \
+    tty.log > /dev/null 2>&1 || fail "under script: $(cat tty.log)"
+  grep -q $'\e\[K' tty.log || fail "no live bar on a terminal: $(cat tty.log)"
   ;;
 *) fail "unknown case $case_name" ;;
 esac
