@@ -22,9 +22,10 @@ void cmd_eval_print(app *a, const pcn_test_result *r, const char *split) {
     if (a->cli.json) {
         // JSON has no NaN or Infinity: a non-finite value (a diverged model) is null.
         char acc[32], topk[32], energy[32], mse[32];
-        printf("{\"split\":\"%s\",\"accuracy\":%s,\"top%d\":%s,\"energy\":%s,\"mse\":%s,"
-               "\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g}\n", split,
-               json_value(acc, r->accuracy, "%.6f"), r->k, json_value(topk, r->top_k, "%.6f"),
+        // The names of the metrics file's test record (accuracy and top_k as fractions).
+        printf("{\"split\":\"%s\",\"accuracy\":%s,\"top_k\":%s,\"k\":%d,\"energy\":%s,"
+               "\"mse\":%s,\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g}\n", split,
+               json_value(acc, r->accuracy, "%.6f"), json_value(topk, r->top_k, "%.6f"), r->k,
                json_value(energy, r->energy, "%.8g"), json_value(mse, r->mse, "%.8g"),
                (long long)r->samples, pcn_dist_size(a->comm),
                isfinite(a->test_seconds) ? a->test_seconds : 0.0);

@@ -35,7 +35,8 @@
 #                         at start, naming the other writer (it used to run, and the last
 #                         rename won); the first run, stopped by SIGUSR1, ends normally
 #                         (status 3, a checkpoint) and leaves no lock file
-#   json_valid            test --json of a diverging inference prints null, not nan
+#   json_valid            test --json of a diverging inference prints null, not nan, under
+#                         the metrics file's names (top_k, with k beside it)
 #   threads_over_cores    a run whose OpenMP threads exceed the cores it may run on (taskset
 #                         to one core, OMP_NUM_THREADS=2) warns once and still trains; with
 #                         one thread, or two on two cores, it says nothing
@@ -253,9 +254,9 @@ json_valid)
   setup_ckpt
   expect_ok diverge test --data d.h5 --checkpoint C.h5 --json --lr-infer 1e30
   check diverge_runs $? "test --json with lr_infer 1e30 failed"
-  python3 -c 'import json, sys; v = json.loads(sys.stdin.read()); sys.exit(v["energy"] is not None)' \
+  python3 -c 'import json, sys; v = json.loads(sys.stdin.read()); sys.exit(v["energy"] is not None or list(v) != ["split", "accuracy", "top_k", "k", "energy", "mse", "samples", "ranks", "seconds"])' \
     < "$log/diverge.out"
-  check json_null $? "not JSON, or the energy is not null: $(cat "$log/diverge.out")"
+  check json_null $? "not JSON, the energy is not null, or the keys are not split, accuracy, top_k, k, energy, mse, samples, ranks, seconds: $(cat "$log/diverge.out")"
   ;;
 threads_over_cores)
   # pcn_dist alone (an MPI singleton), its affinity set by taskset.
