@@ -109,11 +109,25 @@ static void describe_checkpoint(hid_t f, FILE *out) {
     attr_int(f, "/state", "epoch", &epoch);
     attr_int(f, "/state", "batch", &batch);
     attr_double(f, "/state", "lr", &lr);
-    fprintf(out, "  format_version %d, written by libpcn %s with %d ranks\n  dims ", version, lib,
-            ranks);
+    fprintf(out, "  format_version %d, written by libpcn %s with %d rank%s\n  dims ", version, lib,
+            ranks, ranks == 1 ? "" : "s");
     for (int l = 0; l < nd; l++) fprintf(out, l ? ",%d" : "%d", dims[l]);
     fprintf(out, "  output_dim %d  activation %s  mode %s\n", K, act, mode);
     fprintf(out, "  next batch: epoch %d, batch %d; lr_learn %g\n", epoch, batch, lr);
+}
+
+// A predictions file: its rows, outputs and where they came from.
+static void describe_predictions(hid_t f, FILE *out) {
+    hsize_t d[3] = {0, 0, 0};
+    char ckpt[256] = "", data[256] = "", split[16] = "";
+    const int rank = dataset_shape(f, "/yhat", d);
+    attr_str(f, "checkpoint", ckpt, sizeof ckpt);
+    attr_str(f, "data", data, sizeof data);
+    attr_str(f, "split", split, sizeof split);
+    fprintf(out, "  %llu rows x %llu outputs (yhat; pred: the argmax of each row)\n",
+            (unsigned long long)d[0], (unsigned long long)(rank == 2 ? d[1] : 0));
+    fprintf(out, "  from checkpoint %s on the %s split of %s\n", ckpt[0] ? ckpt : "(unnamed)",
+            split[0] ? split : "(unnamed)", data[0] ? data : "(unnamed)");
 }
 
 // ----------------------------------------------------------------------------------------
@@ -128,6 +142,7 @@ pcn_status pcn_io_info_print(const char *path, FILE *out) {
     fprintf(out, "%s: %s\n", path, fmt[0] ? fmt : "an HDF5 file without a pcn_format attribute");
     if (strcmp(fmt, PCN_IO_DATASET_FORMAT) == 0) describe_dataset(f, out);
     else if (strcmp(fmt, "pcn-checkpoint") == 0) describe_checkpoint(f, out);
+    else if (strcmp(fmt, "pcn-predictions") == 0) describe_predictions(f, out);
     H5Fclose(f);
     return PCN_OK;
 }

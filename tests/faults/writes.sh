@@ -193,6 +193,9 @@ print("     m.jsonl: %d lines as documented" % len(evs))
 EOF
   expect_ok predict predict --data d.h5 --checkpoint C.h5 --split train --output P.h5 || exit 1
   expect_ok test_train test --data d.h5 --checkpoint C.h5 --split train --json || exit 1
+  expect_ok info_pred info P.h5 || exit 1
+  grep -q '64 rows x 4 outputs' "$log/info_pred.out" && grep -q 'train split of d.h5' "$log/info_pred.out" ||
+    bad "info P.h5 does not describe the predictions: $(cat "$log/info_pred.out")"
   ls ./*.tmp* > /dev/null 2>&1 && bad "predict: a temporary file is left: $(ls ./*.tmp*)"
   # the layout of the H5LT writer (h5dump -H of its file, taken before the change)
   diff <(h5dump -H P.h5 | sed 1d) - << 'EOF' || bad "predict: P.h5's layout changed (diff above)"
