@@ -17,6 +17,47 @@ static const char *json_value(char *buf, double v, const char *fmt) {
     return buf;
 }
 
+// Per-class accuracy, then the confusion matrix (up to 20 classes). Local (rank 0).
+static void print_classes(const app *a) {
+    const int K = a->classes;
+    printf("per class: accuracy (samples)\n");
+    for (int i = 0; i < K; i++) {
+        int64_t n = 0;
+        for (int j = 0; j < K; j++) n += a->confusion[(size_t)i * K + j];
+        printf("  %3d: %6.2f %% (%lld)\n", i, n ? 100.0 * a->confusion[(size_t)i * K + i] / n : 0.0,
+               (long long)n);
+    }
+    if (K > 20) return;
+    printf("confusion (rows: label, columns: prediction)\n      ");
+    for (int j = 0; j < K; j++) printf("%6d", j);
+    for (int i = 0; i < K; i++) {
+        printf("\n  %3d ", i);
+        for (int j = 0; j < K; j++) printf("%6lld", (long long)a->confusion[(size_t)i * K + j]);
+    }
+    printf("\n");
+}
+
+// The same as JSON members: per-class accuracy (fractions; null for a class without
+// samples) and the matrix. Local (rank 0).
+static void json_classes(const app *a) {
+    const int K = a->classes;
+    printf(",\"per_class_accuracy\":[");
+    for (int i = 0; i < K; i++) {
+        int64_t n = 0;
+        for (int j = 0; j < K; j++) n += a->confusion[(size_t)i * K + j];
+        if (n) printf("%s%.6f", i ? "," : "", (double)a->confusion[(size_t)i * K + i] / n);
+        else printf("%snull", i ? "," : "");
+    }
+    printf("],\"confusion\":[");
+    for (int i = 0; i < K; i++) {
+        printf("%s[", i ? "," : "");
+        for (int j = 0; j < K; j++)
+            printf("%s%lld", j ? "," : "", (long long)a->confusion[(size_t)i * K + j]);
+        printf("]");
+    }
+    printf("]");
+}
+
 void cmd_eval_print(app *a, const pcn_test_result *r, const char *split) {
     if (pcn_dist_rank(a->comm) != 0) return;
     if (a->cli.json) {
@@ -24,17 +65,20 @@ void cmd_eval_print(app *a, const pcn_test_result *r, const char *split) {
         char acc[32], topk[32], energy[32], mse[32];
         // The names of the metrics file's test record (accuracy and top_k as fractions).
         printf("{\"split\":\"%s\",\"accuracy\":%s,\"top_k\":%s,\"k\":%d,\"energy\":%s,"
-               "\"mse\":%s,\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g}\n", split,
+               "\"mse\":%s,\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g", split,
                json_value(acc, r->accuracy, "%.6f"), json_value(topk, r->top_k, "%.6f"), r->k,
                json_value(energy, r->energy, "%.8g"), json_value(mse, r->mse, "%.8g"),
                (long long)r->samples, pcn_dist_size(a->comm),
                isfinite(a->test_seconds) ? a->test_seconds : 0.0);
+        if (a->confusion) json_classes(a);
+        printf("}\n");
     } else if (a->choice.task == PCN_TASK_REGRESSION) {
         printf("%s: mse %.6f | energy %.6f | %lld samples\n", split, r->mse, r->energy,
                (long long)r->samples);
     } else {
         printf("%s: accuracy %.4f | top-%d %.4f | energy %.6f | %lld samples\n", split,
                r->accuracy, r->k, r->top_k, r->energy, (long long)r->samples);
+        if (a->confusion) print_classes(a);
     }
     fflush(stdout);
 }
@@ -48,8 +92,14 @@ static pcn_status score(app *a, const pcn_model *m, const pcn_train_params *p, c
     pcn_data d = pcn_io_dataset_source(ds);
     size_t K = (size_t)pcn_model_output_dim(m);
     if (want_yhat && !(*yhat = calloc((size_t)d.n * K, sizeof **yhat))) pcn_fatal("out of memory");
+    pcn_train_params q = *p;
+    free(a->confusion), a->confusion = NULL;
+    if (!want_yhat && p->task == PCN_TASK_CLASSIFICATION) { // test: the classes too
+        if (!(a->confusion = calloc(K * K, sizeof *a->confusion))) pcn_fatal("out of memory");
+        a->classes = (int)K, q.confusion = a->confusion;
+    }
     double t0 = pcn_now();
-    pcn_status st = pcn_dist_test(m, &d, p, r, want_yhat ? *yhat : NULL, a->comm);
+    pcn_status st = pcn_dist_test(m, &d, &q, r, want_yhat ? *yhat : NULL, a->comm);
     a->test_seconds = pcn_now() - t0;
     if (n) *n = d.n;
     pcn_io_dataset_close(ds);
@@ -114,6 +164,7 @@ int cmd_eval(app *a, bool predict) {
 done:
     if (rc != EXIT_OK) program_fail(a, rc, NULL);
     free(yhat);
+    free(a->confusion), a->confusion = NULL;
     pcn_io_ckpt_info_free(&info);
     pcn_model_free(m);
     return rc;

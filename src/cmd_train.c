@@ -257,6 +257,7 @@ static pcn_status test_after(run_ctx *r, pcn_model *m, const pcn_train_params *p
     pcn_status st = cmd_eval_split(r->a, m, p, "test", &tr);
     if (st != PCN_OK) return st;
     cmd_eval_print(r->a, &tr, "test");
+    free(r->a->confusion), r->a->confusion = NULL;
     return metrics_test(r, &tr);
 }
 

@@ -471,6 +471,9 @@ struct pcn_train_params {
     int train_accuracy_every;    // classification: free-inference train accuracy every N
                                  //   batches (pcn-torch: every batch = 1); 0 off; default 1
     int top_k;                   // test: also report top-k accuracy, >= 1; default 3
+    int64_t *confusion;          // test, classification: unless NULL, gets the (K, K) counts
+                                 //   of [label][argmax output] over every rank's samples;
+                                 //   default NULL
     bool keep_step_energies;     // keep every step's energy in the history; default false
     pcn_learn_path learn_path;   // learning phase: auto, plain or gram; several processes
                                  //   with a model on a GPU take plain; default auto

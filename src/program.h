@@ -47,6 +47,8 @@ typedef struct {
     char **argv;
     char device[192];    // where this run computes (device_setup)
     double test_seconds; // wall time of the last pcn_dist_test (test --json); NAN before
+    int64_t *confusion;  // (classes, classes) counts [label][prediction] of the last
+    int classes;         //   classification score (cmd_eval_print shows them), or NULL
 } app;
 
 // ---- main.c ----------------------------------------------------------------------------

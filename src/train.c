@@ -714,7 +714,9 @@ static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4],
     for (int64_t i = 0; i < t->count; i++) {
         const float *yh = out + (size_t)i * K, *yi = t->y + (size_t)i * K;
         if (p->task == PCN_TASK_CLASSIFICATION) {
-            local[1] += argmax(yh, K) == t->labels[i];
+            const int pred = argmax(yh, K);
+            local[1] += pred == t->labels[i];
+            if (p->confusion) p->confusion[(size_t)t->labels[i] * K + pred]++;
             local[2] += in_top_k(yh, K, t->labels[i], p->top_k);
         } else {
             for (int j = 0; j < K; j++) local[3] += ((double)yh[j] - yi[j]) * (yh[j] - yi[j]);
@@ -724,6 +726,17 @@ static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4],
     st = gsum64(t->coll, local, 4);
     sums[0] += 0.5 * local[0]; // already a sum over the batch: energy * B
     for (int k = 1; k < 4; k++) sums[k] += local[k];
+    return st;
+}
+
+// Global sums of n counts (exact in doubles up to 2^53). Collective.
+static pcn_status sum_counts(const pcn_collectives *c, int64_t *v, size_t n) {
+    double *d = c ? malloc(n * sizeof *d) : NULL;
+    if (c && !d) return pcn_set_error(PCN_ENOMEM, "out of memory summing %zu counts", n);
+    for (size_t i = 0; d && i < n; i++) d[i] = (double)v[i];
+    pcn_status st = d ? gsum64(c, d, (int)n) : PCN_OK;
+    for (size_t i = 0; d && i < n; i++) v[i] = (int64_t)d[i];
+    free(d);
     return st;
 }
 
@@ -737,6 +750,7 @@ pcn_status pcn_test_sharded(const pcn_model *m, const pcn_data *d, const pcn_tra
     st = agree(coll, trainer_init(&t, (pcn_model *)m, d, p, (int)B, coll));
     if (st != PCN_OK) return st;
     pcn_model_push((pcn_model *)m); // the host copy is the model's truth between calls
+    if (p->confusion) memset(p->confusion, 0, (size_t)m->K * m->K * sizeof *p->confusion);
     double sums[4] = {0};
     for (int64_t pos = 0, batch = 0; st == PCN_OK && pos < n; pos += B, batch++) {
         st = read_batch(&t, pos, n - pos < B ? n - pos : B, p->task, "test");
@@ -744,6 +758,8 @@ pcn_status pcn_test_sharded(const pcn_model *m, const pcn_data *d, const pcn_tra
         if (st == PCN_OK) st = test_batch(&t, (int)batch, pos, sums, yhat);
     }
     trainer_free(&t);
+    if (st == PCN_OK && p->confusion && p->task == PCN_TASK_CLASSIFICATION)
+        st = sum_counts(coll, p->confusion, (size_t)m->K * m->K);
     if (st != PCN_OK) return st;
     bool cls = p->task == PCN_TASK_CLASSIFICATION;
     *r = (pcn_test_result){

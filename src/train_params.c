@@ -33,6 +33,7 @@ pcn_train_params pcn_train_default_params(void) {
         .seed = 0,
         .train_accuracy_every = 1,
         .top_k = 3,
+        .confusion = NULL,
         .keep_step_energies = false,
         .learn_path = PCN_LEARN_AUTO,
         .learn_flops_per_byte = 80.0,

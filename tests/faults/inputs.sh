@@ -254,9 +254,9 @@ json_valid)
   setup_ckpt
   expect_ok diverge test --data d.h5 --checkpoint C.h5 --json --lr-infer 1e30
   check diverge_runs $? "test --json with lr_infer 1e30 failed"
-  python3 -c 'import json, sys; v = json.loads(sys.stdin.read()); sys.exit(v["energy"] is not None or list(v) != ["split", "accuracy", "top_k", "k", "energy", "mse", "samples", "ranks", "seconds"])' \
+  python3 -c 'import json, sys; v = json.loads(sys.stdin.read()); sys.exit(v["energy"] is not None or list(v) != ["split", "accuracy", "top_k", "k", "energy", "mse", "samples", "ranks", "seconds", "per_class_accuracy", "confusion"])' \
     < "$log/diverge.out"
-  check json_null $? "not JSON, the energy is not null, or the keys are not split, accuracy, top_k, k, energy, mse, samples, ranks, seconds: $(cat "$log/diverge.out")"
+  check json_null $? "not JSON, the energy is not null, or the keys are not split, accuracy, top_k, k, energy, mse, samples, ranks, seconds, per_class_accuracy, confusion: $(cat "$log/diverge.out")"
   ;;
 threads_over_cores)
   # pcn_dist alone (an MPI singleton), its affinity set by taskset.

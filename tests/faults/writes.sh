@@ -193,6 +193,17 @@ print("     m.jsonl: %d lines as documented" % len(evs))
 EOF
   expect_ok predict predict --data d.h5 --checkpoint C.h5 --split train --output P.h5 || exit 1
   expect_ok test_train test --data d.h5 --checkpoint C.h5 --split train --json || exit 1
+  python3 - "$log/test_train.out" << 'EOF' || bad "test --json: the confusion matrix does not add up"
+import json, sys
+v = json.loads(open(sys.argv[1]).read())
+c, K = v["confusion"], len(v["confusion"])
+if K != 4 or any(len(r) != K for r in c): sys.exit("shape %s" % c)
+if sum(map(sum, c)) != v["samples"]: sys.exit("%d counts for %d samples" % (sum(map(sum, c)), v["samples"]))
+if abs(sum(c[i][i] for i in range(K)) / v["samples"] - v["accuracy"]) > 1e-6: sys.exit("trace / samples != accuracy")
+for i in range(K):
+    n = sum(c[i])
+    if n and abs(c[i][i] / n - v["per_class_accuracy"][i]) > 1e-6: sys.exit("class %d" % i)
+EOF
   expect_ok info_pred info P.h5 || exit 1
   grep -q '64 rows x 4 outputs' "$log/info_pred.out" && grep -q 'train split of d.h5' "$log/info_pred.out" ||
     bad "info P.h5 does not describe the predictions: $(cat "$log/info_pred.out")"
