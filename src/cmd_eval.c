@@ -17,13 +17,19 @@ static const char *json_value(char *buf, double v, const char *fmt) {
     return buf;
 }
 
+// The samples of class i (row i of the confusion matrix).
+static int64_t class_samples(const app *a, int i) {
+    int64_t n = 0;
+    for (int j = 0; j < a->classes; j++) n += a->confusion[(size_t)i * a->classes + j];
+    return n;
+}
+
 // Per-class accuracy, then the confusion matrix (up to 20 classes). Local (rank 0).
 static void print_classes(const app *a) {
     const int K = a->classes;
     printf("per class: accuracy (samples)\n");
     for (int i = 0; i < K; i++) {
-        int64_t n = 0;
-        for (int j = 0; j < K; j++) n += a->confusion[(size_t)i * K + j];
+        const int64_t n = class_samples(a, i);
         printf("  %3d: %6.2f %% (%lld)\n", i, n ? 100.0 * a->confusion[(size_t)i * K + i] / n : 0.0,
                (long long)n);
     }
@@ -43,8 +49,7 @@ static void json_classes(const app *a) {
     const int K = a->classes;
     printf(",\"per_class_accuracy\":[");
     for (int i = 0; i < K; i++) {
-        int64_t n = 0;
-        for (int j = 0; j < K; j++) n += a->confusion[(size_t)i * K + j];
+        const int64_t n = class_samples(a, i);
         if (n) printf("%s%.6f", i ? "," : "", (double)a->confusion[(size_t)i * K + i] / n);
         else printf("%snull", i ? "," : "");
     }
