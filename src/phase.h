@@ -35,9 +35,10 @@ typedef struct pcn_infer_phase {
 } pcn_infer_phase;
 
 // The batch-space learning phase (gram.c plans it and owns gr): t_steps steps over a
-// global batch of `global` rows (the state holds this process's) with alpha = lr/B; report(ctx, step, sumsq) sees the local sum of squares
-// of each of the first report_steps steps before its update and may stop the phase with an
-// error; after_sq, unless NULL, gets the sum of squares of the snapshot the phase ends on.
+// global batch of `global` rows (the state holds this process's) with alpha = lr/B;
+// report(ctx, step, sumsq) sees the local sum of squares of each of the first report_steps
+// steps before its update and may stop the phase with an error; after_sq, unless NULL,
+// gets the sum of squares of the snapshot the phase ends on.
 typedef struct pcn_gram_phase {
     pcn_gram *gr;         // set by pcn_gram_learn
     pcn_model *m;

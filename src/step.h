@@ -8,8 +8,9 @@
 #include "core.h"
 
 // ----------------------------------------------------------------------------------------
-// Step kernels (step.c; pcn_state_rows: state.c). Sums are local to this process's rows and not yet halved or
-// divided by the batch: the trainer makes them global before turning them into energies.
+// Step kernels (step.c; pcn_state_rows: state.c). Sums are local to this process's rows
+// and not yet halved or divided by the batch: the trainer makes them global before turning
+// them into energies.
 // ----------------------------------------------------------------------------------------
 
 // A view of rows [r0, r0 + rows) of s: the same buffers from row r0 on, batch = rows.

@@ -644,7 +644,8 @@ static pcn_status check_resume(const pcn_train_params *p, int64_t n) {
     if (r->epoch < 0 || r->batch < 0 || r->batch >= nbatches)
         return pcn_set_error(PCN_EINVAL, "resume position epoch %d batch %d is outside the run "
                              "(%d batches per epoch)", r->epoch, r->batch, nbatches);
-    if (!(isfinite(r->lr) && r->lr > 0.0)) return pcn_set_error(PCN_EINVAL, "resume lr %g is not > 0", r->lr);
+    if (!(isfinite(r->lr) && r->lr > 0.0))
+        return pcn_set_error(PCN_EINVAL, "resume lr %g is not > 0", r->lr);
     return PCN_OK;
 }
 

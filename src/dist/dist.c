@@ -168,7 +168,9 @@ static pcn_status coll_gather_f32(void *ctx, const float *mine, float *all,
                                   const int64_t *counts) {
     return pcn_dist_gather_f32(ctx, mine, all, counts);
 }
-static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) { return pcn_dist_sum_f32(ctx, v, n); }
+static pcn_status coll_sum_f32(void *ctx, float *v, size_t n) {
+    return pcn_dist_sum_f32(ctx, v, n);
+}
 static pcn_status coll_sum_nccl(void *ctx, float *v, size_t n) {
     count(ctx, n * sizeof *v);
     return pcn_cuda_nccl_sum(v, n);

@@ -33,7 +33,8 @@ int main(void) {
     pcn_train_params p = pcn_train_default_params();
     p.num_epochs = 3, p.batch_size = 50, p.t_infer = 10, p.t_learn = 10, p.lr_learn = 0.05;
     pcn_test_result r;
-    if (!m || pcn_train(m, &data, &p, NULL) != PCN_OK || pcn_test(m, &data, &p, &r, NULL) != PCN_OK) {
+    if (!m || pcn_train(m, &data, &p, NULL) != PCN_OK ||
+        pcn_test(m, &data, &p, &r, NULL) != PCN_OK) {
         fprintf(stderr, "consumer: %s\n", pcn_last_error());
         return 1;
     }
