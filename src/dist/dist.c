@@ -29,6 +29,7 @@ struct pcn_comm {
                            //   them through host memory)
     int *rows_count;       // (size) per-rank counts and displacements of gathers, or NULL
     int *rows_displ;
+    int64_t *shard_counts; // (size) a row gather's counts before they become rows_count
     int64_t calls, bytes;  // collectives that communicated, and the bytes this rank gave
 };
 
@@ -119,36 +120,19 @@ pcn_status pcn_dist_agree(pcn_comm *c, pcn_status local) {
     return pcn_dist_agree_any(c, local, false, &any);
 }
 
-// Host buffers only: a device model's batch-space learning across ranks would need device
-// buffers here (the trainer keeps the per-step path for device models on several ranks).
-pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, int64_t global,
-                                    int width) {
-    if ((double)global * width > (double)INT_MAX)
-        return pcn_set_error(PCN_EINVAL, "gathering %lld rows of %d floats: more than %d "
-                             "values in one MPI call", (long long)global, width, INT_MAX);
-    if (!c->rows_count) { // once per communicator
-        c->rows_count = malloc((size_t)c->size * sizeof *c->rows_count);
-        c->rows_displ = malloc((size_t)c->size * sizeof *c->rows_displ);
-        if (!c->rows_count || !c->rows_displ) pcn_fatal("out of memory in a gather");
-    }
-    for (int r = 0; r < c->size; r++) {
-        int64_t lo, count;
-        pcn_train_shard(global, r, c->size, &lo, &count);
-        c->rows_count[r] = (int)(count * width), c->rows_displ[r] = (int)(lo * width);
-    }
-    count(c, (size_t)c->rows_count[c->rank] * sizeof(float));
-    PCN_MPI_CHECK(MPI_Allgatherv(mine, c->rows_count[c->rank], MPI_FLOAT, all, c->rows_count,
-                                 c->rows_displ, MPI_FLOAT, c->comm));
-    return PCN_OK;
+// The gathers' per-rank counts and displacements, allocated once per communicator.
+static void gather_buffers(pcn_comm *c) {
+    if (c->rows_count) return;
+    c->rows_count = malloc((size_t)c->size * sizeof *c->rows_count);
+    c->rows_displ = malloc((size_t)c->size * sizeof *c->rows_displ);
+    c->shard_counts = malloc((size_t)c->size * sizeof *c->shard_counts);
+    if (!c->rows_count || !c->rows_displ || !c->shard_counts)
+        pcn_fatal("out of memory in a gather");
 }
 
 pcn_status pcn_dist_gather_f32(pcn_comm *c, const float *mine, float *all,
                                const int64_t *counts) {
-    if (!c->rows_count) { // once per communicator
-        c->rows_count = malloc((size_t)c->size * sizeof *c->rows_count);
-        c->rows_displ = malloc((size_t)c->size * sizeof *c->rows_displ);
-        if (!c->rows_count || !c->rows_displ) pcn_fatal("out of memory in a gather");
-    }
+    gather_buffers(c);
     int64_t at = 0;
     for (int r = 0; r < c->size; r++) {
         if (at + counts[r] > INT_MAX)
@@ -161,6 +145,23 @@ pcn_status pcn_dist_gather_f32(pcn_comm *c, const float *mine, float *all,
     PCN_MPI_CHECK(MPI_Allgatherv(mine, c->rows_count[c->rank], MPI_FLOAT, all, c->rows_count,
                                  c->rows_displ, MPI_FLOAT, c->comm));
     return PCN_OK;
+}
+
+// A gather whose counts are pcn_train_shard's rows of `width` floats. Host buffers only: a
+// device model's batch-space learning across ranks would need device buffers here (the
+// trainer keeps the per-step path for device models on several ranks).
+pcn_status pcn_dist_gather_rows_f32(pcn_comm *c, const float *mine, float *all, int64_t global,
+                                    int width) {
+    if ((double)global * width > (double)INT_MAX)
+        return pcn_set_error(PCN_EINVAL, "gathering %lld rows of %d floats: more than %d "
+                             "values in one MPI call", (long long)global, width, INT_MAX);
+    gather_buffers(c);
+    for (int r = 0; r < c->size; r++) {
+        int64_t lo, rows;
+        pcn_train_shard(global, r, c->size, &lo, &rows);
+        c->shard_counts[r] = rows * width;
+    }
+    return pcn_dist_gather_f32(c, mine, all, c->shard_counts);
 }
 
 static pcn_status coll_sum_f64(void *ctx, double *v, int n) { return pcn_dist_sum_f64(ctx, v, n); }
@@ -243,7 +244,7 @@ pcn_comm *pcn_dist_init(MPI_Comm comm) {
 void pcn_dist_free(pcn_comm *c) {
     if (!c) return;
     if (c->nccl) pcn_cuda_nccl_free();
-    free(c->rows_count), free(c->rows_displ);
+    free(c->rows_count), free(c->rows_displ), free(c->shard_counts);
     MPI_Comm_free(&c->node);
     MPI_Comm_free(&c->comm);
     free(c);

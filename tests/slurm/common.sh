@@ -3,7 +3,7 @@
 # missing, makes the test's folder $dir ($SCRATCH/NAME) and goes there, starts a real
 # one-node cluster in it (cluster.sh; FAKE_GPUS=N declares N fake GPUs) and stops it when
 # the test ends, also on failure. Gives fail MESSAGE, state JOBID, wait_done JOBID and
-# usr1_requeue JOBID RUN_DIR.
+# usr1_requeue JOBID RUN_DIR, requeued_like JOBID OUT UNBROKEN_DIR.
 # Environment from CTest: CLUSTER, SCRATCH (and what each test names).
 command -v slurmctld > /dev/null && command -v munged > /dev/null && [ "$(id -u)" -eq 0 ] || {
   echo "slurm-wlm, munge or root missing: not run"; exit 77; }
@@ -35,6 +35,16 @@ usr1_requeue() {
     sleep 0.1
   done
   scontrol update JobId="$1" StartTime=now+2 2>/dev/null
+}
+
+# requeued_like JOBID OUT UNBROKEN_DIR: the job completed after a requeue and a resume (OUT
+# its output file) and its checkpoint equals the unbroken job's, bit for bit.
+requeued_like() {
+  wait_done "$1" || fail "job $1 did not complete: $(state "$1")"
+  grep -q "requeueing" "$2" || fail "job $1 was not requeued (did it finish before the signal?)"
+  grep -q "restart 1" "$2" && grep -q "resuming from" "$2" || fail "job $1 did not resume"
+  "$PCN_TESTTOOL" compare "$dir/$(basename "$2" .out)/checkpoint.h5" "$3/checkpoint.h5" exact \
+    || fail "the requeued job $1 differs from the unbroken one"
 }
 
 # state JOBID: the job's state from slurmctld (no accounting database needed)

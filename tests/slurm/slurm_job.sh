@@ -22,9 +22,5 @@ grep -q "^test: accuracy" a.out || fail "job $a printed no test result"
 # 2. The same job, sent USR1 once it is training: checkpoint, requeue, resume, finish.
 b=$(PCN_RUN_DIR=$dir/b sbatch --parsable -n 2 -o "$dir/b.out" "$SBATCH_SCRIPT") || fail "sbatch"
 usr1_requeue "$b" "$dir/b"
-wait_done "$b" || fail "job $b did not complete: $(state "$b")"
-grep -q "requeueing" b.out || fail "job $b was not requeued (did it finish before the signal?)"
-grep -q "restart 1" b.out && grep -q "resuming from" b.out || fail "job $b did not resume"
-"$PCN_TESTTOOL" compare "$dir/b/checkpoint.h5" "$dir/a/checkpoint.h5" exact \
-  || fail "the requeued job differs from the unbroken one"
+requeued_like "$b" b.out "$dir/a"
 echo "PASS: slurm jobs $a (unbroken) and $b (USR1, requeued, resumed) agree bitwise"

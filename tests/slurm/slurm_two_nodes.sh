@@ -33,9 +33,5 @@ grep -q "pcn_dist exited with 0" a.out && grep -q "^test: accuracy" a.out || fai
 # 2. The two-node job sent USR1 once it is training: checkpoint, requeue, resume, finish.
 b=$(PCN_RUN_DIR=$dir/b sbatch --parsable "${two[@]}" -o "$dir/b.out" "$JOBS/pcn_train_multinode.sbatch") || fail "sbatch"
 usr1_requeue "$b" "$dir/b"
-wait_done "$b" || fail "job $b did not complete: $(state "$b")"
-grep -q "requeueing" b.out || fail "job $b was not requeued (did it finish before the signal?)"
-grep -q "restart 1" b.out && grep -q "resuming from" b.out || fail "job $b did not resume"
-"$PCN_TESTTOOL" compare "$dir/b/checkpoint.h5" "$dir/a/checkpoint.h5" exact \
-  || fail "the requeued two-node job differs from the unbroken one"
+requeued_like "$b" b.out "$dir/a"
 echo "PASS: 2 nodes x 1 rank train like 1 node x 2 (1e-5); the two-node job $b, sent USR1, requeued and resumed, ends bitwise as the unbroken $a"
