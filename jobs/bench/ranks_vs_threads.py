@@ -34,6 +34,8 @@ def run(args, ranks, extra, tmp):
            "--t-learn", str(args.t_learn), "--metrics", metrics] + QUICKSTART + extra
     env = dict(os.environ)
     if ranks > 1:
+        # mpirun refuses root without --allow-run-as-root, and more ranks than cores
+        # without --oversubscribe (Open MPI's "not enough slots").
         cmd = ["mpirun", "-np", str(ranks), "--bind-to", "core"] + (
             ["--allow-run-as-root"] if os.geteuid() == 0 else []) + (
             ["--oversubscribe"] if ranks > os.cpu_count() else []) + cmd

@@ -115,6 +115,8 @@ case ${RUNNER:-local} in
     for i in $(seq 0 $(( n - 1 ))); do
       p=${ps[$i]}
       read -ra LAUNCH <<< "${MPIRUN:-mpirun}"
+      # Open MPI's mpirun refuses to run as root without --allow-run-as-root, and more ranks
+      # than cores ("not enough slots") without --oversubscribe; report.py marks such runs.
       [ "$(id -u)" -eq 0 ] && LAUNCH+=(--allow-run-as-root)
       [ "$p" -gt "$(nproc)" ] && LAUNCH+=(--oversubscribe)
       run_line "$manifest" "$i" || true   # collect names the runs that failed

@@ -52,6 +52,7 @@ pcn_launcher() {
   # shellcheck disable=SC2206  # the *_ARGS variables are word lists on purpose
   if [ "$how" = mpirun ]; then
     LAUNCH=(mpirun)
+    # Open MPI's mpirun refuses to start as root without it (containers often run as root).
     [ "$(id -u)" -eq 0 ] && LAUNCH+=(--allow-run-as-root)
     LAUNCH+=(${PCN_MPIRUN_ARGS:-})
   else
