@@ -1,6 +1,7 @@
 /*
- * info.c — `pcn_dist info`: a one-screen description of a pcn_dist file (a data set or a
- * checkpoint), read straight from its attributes and dataset shapes.
+ * info.c — `pcn_dist info`: a one-screen description of a pcn_dist file (a data set, a
+ * checkpoint or predictions), read straight from its attributes and dataset shapes; for
+ * predictions, their accuracy when the data set they name is at hand.
  *
  * The description is lenient on purpose: it reads what is there and prints what it found,
  * so a file the readers refuse (dataset.c, checkpoint.c) can still be looked at. Every
@@ -8,6 +9,9 @@
  * 0 or an empty string, never as uninitialised memory. Only a file that is absent or not
  * HDF5 at all is an error.
  */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -116,8 +120,56 @@ static void describe_checkpoint(hid_t f, FILE *out) {
     fprintf(out, "  next batch: epoch %d, batch %d; lr_learn %g\n", epoch, batch, lr);
 }
 
+// n int64 values of the 1-D dataset path (any integer type) of file f; NULL when missing,
+// of another length or unreadable.
+static int64_t *read_ints(hid_t f, const char *path, hsize_t n) {
+    hsize_t d[3] = {0, 0, 0};
+    if (dataset_shape(f, path, d) != 1 || d[0] != n || n == 0) return NULL;
+    int64_t *v = malloc(n * sizeof *v);
+    hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
+    hid_t type = ds < 0 ? -1 : H5Dget_type(ds);
+    bool ok = v && type >= 0 && H5Tget_class(type) == H5T_INTEGER &&
+              H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+    if (type >= 0) H5Tclose(type);
+    if (ds >= 0) H5Dclose(ds);
+    if (!ok) free(v), v = NULL;
+    return v;
+}
+
+// The data set a predictions file names: as written, else beside the predictions file.
+static hid_t open_named_data(const char *pred_path, const char *data) {
+    if (access(data, R_OK) == 0) return H5Fopen(data, H5F_ACC_RDONLY, H5P_DEFAULT);
+    const char *slash = strrchr(pred_path, '/');
+    if (!slash || data[0] == '/') return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%.*s/%s", (int)(slash - pred_path), pred_path, data);
+    return access(path, R_OK) == 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+}
+
+// The accuracy of /pred against the labels of the split it came from, when that data set
+// is at hand with one integer label per row; otherwise a line saying why not.
+static void describe_accuracy(hid_t f, const char *path, const char *data, const char *split,
+                              hsize_t n, FILE *out) {
+    hid_t d = data[0] ? open_named_data(path, data) : -1;
+    char ypath[64];
+    snprintf(ypath, sizeof ypath, "/%s/y", split);
+    int64_t *pred = read_ints(f, "/pred", n), *y = d < 0 ? NULL : read_ints(d, ypath, n);
+    if (pred && y) {
+        hsize_t right = 0;
+        for (hsize_t i = 0; i < n; i++) right += pred[i] == y[i];
+        fprintf(out, "  accuracy %.2f %% (%llu of %llu) against the labels %s of %s\n",
+                100.0 * (double)right / (double)n, (unsigned long long)right,
+                (unsigned long long)n, ypath, data);
+    } else
+        fprintf(out, "  accuracy: not known (%s)\n",
+                d < 0 ? "the data set it names is not at hand"
+                      : pred ? "the data set has no integer label per row" : "no /pred");
+    free(pred), free(y);
+    if (d >= 0) H5Fclose(d);
+}
+
 // A predictions file: its rows, outputs and where they came from.
-static void describe_predictions(hid_t f, FILE *out) {
+static void describe_predictions(hid_t f, const char *path, FILE *out) {
     hsize_t d[3] = {0, 0, 0};
     char ckpt[256] = "", data[256] = "", split[16] = "";
     const int rank = dataset_shape(f, "/yhat", d);
@@ -128,6 +180,7 @@ static void describe_predictions(hid_t f, FILE *out) {
             (unsigned long long)d[0], (unsigned long long)(rank == 2 ? d[1] : 0));
     fprintf(out, "  from checkpoint %s on the %s split of %s\n", ckpt[0] ? ckpt : "(unnamed)",
             split[0] ? split : "(unnamed)", data[0] ? data : "(unnamed)");
+    if (split[0] && strlen(split) < 16) describe_accuracy(f, path, data, split, d[0], out);
 }
 
 // ----------------------------------------------------------------------------------------
@@ -142,7 +195,7 @@ pcn_status pcn_io_info_print(const char *path, FILE *out) {
     fprintf(out, "%s: %s\n", path, fmt[0] ? fmt : "an HDF5 file without a pcn_format attribute");
     if (strcmp(fmt, PCN_IO_DATASET_FORMAT) == 0) describe_dataset(f, out);
     else if (strcmp(fmt, "pcn-checkpoint") == 0) describe_checkpoint(f, out);
-    else if (strcmp(fmt, "pcn-predictions") == 0) describe_predictions(f, out);
+    else if (strcmp(fmt, "pcn-predictions") == 0) describe_predictions(f, path, out);
     H5Fclose(f);
     return PCN_OK;
 }

@@ -207,6 +207,15 @@ EOF
   expect_ok info_pred info P.h5 || exit 1
   grep -q '64 rows x 4 outputs' "$log/info_pred.out" && grep -q 'train split of d.h5' "$log/info_pred.out" ||
     bad "info P.h5 does not describe the predictions: $(cat "$log/info_pred.out")"
+  # its accuracy: /pred against d.h5's /train/y, counted here from h5dump's text
+  right=$(paste <(h5dump -d /pred -y -w 1 P.h5 | grep -E '^ *-?[0-9]+,?$' | tr -d ' ,') \
+                <(h5dump -d /train/y -y -w 1 d.h5 | grep -E '^ *-?[0-9]+,?$' | tr -d ' ,') |
+          awk '$1 == $2 { n++ } END { printf "%d of %d", n, NR }')
+  grep -q "($right) against the labels /train/y of d.h5" "$log/info_pred.out" ||
+    bad "info P.h5: expected the accuracy $right, got: $(grep accuracy "$log/info_pred.out")"
+  mkdir -p away && cp P.h5 away/ && (cd away && "$PCN_DIST" info P.h5 > info.out 2>&1) &&
+    grep -q 'accuracy: not known (the data set it names is not at hand)' away/info.out ||
+    bad "info on predictions whose data set is elsewhere: $(cat away/info.out)"
   ls ./*.tmp* > /dev/null 2>&1 && bad "predict: a temporary file is left: $(ls ./*.tmp*)"
   # the layout of the H5LT writer (h5dump -H of its file, taken before the change)
   diff <(h5dump -H P.h5 | sed 1d) - << 'EOF' || bad "predict: P.h5's layout changed (diff above)"
