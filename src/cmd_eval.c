@@ -81,8 +81,9 @@ void cmd_eval_print(app *a, const pcn_test_result *r, const char *split) {
         printf("%s: mse %.6f | energy %.6f | %lld samples\n", split, r->mse, r->energy,
                (long long)r->samples);
     } else {
-        printf("%s: accuracy %.4f | top-%d %.4f | energy %.6f | %lld samples\n", split,
-               r->accuracy, r->k, r->top_k, r->energy, (long long)r->samples);
+        // Percentages for people; --json and the metrics file keep fractions.
+        printf("%s: accuracy %.2f %% | top-%d %.2f %% | energy %.6f | %lld samples\n", split,
+               100 * r->accuracy, r->k, 100 * r->top_k, r->energy, (long long)r->samples);
         if (a->confusion) print_classes(a);
     }
     fflush(stdout);

@@ -148,7 +148,7 @@ static void on_train_end(void *u, const pcn_history *h) {
     if (pcn_history_len(h, PCN_HIST_PER_EPOCH))
         fprintf(p->out, "  Final energy: %.6f\n", last(h, PCN_HIST_PER_EPOCH));
     if (pcn_history_len(h, PCN_HIST_TRAIN_ACCURACY))
-        fprintf(p->out, "  Final accuracy: %.4f\n", last(h, PCN_HIST_TRAIN_ACCURACY));
+        fprintf(p->out, "  Final accuracy: %.2f %%\n", 100 * last(h, PCN_HIST_TRAIN_ACCURACY));
     fflush(p->out);
 }
 

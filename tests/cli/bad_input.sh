@@ -36,7 +36,7 @@ good_run)
   runs=1
   expect_ok train train --data d.h5 --dims 16,8,4 --epochs 2 --batch-size 16 --t-infer 5 \
     --t-infer-test 10 --progress 0 --checkpoint C.h5 || exit 1
-  grep -Eq '^test: accuracy [0-9]+\.[0-9]+ \| top-3 [0-9.]+ \| energy [0-9.e+-]+ \| 32 samples$' \
+  grep -Eq '^test: accuracy [0-9]+\.[0-9]{2} % \| top-3 [0-9.]+ % \| energy [0-9.e+-]+ \| 32 samples$' \
     "$log/train.out" || { say "FAIL: no test accuracy line in: $(cat "$log/train.out")"; exit 1; }
   [ -f C.h5 ] && ! ls ./*.tmp > /dev/null 2>&1 ||
     { say "FAIL: no checkpoint C.h5, or a *.tmp left: $(ls)"; exit 1; }
