@@ -27,6 +27,8 @@ struct pcn_model {
     float *w;                     // all weights, in the backend's memory
     float *g;                     // gradient, same layout, in the backend's memory
     float *hw;                    // host copy of w (== w on a host backend)
+    bool host_stale;              // w changed since hw was copied from it: the accessors
+                                  // (pcn_model_weights, _layer, _readout) pull first
     pcn_device device;
     const pcn_backend_ops *ops;   // arithmetic backend
 };
@@ -113,6 +115,10 @@ pcn_status pcn_model_to_backend(pcn_model *model, const pcn_backend_ops *to, pcn
 // Device models: host copy -> device weights (push) and back (pull). No-ops on the host.
 void pcn_model_push(pcn_model *model);
 void pcn_model_pull(pcn_model *model);
+// The device's weights changed (a learning phase ran): the host copy is refreshed when it is
+// next read through an accessor, not before (a device run copies weights back only when a
+// checkpoint or the caller reads them). No-op on a host backend. Local.
+void pcn_model_host_stale(pcn_model *model);
 // The CUDA backend after pcn_cuda_select(), else NULL (src/gpu).
 const pcn_backend_ops *pcn_cuda_backend(void);
 void pcn_history_set_running_accuracy(pcn_history *h, double acc);

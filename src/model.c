@@ -7,7 +7,9 @@
  *
  * On a GPU (pcn_model_to_device) w and g are device buffers and hw is the host copy the
  * public accessors expose; the trainer pushes hw to the device when it starts and pulls it
- * back whenever the caller may look (batch hook, end). On the host hw == w.
+ * back at its end; during training (a batch hook) the accessors pull it first when the
+ * device's weights changed since (host_stale), so weights cross to the host only when
+ * read: for a checkpoint, not after every batch. On the host hw == w.
  */
 #include <math.h>
 #include <string.h>
@@ -216,6 +218,15 @@ void pcn_model_push(pcn_model *m) {
 
 void pcn_model_pull(pcn_model *m) {
     if (m->hw != m->w) m->ops->download(m->hw, m->w, m->woff[m->L + 1] * sizeof(float));
+    m->host_stale = false;
+}
+
+void pcn_model_host_stale(pcn_model *m) { m->host_stale = m->hw != m->w; }
+
+// The host copy, pulled first when the device's weights are newer.
+static float *host_weights(pcn_model *m) {
+    if (m->host_stale) pcn_model_pull(m);
+    return m->hw;
 }
 
 // ----------------------------------------------------------------------------------------
@@ -234,11 +245,11 @@ size_t pcn_model_num_weights(const pcn_model *m) {
 
 pcn_layer_view pcn_model_layer(pcn_model *m, int l) {
     if (l < 0 || l >= m->L) return (pcn_layer_view){0, 0, PCN_ACT_IDENTITY, NULL};
-    return (pcn_layer_view){m->dims[l], m->dims[l + 1], m->act[l], m->hw + m->woff[l]};
+    return (pcn_layer_view){m->dims[l], m->dims[l + 1], m->act[l], host_weights(m) + m->woff[l]};
 }
 
-float *pcn_model_readout(pcn_model *m) { return m->hw + m->woff[m->L]; }
-float *pcn_model_weights(pcn_model *m) { return m->hw; }
+float *pcn_model_readout(pcn_model *m) { return host_weights(m) + m->woff[m->L]; }
+float *pcn_model_weights(pcn_model *m) { return host_weights(m); }
 size_t pcn_model_weight_offset(const pcn_model *m, int l) {
     return (l >= 0 && l <= m->L + 1) ? m->woff[l] : 0;
 }

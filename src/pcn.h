@@ -193,7 +193,8 @@ pcn_status pcn_cuda_nccl_sum(float *v, size_t n);
 void pcn_cuda_nccl_free(void);
 // Moves a model's compute to dev. On CUDA the weights live on the selected device; the
 // host copy that pcn_model_weights() and the layer views expose is refreshed at the end of
-// pcn_train (and before each batch_hook call) and read at the start of pcn_train/pcn_test,
+// pcn_train (and, inside a batch_hook, on its first read through them: weights cross to the
+// host only when read) and read at the start of pcn_train/pcn_test,
 // so it stays the model's truth between calls. On CUDA the step-level API (pcn_state_*,
 // pcn_compute_errors, the single steps, pcn_predict) is not available. Local.
 pcn_status pcn_model_to_device(pcn_model *model, pcn_device dev);

@@ -599,7 +599,9 @@ static void end_epoch(trainer *t, int epoch) {
 static pcn_status after_batch(trainer *t, bool *stop) {
     const pcn_train_params *p = t->p;
     if (!p->batch_hook) return PCN_OK;
-    pcn_model_pull(t->m); // the hook sees (and may save) the current weights
+    // The hook sees the current weights through the accessors, which copy them back from a
+    // device only if it reads them (a checkpoint), not after every batch.
+    pcn_model_host_stale(t->m);
     return p->batch_hook(p->batch_hook_user, t->m, t->h, &t->pos, stop);
 }
 

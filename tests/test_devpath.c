@@ -14,6 +14,8 @@
  *     value it returns is ignored (a graph returns nothing to the host);
  *   - gradients across ranks are staged through the collectives' host buffer (where =
  *     this backend), as --comm mpi does with a GPU.
+ * A batch hook that does not read the weights costs no weight copy to the host; one that
+ * reads them (a checkpoint) sees exactly the CPU run's weights after that batch.
  * Since the arithmetic is the CPU backend's, in the same order, the result must be
  * bitwise the CPU run's: weights, per-batch energies and test outputs, for classification
  * with per-step callbacks and early stopping, regression, the batch-space and the per-step
@@ -36,6 +38,8 @@ static struct {
     bool summing;
     double acc, total;
     int replays, uploads, downloads;
+    const void *weights;  // the device model's weights: a download from them is a weight copy
+    int weight_downloads; // how many
 } emu;
 
 static void *emu_alloc(size_t bytes) { return bytes ? calloc(1, bytes) : NULL; }
@@ -46,6 +50,7 @@ static void emu_upload(void *d, const void *s, size_t n) {
 }
 static void emu_download(void *d, const void *s, size_t n) {
     emu.downloads++;
+    emu.weight_downloads += s == emu.weights;
     if (n) memcpy(d, s, n);
 }
 static void emu_sync(void) {}
@@ -91,6 +96,21 @@ static pcn_backend_ops emu_ops(void) {
 
 // ---- runs ---------------------------------------------------------------------------------
 
+// A batch hook that reads the weights after one batch (as a checkpoint does) into a copy.
+typedef struct {
+    int batches, read_at; // batches seen; the batch after which the weights are read
+    float *copy;          // (num_weights) what the accessor returned then
+} weight_reader;
+
+static pcn_status read_weights_hook(void *u, pcn_model *m, const pcn_history *h,
+                                    const pcn_train_position *next, bool *stop) {
+    (void)h, (void)next, (void)stop;
+    weight_reader *r = u;
+    if (++r->batches == r->read_at)
+        memcpy(r->copy, pcn_model_weights(m), pcn_model_num_weights(m) * sizeof(float));
+    return PCN_OK;
+}
+
 static int inference_calls;
 static void on_step(void *u, int s, double e) {
     (void)u, (void)s;
@@ -135,7 +155,8 @@ static pcn_train_params case_params(run_case rc) {
 
 // Trains the CPU reference and the device model; checks the callbacks and device paths ran.
 static void train_both(pcn_comm *c, pcn_model *cpu, pcn_model *dev, pcn_data dtr,
-                       pcn_train_params p, pcn_history *hc, pcn_history *hd, run_case rc) {
+                       pcn_train_params p, pcn_train_params pd, pcn_history *hc,
+                       pcn_history *hd, run_case rc) {
     inference_calls = 0;
     // Across ranks a device model keeps the per-step path (batch space gathers through host
     // buffers), so the CPU reference takes it too there.
@@ -145,9 +166,12 @@ static void train_both(pcn_comm *c, pcn_model *cpu, pcn_model *dev, pcn_data dtr
              pcn_last_error());
     int cpu_calls = inference_calls;
     inference_calls = 0;
-    emu.replays = emu.uploads = emu.downloads = 0;
-    TU_CHECK(pcn_dist_train(dev, &dtr, &p, hd, c) == PCN_OK, "%s dev: %s", rc.name,
+    emu.replays = emu.uploads = emu.downloads = emu.weight_downloads = 0;
+    TU_CHECK(pcn_dist_train(dev, &dtr, &pd, hd, c) == PCN_OK, "%s dev: %s", rc.name,
              pcn_last_error());
+    // One copy for the hook's read, one at the end: none for the other batches.
+    TU_CHECK(emu.weight_downloads == 2, "%s: %d weight copies to the host, want 2 (the hook's "
+             "read and the end)", rc.name, emu.weight_downloads);
     TU_CHECK(inference_calls == cpu_calls, "%s: %d callbacks, CPU %d", rc.name, inference_calls,
              cpu_calls);
     TU_CHECK(emu.replays > 0 && emu.uploads > 0 && emu.downloads > 0,
@@ -211,7 +235,17 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
     TU_CHECK(pcn_model_weights(dev) != dev->w, "%s: the host copy is the device buffer", rc.name);
     pcn_train_params p = case_params(rc);
     pcn_history *hc = pcn_history_init(), *hd = pcn_history_init();
-    train_both(c, cpu, dev, dtr, p, hc, hd, rc);
+    const size_t nw = pcn_model_num_weights(cpu);
+    emu.weights = dev->w;
+    weight_reader rcpu = {0, 3, calloc(nw, sizeof(float))}, rdev = {0, 3, calloc(nw, sizeof(float))};
+    p.batch_hook = read_weights_hook, p.batch_hook_user = &rcpu;
+    pcn_train_params pd = p;
+    pd.batch_hook_user = &rdev;
+    train_both(c, cpu, dev, dtr, p, pd, hc, hd, rc);
+    char label[160];
+    snprintf(label, sizeof label, "%s: weights a batch hook read after batch 3 (bitwise)", rc.name);
+    tu_close_f(label, rdev.copy, rcpu.copy, nw, 0, 0);
+    free(rcpu.copy), free(rdev.copy);
     compare_trained(cpu, dev, hc, hd, rc);
     compare_tests(c, cpu, dev, dte, p, ntest, K, rc);
     pcn_history_free(hc), pcn_history_free(hd);
