@@ -86,11 +86,10 @@ pcn_gram *pcn_gram_init(const pcn_model *m, int max_local, int max_global,
     gr->by_units = by_units && distributed(gr);
     const size_t bg = (size_t)max_global, bl = gr->by_units ? bg : (size_t)max_local;
     bool ok = !gr->by_units || alloc_by_units(gr, m);
-    for (int l = 0; ok && l <= m->L; l++) {
+    for (int l = 0; ok && l <= m->L; l++) { // G: pcn_gram_reserve, where a plan wants it
         const size_t out = (size_t)pcn_layer_out(m, l), in = (size_t)pcn_layer_in(m, l);
-        gr->g[l] = gr->ops->alloc(bl * bg * sizeof(float));
         gr->s[l] = gr->ops->alloc(bl * out * sizeof(float));
-        ok = gr->g[l] && gr->s[l];
+        ok = gr->s[l] != NULL;
         if (distributed(gr) && !gr->by_units) {
             gr->xall[l] = gr->ops->alloc(bg * in * sizeof(float));
             gr->dall[l] = gr->ops->alloc(bg * out * sizeof(float));
@@ -147,6 +146,29 @@ void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
         costs(m, l, B, T, cost, &plain, &gram);
         use[l] = path == PCN_LEARN_GRAM || (path == PCN_LEARN_AUTO && gram < plain);
     }
+}
+
+pcn_status pcn_gram_reserve(pcn_gram *gr, const pcn_model *m, bool *use) {
+    const size_t bg = (size_t)gr->max_global, bl = gr->by_units ? bg : (size_t)gr->max_local;
+    bool tried = false;
+    double short_of[PCN_MAX_LAYERS + 1] = {0}; // 1: this rank's G of layer l did not fit
+    for (int l = 0; l <= m->L; l++) {
+        if (use[l] && gr->no_room[l]) use[l] = false;
+        if (!use[l] || gr->g[l]) continue;
+        tried = true;
+        short_of[l] = !(gr->g[l] = gr->ops->alloc(bl * bg * sizeof(float)));
+    }
+    pcn_status st = PCN_OK;
+    // By rows the path decides the collectives, so the ranks agree; by units each rank's
+    // path stays its own (its rows only; the collectives are the same on both paths).
+    if (tried && distributed(gr) && !gr->by_units)
+        st = gr->coll->sum_f64(gr->coll->ctx, short_of, m->L + 1);
+    for (int l = 0; st == PCN_OK && l <= m->L; l++) {
+        if (short_of[l] == 0.0) continue;
+        gr->ops->release(gr->g[l]);
+        gr->g[l] = NULL, gr->no_room[l] = true, use[l] = false;
+    }
+    return st;
 }
 
 double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,

@@ -17,7 +17,9 @@ struct pcn_gram {
     bool by_units;                // across ranks, split by output units (else by rows)
     // By rows (and on one process, where B_r = B):
     float *g[PCN_MAX_LAYERS + 1];    // (B_r, B) own rows of G of X[l+1] (l = L: of X[L]);
-                                     //   by units (B, B)
+                                     //   by units (B, B); allocated when a plan first puts
+                                     //   the layer in batch space (pcn_gram_reserve)
+    bool no_room[PCN_MAX_LAYERS + 1]; // G did not fit: the layer stays on the per-step path
     float *s[PCN_MAX_LAYERS + 1];    // (B_r, d_l) accumulated own H[l]; s[L]: Esup (B_r, K);
                                      //   by units (B, d_l)
     float *xall[PCN_MAX_LAYERS + 1]; // by rows: (B, in) the gathered latent of layer l
@@ -56,6 +58,13 @@ void pcn_gram_free(pcn_gram *gr);
 // on every rank for the same arguments.
 void pcn_gram_plan(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,
                    pcn_learn_path path, bool *use);
+// Allocates G of every layer use[] puts in batch space that has none yet (B x B floats
+// each, so only where a plan uses it). A layer whose G does not fit in the backend's
+// memory takes the per-step path from then on (use[l] cleared; results equal up to
+// rounding); across ranks split by rows the ranks agree, so every rank clears the same
+// layers (by units a rank's path is its own). Collective over gr's ranks when it allocates
+// across ranks split by rows, Local otherwise.
+pcn_status pcn_gram_reserve(pcn_gram *gr, const pcn_model *m, bool *use);
 // The flop-equivalents (flops plus charged bytes) of the busiest rank in one learning phase
 // on the plan pcn_gram_plan makes. Local.
 double pcn_gram_phase_cost(const pcn_model *m, int B, int T, const pcn_gram_cost *cost,

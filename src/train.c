@@ -420,6 +420,7 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
     t->m->ops->set_precision(PCN_PRECISION_FP32);
     if (t->gram) { // the batch-space path where it is cheaper (gram.c); split by units
         pcn_gram_plan(t->m, (int)t->gbatch, t_steps, &t->cost, p->learn_path, use);
+        if ((st = pcn_gram_reserve(t->gram, t->m, use)) != PCN_OK) return st;
         any = t->cost.by_units; // across ranks, gram.c runs every plan (no per-step sums)
         for (int l = 0; l <= t->m->L; l++) any |= use[l];
     }

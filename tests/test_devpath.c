@@ -14,6 +14,9 @@
  *     value it returns is ignored (a graph returns nothing to the host);
  *   - gradients across ranks are staged through the collectives' host buffer (where =
  *     this backend), as --comm mpi does with a GPU.
+ * The batch-space learner allocates its B x B buffer G only for the layers its plan puts in
+ * batch space, and a device with no room for G trains on the per-step path instead (like
+ * the CPU's plain path, bitwise).
  * A batch hook that does not read the weights costs no weight copy to the host; one that
  * reads them (a checkpoint) sees exactly the CPU run's weights after that batch.
  * Since the arithmetic is the CPU backend's, in the same order, the result must be
@@ -29,6 +32,7 @@
 #include <string.h>
 
 #include "pcn_dist.h"
+#include "gram.h"
 #include "phase.h"
 #include "testutil.h"
 
@@ -40,9 +44,18 @@ static struct {
     int replays, uploads, downloads;
     const void *weights;  // the device model's weights: a download from them is a weight copy
     int weight_downloads; // how many
+    size_t gram_bytes;    // the size of a batch-space learner's G (B x B floats): counted
+    int gram_allocs;      //   here,
+    bool gram_no_room;    //   and refused when set, as a full device refuses
 } emu;
 
-static void *emu_alloc(size_t bytes) { return bytes ? calloc(1, bytes) : NULL; }
+static void *emu_alloc(size_t bytes) {
+    if (bytes && bytes == emu.gram_bytes) {
+        emu.gram_allocs++;
+        if (emu.gram_no_room) return NULL;
+    }
+    return bytes ? calloc(1, bytes) : NULL;
+}
 static void emu_release(void *p) { free(p); }
 static void emu_upload(void *d, const void *s, size_t n) {
     emu.uploads++;
@@ -253,6 +266,50 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
     free(x), free(t), free(lab);
 }
 
+// One process: G (B x B floats) exists only for the layers the plan puts in batch space (the
+// auto plan of this shape is mixed: layer 0 only), and a device without room for G trains on
+// the per-step path bitwise like the CPU's plain path.
+static void check_gram_buffers(pcn_comm *c, const pcn_backend_ops *emu_backend) {
+    enum { N = 128, B = 64, K = 4 };
+    const int dims[] = {100, 48, 16};
+    float *x = malloc(N * dims[0] * sizeof(float)), *t = malloc(N * K * sizeof(float));
+    int32_t *lab = malloc(N * sizeof(int32_t));
+    fill_case_data(N, dims[0], K, x, lab, t);
+    pcn_arrays a = {x, lab, NULL, N, dims[0], 0};
+    pcn_data d = pcn_data_from_arrays(&a);
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH, mp.seed = 5;
+    pcn_train_params p = pcn_train_default_params();
+    p.t_infer = 4, p.t_learn = B, p.batch_size = B, p.num_epochs = 1, p.lr_infer = 0.1;
+    p.lr_learn = 0.05, p.train_accuracy_every = 0, p.split_phases = false;
+    pcn_model *probe = pcn_model_init(&mp);
+    bool use[PCN_MAX_LAYERS + 1];
+    pcn_gram_plan(probe, B, B, NULL, PCN_LEARN_AUTO, use);
+    TU_CHECK(use[0] && !use[1] && !use[2], "the auto plan is not mixed: %d %d %d", use[0], use[1],
+             use[2]);
+    pcn_model_free(probe);
+    emu.gram_bytes = (size_t)B * B * sizeof(float);
+    for (int no_room = 0; no_room < 2; no_room++) {
+        pcn_model *cpu = pcn_model_init(&mp), *dev = pcn_model_init(&mp);
+        TU_CHECK(pcn_model_to_backend(dev, emu_backend, PCN_DEVICE_CUDA) == PCN_OK, "%s",
+                 pcn_last_error());
+        emu.gram_allocs = 0, emu.gram_no_room = no_room;
+        pcn_train_params pc = p;
+        if (no_room) pc.learn_path = PCN_LEARN_PLAIN; // what the device falls back to
+        TU_CHECK(pcn_dist_train(cpu, &d, &pc, NULL, c) == PCN_OK, "%s", pcn_last_error());
+        TU_CHECK(pcn_dist_train(dev, &d, &p, NULL, c) == PCN_OK, "no room %d: %s", no_room,
+                 pcn_last_error());
+        TU_CHECK(emu.gram_allocs == 1, "no room %d: %d allocations of G, want 1 (layer 0's)",
+                 no_room, emu.gram_allocs);
+        tu_close_f(no_room ? "weights, per-step fall-back against the CPU's plain path (bitwise)"
+                           : "weights, mixed plan (bitwise)",
+                   pcn_model_weights(dev), pcn_model_weights(cpu), pcn_model_num_weights(cpu), 0, 0);
+        pcn_model_free(cpu), pcn_model_free(dev);
+    }
+    emu.gram_bytes = 0, emu.gram_no_room = false;
+    free(x), free(t), free(lab);
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     pcn_comm *c = pcn_dist_init(MPI_COMM_WORLD);
@@ -261,6 +318,7 @@ int main(int argc, char **argv) {
     check_case(c, &ops, (run_case){"cls gram, callbacks", PCN_TASK_CLASSIFICATION, PCN_LEARN_GRAM, true, 0, 2});
     check_case(c, &ops, (run_case){"cls plain, early stop", PCN_TASK_CLASSIFICATION, PCN_LEARN_PLAIN, false, 1e-3, 0});
     check_case(c, &ops, (run_case){"reg plain, callbacks, early stop", PCN_TASK_REGRESSION, PCN_LEARN_PLAIN, true, 1e-3, 0});
+    if (pcn_dist_size(c) == 1) check_gram_buffers(c, &ops);
     int failed = tu_failures, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (pcn_dist_rank(c) == 0)

@@ -351,6 +351,7 @@ static pcn_status one_phase(pcn_activation act, int threads, int stop, float **w
     pcn_init_latents(s, &key);
     bool use[PCN_MAX_LAYERS + 1];
     pcn_gram_plan(m, B, B, NULL, PCN_LEARN_AUTO, use);
+    TU_CHECK(pcn_gram_reserve(gr, m, use) == PCN_OK, "%s", pcn_last_error());
     stop_at = stop;
     // The CPU backend's phases, split (over the OpenMP threads: 2 here) or plain.
     const pcn_phase_params pp = {B, threads > 0, true};
