@@ -231,8 +231,8 @@ def accuracy_figure(run, stem, path):
         note(f"{path}: no train accuracy per epoch (--train-accuracy-every 0?): "
              "the accuracy plot shows test accuracy only")
     last = max(p[0] for p in train + test)
-    series = [("train", [p[0] for p in train], [p[1] for p in train], "points"),
-              ("test", [p[0] for p in test], [p[1] for p in test], "points")]
+    series = [(f"{name} (last {pts[-1][1]:.2f} %)" if pts else name, [p[0] for p in pts],
+               [p[1] for p in pts], "points") for name, pts in (("train", train), ("test", test))]
     return figure("accuracy", f"{stem}: accuracy per epoch", "epochs finished",
                   "accuracy (%)", series, logy=False, xrange=(0.5, last + 0.5),
                   yrange=(0, 100))
@@ -331,6 +331,7 @@ def draw_gnuplot(fig, out, term):
 
 
 def draw_matplotlib(fig, out, plt):
+    from matplotlib.ticker import MaxNLocator   # matplotlib imports: pick_backend saw it
     f, ax = plt.subplots(figsize=(9, 5.4), dpi=100)
     styles = {"lines": {"lw": 1.5}, "dashed": {"lw": 1, "ls": "--", "color": "0.3"},
               "points": {"lw": 1.5, "marker": "o"}}
@@ -345,6 +346,8 @@ def draw_matplotlib(fig, out, plt):
         ax.set_yscale("log")
     if fig["xrange"]:
         ax.set_xlim(*fig["xrange"])
+        if fig["xrange"][1] <= 21:   # whole batches or epochs
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if fig["yrange"]:
         ax.set_ylim(*fig["yrange"])
     ax.set_title(fig["title"])
