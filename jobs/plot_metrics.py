@@ -134,7 +134,7 @@ def collect(path, records):
     run = {"per_epoch": per_epoch, "x": [e * per_epoch + b + 1 for e, b in order],
            "batches": [batches[k] for k in order], "epochs": [epochs[e] for e in sorted(epochs)],
            "tests": sorted(tests.items())}
-    summary = (f"{path}: {len(order)} batches, {len(epochs)} epochs finished "
+    summary = (f"{path}: {len(order)} batches, {len(epochs)} epoch(s) finished "
                f"({per_epoch} batches each), {len(tests)} test record(s)")
     if replaced:
         summary += f"; {replaced} batch record(s) recorded again by a resumed run, the last kept"

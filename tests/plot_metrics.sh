@@ -40,7 +40,7 @@ mpi train "${common[@]}" --epochs 2 --metrics m.jsonl --checkpoint m.h5 > train.
   fail "training: $(cat train.log)"
 plot m.jsonl -o plots > list.txt 2> notes.txt || fail "plot: $(cat notes.txt)"
 pngs plots/m list.txt
-grep -q "16 batches, 2 epochs finished (8 batches each), 1 test record" notes.txt ||
+grep -q "16 batches, 2 epoch(s) finished (8 batches each), 1 test record" notes.txt ||
   fail "summary: $(cat notes.txt)"
 
 # Stopped after 11 batches (epoch 2, batch 3), then resumed to 3 epochs into the same file.
@@ -55,7 +55,7 @@ mpi train --resume r.h5 --epochs 3 --metrics r.jsonl --checkpoint r.h5 --progres
   > resume.log 2>&1 || fail "resume: $(cat resume.log)"
 plot r.jsonl -o plots > list.txt 2> notes.txt || fail "plot resumed: $(cat notes.txt)"
 pngs plots/r list.txt
-grep -q "24 batches, 3 epochs finished (8 batches each), 1 test record" notes.txt ||
+grep -q "24 batches, 3 epoch(s) finished (8 batches each), 1 test record" notes.txt ||
   fail "the resumed run does not read as one: $(cat notes.txt)"
 
 # Bad files: exit 1 and one line naming the file (and the line).
