@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The "run it" command: on a fresh Debian machine, installs what is missing, builds,
 # converts Fashion-MNIST (Debian's dataset-fashion-mnist) to the HDF5 data set schema,
-# trains with MPI ranks and prints the test accuracy on the full 10,000-image test set.
+# trains with MPI ranks, then ends with the checkpoint's test accuracy on the full
+# 10,000-image test set, its per-class accuracy and confusion matrix (pcn_dist test), and
+# the paths of the run's plots (jobs/plot_metrics.py on OUT/metrics.jsonl, in OUT/plots).
 #   jobs/quickstart.sh                 # 2 ranks; NP=4 jobs/quickstart.sh for 4
 # Environment: NP (ranks, default 2), BUILD_DIR (default build), OUT (default quickstart-out),
 # EPOCHS (default 1).
@@ -27,7 +29,10 @@ if [ ! -f "$data" ]; then
 fi
 
 mpi=(mpirun -np "$np")
+# Open MPI's mpirun refuses to run as root (a container's or a fresh VM's user) unless told.
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+# More ranks than cores: Open MPI counts one slot per core and otherwise stops with "not
+# enough slots available".
 [ "$np" -gt "$(nproc)" ] && mpi+=(--oversubscribe)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
@@ -38,4 +43,12 @@ start=$(date +%s)
   --lr-infer 0.1 --lr-learn 0.02 --train-accuracy-every 0 --seed 1 \
   --checkpoint "$out/checkpoint.h5" --metrics "$out/metrics.jsonl"
 echo "== trained and tested in $(( $(date +%s) - start )) s with $np ranks"
-"${mpi[@]}" "$build/pcn_dist" test --data "$data" --checkpoint "$out/checkpoint.h5" --json
+
+# The plots first, their paths last: the notes of plot_metrics.py (what the metrics hold,
+# a plot left out) go to stderr here, the paths it prints are kept for the end.
+plots=$(python3 "$root/jobs/plot_metrics.py" "$out/metrics.jsonl" -o "$out/plots")
+echo "== the checkpoint scored again: ${mpi[*]} pcn_dist test --checkpoint $out/checkpoint.h5"
+# (test takes the run's settings, --t-infer-test included, from the checkpoint)
+"${mpi[@]}" "$build/pcn_dist" test --data "$data" --checkpoint "$out/checkpoint.h5"
+echo "== plots of the run ($out/metrics.jsonl):"
+echo "$plots"
