@@ -37,6 +37,7 @@
 
 extern "C" {
 #include "gpu_module.h"
+#include "sums.h"
 }
 
 // Errors go to libpcn's pcn_last_error() through the function the loader hands over; the
@@ -272,8 +273,8 @@ __device__ void block_sum(double v, double *out) {
 }
 
 // Block b writes partial[b]; block 0 also zeroes the slot's unused entries.
-__device__ void write_partial(float part, double *partial) {
-    block_sum((double)part, &partial[blockIdx.x]);
+__device__ void write_partial(pcn_gpu_acc part, double *partial) {
+    block_sum(part, &partial[blockIdx.x]);
     if (blockIdx.x == 0)
         for (int j = gridDim.x + threadIdx.x; j < MAX_BLOCKS; j += blockDim.x) partial[j] = 0.0;
 }
@@ -282,14 +283,14 @@ __device__ void write_partial(float part, double *partial) {
 template <int ACT, bool UPDATE>
 __global__ void error_kernel(size_t n, float *x, const float *a, float *e, float *h, float lr,
                              double *partial) {
-    float part = 0.0f;
+    pcn_gpu_acc part = 0.0; // in double (sums.h)
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float d, f = act_both<ACT>(a[i], &d);
         float xi = x[i], ei = xi - f;
         e[i] = ei;
         h[i] = ei * d;
-        part += ei * ei;
+        part = pcn_gpu_add_sq(part, ei);
         if (UPDATE) x[i] = xi - lr * ei;
     }
     if (partial) write_partial(part, partial);
@@ -297,12 +298,12 @@ __global__ void error_kernel(size_t n, float *x, const float *a, float *e, float
 
 __global__ void sup_error_kernel(size_t n, const float *yhat, const float *y, float *esup,
                                  double *partial) {
-    float part = 0.0f;
+    pcn_gpu_acc part = 0.0; // in double (sums.h)
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float d = yhat[i] - y[i];
         esup[i] = d;
-        part += d * d;
+        part = pcn_gpu_add_sq(part, d);
     }
     if (partial) write_partial(part, partial);
 }
