@@ -317,8 +317,9 @@ static pcn_status check_train(app *a, pcn_train_params *p, pcn_lr_step *steps, i
 }
 
 // From checked settings to a placed model: a new one (usage errors), the folders, the
-// checkpoint's lock, an existing checkpoint (usage error) and the device. Returns EXIT_OK or the exit status, with the message
-// printed for usage errors (set for the others). Collective.
+// checkpoint's lock, an existing checkpoint (a usage error) and the device. Returns EXIT_OK
+// or the exit status, with the message printed for usage errors (set for the others).
+// Collective.
 static int prepare(app *a, pcn_model **m, bool resume, pcn_train_params *p, pcn_io_lock **lock) {
     const pcn_cli *c = &a->cli;
     if (!resume && settings_new_model(a, m) != PCN_OK) return program_fail(a, EXIT_USAGE, NULL);
@@ -328,7 +329,8 @@ static int prepare(app *a, pcn_model **m, bool resume, pcn_train_params *p, pcn_
         return EXIT_ERROR;
     // An existing checkpoint of another run is not replaced unless told; looked at under the
     // lock, so no other run can create it between this look and this run's writes.
-    pcn_status st = pcn_dist_rank(a->comm) == 0 ? settings_check_replace(c, ckpt_path(c)) : PCN_OK;
+    pcn_status st = PCN_OK;
+    if (pcn_dist_rank(a->comm) == 0) st = settings_check_replace(c, ckpt_path(c));
     if (pcn_dist_agree(a->comm, st) != PCN_OK) return program_fail(a, EXIT_USAGE, NULL);
     st = device_setup(a, *m, p);
     // Usage errors print here; other errors print once, where cmd_train ends.

@@ -136,8 +136,9 @@ not_regular)
   max_seconds=15
   fifo=$top/fifo.h5   # outside the folder the harness compares (diff would read a FIFO)
   rm -f "$fifo" && mkfifo "$fifo" || setup_fail "mkfifo"
+  # --overwrite: the FIFO, not the existing C.h5, must be what refuses the fresh run
   expect_fail data_fifo "fifo.h5|FIFO|regular file" \
-    train --data "$fifo" --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+    train --data "$fifo" --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite
   expect_fail resume_fifo "--resume|fifo.h5|FIFO" \
     train --data d.h5 --resume "$fifo" --epochs 2 --progress 0 --checkpoint C.h5
   expect_fail config_fifo "--config|fifo.h5|FIFO" \
@@ -222,10 +223,12 @@ shm_small)
 label_int64)
   setup_ckpt
   bad_variant label-int64 l64.h5
+  # --overwrite: the label, not the existing C.h5, must be what refuses these runs
   expect_fail memory "l64.h5|/train/y|8589934593" \
-    train --data l64.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+    train --data l64.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite
   expect_fail stream "l64.h5|/train/y|8589934593" \
-    train --data l64.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5
+    train --data l64.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5 \
+    --overwrite
   ;;
 second_writer)
   # Run A holds S.h5 (its lock file names it) for as long as it runs: here until it is told
