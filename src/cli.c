@@ -61,8 +61,8 @@ static const option options[] = {
     OPT("keep-checkpoints", K_INT, keep_checkpoints, false, "keep the last K files (1)"),
     OPT("resume", K_STR, resume, false, "resume from this checkpoint"),
     OPT("overwrite", K_FLAG, overwrite, false,
-        "train: replace --checkpoint (and its kept files) when it exists and this run does "
-        "not --resume from it; without it such a run is refused (command line only)"),
+        "train: may replace an existing --checkpoint it does not --resume from (else "
+        "refused); command line only"),
     OPT("metrics", K_STR, metrics, false, "metrics file (JSON Lines, rank 0)"),
     OPT("config", K_STR, config, false, "INI file of these options; flags override it"),
     OPT("device", K_STR, device, false,
