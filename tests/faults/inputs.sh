@@ -240,9 +240,12 @@ second_writer)
         --train-accuracy-every 0)
   env -u OMPI_MCA_orte_abort_on_non_zero_status timeout -s KILL 120 "$MPIEXEC" -np 2 \
     --oversubscribe "$PCN_DIST" train --data d.h5 "${long[@]}" --checkpoint S.h5 \
-    > "$log/A.out" 2> "$log/A.err" &
+    --metrics "$top/A.jsonl" > "$log/A.out" 2> "$log/A.err" &
   tpid=$!
-  for _ in $(seq 1 3000); do [ -s S.h5.lock ] && break; sleep 0.01; done # at most 30 s
+  # B starts once A trains (its first metrics line): A then holds the lock, and Open MPI's
+  # transient d.h5.locktest.* files of A's opening the data set are gone, so B's snapshot
+  # of the folder does not catch them (at most 30 s)
+  for _ in $(seq 1 3000); do [ -s S.h5.lock ] && [ -s "$top/A.jsonl" ] && break; sleep 0.01; done
   expect_fail B "S.h5|being written by another run|pid|lock file" \
     train --data d.h5 "${long[@]}" --checkpoint "$work/./S.h5"
   kill -USR1 "$(pgrep -P "$tpid" | head -n 1)" 2> /dev/null
