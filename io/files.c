@@ -9,6 +9,10 @@
  * a lock nobody else can see) and retry if not. The owner line written into the file is
  * what the refused run prints. Where the file system has no locks (ENOLCK, EOPNOTSUPP),
  * the run goes on without one.
+ *
+ * A checkpoint's family: PATH and the files a write with --keep-checkpoints K keeps beside
+ * it, PATH.1 (the previous) to PATH.{K-1}; the program asks whether any exists before a
+ * run that would replace or rotate them, and whether a --resume file is one of them.
  */
 #define _DEFAULT_SOURCE // gethostname
 #include "pcn_io.h"
@@ -60,6 +64,37 @@ bool pcn_io_file_same(const char *a, const char *b) {
         return false;
     if (ea != eb || sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino) return false;
     return ea || strcmp(na, nb) == 0;
+}
+
+// ----------------------------------------------------------------------------------------
+// A checkpoint's family: PATH and the kept files PATH.1, PATH.2, ... (publish() in
+// io/checkpoint.c rotates them)
+// ----------------------------------------------------------------------------------------
+
+// name = path (k = 0) or path.k; false when it does not fit.
+static bool kept_name(char *name, size_t len, const char *path, int k) {
+    int n = k == 0 ? snprintf(name, len, "%s", path) : snprintf(name, len, "%s.%d", path, k);
+    return n >= 0 && (size_t)n < len;
+}
+
+bool pcn_io_ckpt_exists(const char *path, int keep, char *found, size_t len) {
+    struct stat sb;
+    char name[4096];
+    for (int k = 0; path && path[0] && k < (keep > 1 ? keep : 1); k++)
+        if (kept_name(name, sizeof name, path, k) && lstat(name, &sb) == 0) {
+            snprintf(found, len, "%s", name); // a link counts: the write would replace it
+            return true;
+        }
+    return false;
+}
+
+bool pcn_io_ckpt_of(const char *path, const char *file, int max_keep) {
+    struct stat sb;
+    if (!path || !path[0] || !file || !file[0] || stat(file, &sb) != 0) return false;
+    char name[4096];
+    for (int k = 0; k <= max_keep; k++)
+        if (kept_name(name, sizeof name, path, k) && pcn_io_file_same(name, file)) return true;
+    return false;
 }
 
 // ----------------------------------------------------------------------------------------

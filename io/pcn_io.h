@@ -347,8 +347,9 @@ pcn_status pcn_io_predictions_write(pcn_comm *c, const char *path, float *yhat, 
 //
 // what pcn_dist checks about its files before it reads or writes them: an input
 // must be a regular file (a FIFO or a device would block or stream forever), an output must
-// not be the same file as an input (compared by device and inode, not by spelling), and a
-// checkpoint has one writer at a time (a lock file beside it, held for the whole run).
+// not be the same file as an input (compared by device and inode, not by spelling), a
+// checkpoint has one writer at a time (a lock file beside it, held for the whole run), and
+// the program can see whether a checkpoint (or a kept file of it) is already there.
 //
 
 // PCN_OK when path does not exist (the reader says so in its own words) or is a regular
@@ -359,6 +360,15 @@ pcn_status pcn_io_file_regular(const char *path, const char *what);
 // Whether a and b name the same file: the same device and inode when both exist (links and
 // other spellings included), the same folder and name when neither does. Local.
 bool pcn_io_file_same(const char *a, const char *b);
+
+// Whether the checkpoint path exists, or, when keep > 1, one of the kept files that writes
+// keeping keep files rotate (path.1 ... path.{keep-1}); found (len bytes) gets the first
+// name that exists, a dangling link included. Local.
+bool pcn_io_ckpt_exists(const char *path, int keep, char *found, size_t len);
+
+// Whether the existing file is the checkpoint path itself or one of its kept files
+// path.1 ... path.{max_keep}, compared as pcn_io_file_same does. Local.
+bool pcn_io_ckpt_of(const char *path, const char *file, int max_keep);
 
 // A held lock on an output file (PATH.lock beside it).
 typedef struct pcn_io_lock pcn_io_lock;

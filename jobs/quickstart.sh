@@ -37,11 +37,13 @@ mpi=(mpirun -np "$np")
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 echo "== training: ${mpi[*]} pcn_dist train (metrics in $out/metrics.jsonl)"
+# Every quickstart is a fresh run into the same folder: --overwrite lets it replace the
+# previous quickstart's checkpoint (pcn_dist refuses to replace one it does not resume from).
 start=$(date +%s)
 "${mpi[@]}" "$build/pcn_dist" train --data "$data" --dims 784,256,10 --activation relu \
   --epochs "$epochs" --batch-size 100 --t-infer 20 --t-learn 20 --t-infer-test 100 \
   --lr-infer 0.1 --lr-learn 0.02 --train-accuracy-every 0 --seed 1 \
-  --checkpoint "$out/checkpoint.h5" --metrics "$out/metrics.jsonl"
+  --checkpoint "$out/checkpoint.h5" --overwrite --metrics "$out/metrics.jsonl"
 echo "== trained and tested in $(( $(date +%s) - start )) s with $np ranks"
 
 # The plots first, their paths last: the notes of plot_metrics.py (what the metrics hold,

@@ -60,6 +60,9 @@ static const option options[] = {
         "write the checkpoint every N batches (0: at the end and on a stop signal)"),
     OPT("keep-checkpoints", K_INT, keep_checkpoints, false, "keep the last K files (1)"),
     OPT("resume", K_STR, resume, false, "resume from this checkpoint"),
+    OPT("overwrite", K_FLAG, overwrite, false,
+        "train: may replace an existing --checkpoint it does not --resume from (else "
+        "refused); command line only"),
     OPT("metrics", K_STR, metrics, false, "metrics file (JSON Lines, rank 0)"),
     OPT("config", K_STR, config, false, "INI file of these options; flags override it"),
     OPT("device", K_STR, device, false,
@@ -171,8 +174,10 @@ static pcn_status apply_line(pcn_cli *c, char *s) {
     for (char *p = key; *p; p++)
         if (*p == '_') *p = '-'; // t_infer and t-infer both work in files
     const option *o = find(key, strlen(key));
-    if (!o || (o->k == K_FLAG && strcmp(key, "json") != 0))
-        return pcn_set_error(PCN_EINVAL, "unknown option '%s'", key);
+    if (!o) return pcn_set_error(PCN_EINVAL, "unknown option '%s'", key);
+    if (o->k == K_FLAG && strcmp(key, "json") != 0) // a decision of one command, not a setting
+        return pcn_set_error(PCN_EINVAL, "'%s' is a command-line flag (--%s), not a file setting",
+                             key, key);
     return set_value(c, o, val);
 }
 

@@ -41,6 +41,7 @@ typedef struct {
     char checkpoint[PCN_CLI_PATH];
     int checkpoint_every;           // batches; 0: at the end and on stop only
     int keep_checkpoints;
+    int overwrite;                  // train: may replace a checkpoint it does not resume from
     char resume[PCN_CLI_PATH];
     char metrics[PCN_CLI_PATH];
     char config[PCN_CLI_PATH];

@@ -317,8 +317,9 @@ static pcn_status check_train(app *a, pcn_train_params *p, pcn_lr_step *steps, i
 }
 
 // From checked settings to a placed model: a new one (usage errors), the folders, the
-// checkpoint's lock and the device. Returns EXIT_OK or the exit status, with the message
-// printed for usage errors (set for the others). Collective.
+// checkpoint's lock, an existing checkpoint (a usage error) and the device. Returns EXIT_OK
+// or the exit status, with the message printed for usage errors (set for the others).
+// Collective.
 static int prepare(app *a, pcn_model **m, bool resume, pcn_train_params *p, pcn_io_lock **lock) {
     const pcn_cli *c = &a->cli;
     if (!resume && settings_new_model(a, m) != PCN_OK) return program_fail(a, EXIT_USAGE, NULL);
@@ -326,7 +327,12 @@ static int prepare(app *a, pcn_model **m, bool resume, pcn_train_params *p, pcn_
     // One writer per checkpoint, from now to the end of the run.
     if (c->checkpoint[0] && pcn_io_lock_take(a->comm, c->checkpoint, "--checkpoint", lock) != PCN_OK)
         return EXIT_ERROR;
-    pcn_status st = device_setup(a, *m, p);
+    // An existing checkpoint of another run is not replaced unless told; looked at under the
+    // lock, so no other run can create it between this look and this run's writes.
+    pcn_status st = PCN_OK;
+    if (pcn_dist_rank(a->comm) == 0) st = settings_check_replace(c, ckpt_path(c));
+    if (pcn_dist_agree(a->comm, st) != PCN_OK) return program_fail(a, EXIT_USAGE, NULL);
+    st = device_setup(a, *m, p);
     // Usage errors print here; other errors print once, where cmd_train ends.
     if (st != PCN_OK) return st == PCN_EINVAL ? program_fail(a, EXIT_USAGE, NULL) : EXIT_ERROR;
     if (pcn_dist_rank(a->comm) == 0 && strcmp(a->device, "cpu")) printf("device: %s\n", a->device);

@@ -75,6 +75,10 @@ pcn_status settings_check(app *a);
 pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps);
 // No output may be the same file as an input or another output. Local; the caller agrees.
 pcn_status settings_check_outputs(const pcn_cli *c, bool train);
+// Whether a training run may write its checkpoint path (the default file without
+// --checkpoint): refused when it, or a kept file a write would rotate, exists and the run
+// neither resumes from it nor has --overwrite. Local; the caller agrees.
+pcn_status settings_check_replace(const pcn_cli *c, const char *path);
 // A new model from --dims and the other model settings. Collective.
 pcn_status settings_new_model(app *a, pcn_model **m);
 

@@ -198,6 +198,28 @@ pcn_status settings_check_outputs(const pcn_cli *c, bool train) {
     return PCN_OK;
 }
 
+// A run writes its checkpoint (path: --checkpoint, or the default file without one) over an
+// existing file only when it continues that checkpoint (--resume is it, or one of its kept
+// files, by identity) or --overwrite says so. With --keep-checkpoints K > 1 the kept files
+// path.1 ... path.{K-1}, which its writes would rotate and drop, count too: they belong to
+// the run that left them. Local; rank 0 looks (it writes checkpoints), the caller agrees.
+pcn_status settings_check_replace(const pcn_cli *c, const char *path) {
+    char found[PCN_CLI_PATH + 16], what[2 * PCN_CLI_PATH + 96];
+    if (c->overwrite || !pcn_io_ckpt_exists(path, c->keep_checkpoints, found, sizeof found))
+        return PCN_OK;
+    if (c->resume[0] && pcn_io_ckpt_of(path, c->resume, PCN_KEEP_MAX)) return PCN_OK;
+    if (!c->checkpoint[0])
+        snprintf(what, sizeof what, "%s (the checkpoint of a run without --checkpoint)", path);
+    else if (strcmp(found, path) == 0) snprintf(what, sizeof what, "--checkpoint %s", path);
+    else
+        snprintf(what, sizeof what, "%s, a kept file of --checkpoint %s that "
+                 "--keep-checkpoints %d would rotate,", found, path, c->keep_checkpoints);
+    return pcn_set_error(PCN_EINVAL, "%s exists and this run does not resume from it; pass "
+                         "--resume %s to continue it, --overwrite to replace it, or %s", what,
+                         found, c->checkpoint[0] ? "choose another path"
+                                                 : "--checkpoint another path");
+}
+
 // ----------------------------------------------------------------------------------------
 // Models
 // ----------------------------------------------------------------------------------------

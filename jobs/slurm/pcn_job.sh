@@ -128,17 +128,23 @@ pcn_preflight() {
 # ---- resume, run, requeue ---------------------------------------------------------------
 
 # pcn_resume_args: sets RESUME_ARGS to --resume the newest checkpoint that loads (writes are
-# atomic; the older ones kept by --keep-checkpoints are the fallback), or to nothing.
+# atomic; the older ones kept by --keep-checkpoints are the fallback), or to nothing. A
+# resume from a kept file onto checkpoint.h5 continues the same run, so pcn_dist allows it;
+# a fresh start over checkpoints that exist but do not load is refused by pcn_dist unless
+# PCN_ARGS has --overwrite (a person should look at them first).
 pcn_resume_args() {
   RESUME_ARGS=()
-  local f
+  local f seen=0
   for f in "$run_dir/checkpoint.h5" "$run_dir/checkpoint.h5".{1..9}; do
     [ -f "$f" ] || continue
     if "$dist" info "$f" 2>/dev/null | grep -q pcn-checkpoint; then
       RESUME_ARGS=(--resume "$f"); echo "== resuming from $f"; return 0
     fi
     echo "== $f does not load; trying an older one"
+    seen=1
   done
+  [ $seen = 0 ] || echo "== no checkpoint in $run_dir loads: pcn_dist will not start afresh" \
+    "over them unless PCN_ARGS has --overwrite (or move them away)"
 }
 
 # pcn_run: starts the ranks, passes USR1 on to them, requeues the job when pcn_dist stopped

@@ -11,6 +11,9 @@
 #   - the working directory is left exactly as it was: no new file (no *.tmp, no --output,
 #     no rotated checkpoint), none removed, none changed; in particular the existing
 #     checkpoint C.h5 stays byte-identical (also cmp'd against a copy made at set-up).
+#     Fresh training runs onto C.h5 pass --overwrite (without it they would be refused
+#     for the existing C.h5 before the bad input is seen; tests/cli/overwrite.sh tests
+#     that): even a run allowed to replace C.h5 must leave it as it was.
 # The positive control `good_run` proves the harness can pass: a small training run exits
 # 0 on every rank, prints a test accuracy line and writes a checkpoint that `pcn_dist info`
 # describes and `pcn_dist test` loads.
@@ -102,18 +105,20 @@ nan_float)
   bad_variant x-nan nan.h5
   # memory mode names the file; stream mode finds it in the trainer's own check
   expect_fail train "nan.h5|nan|row 3|feature 2" \
-    train --data nan.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+    train --data nan.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite
   expect_fail train_stream "nan|row 3|feature 2" \
-    train --data nan.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5
+    train --data nan.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5 \
+    --overwrite
   expect_fail predict "nan.h5|nan|row 3|feature 2" \
     predict --data nan.h5 --checkpoint C.h5 --split train --output P.h5
   ;;
 dims_mismatch)
   setup_ckpt
   expect_fail train "16 features|100" \
-    train --data d.h5 --dims 100,10 "${small[@]}" --checkpoint C.h5
+    train --data d.h5 --dims 100,10 "${small[@]}" --checkpoint C.h5 --overwrite
   expect_fail train_stream "16 features|100" \
-    train --data d.h5 --dims 100,10 "${small[@]}" --data-mode stream --checkpoint C.h5
+    train --data d.h5 --dims 100,10 "${small[@]}" --data-mode stream --checkpoint C.h5 \
+    --overwrite
   ;;
 ckpt_shape)
   setup_ckpt
@@ -141,7 +146,7 @@ ckpt_version)
   ;;
 nonsense_options)
   setup_ckpt
-  base=(--data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5)
+  base=(--data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite)
   expect_fail epochs_abc "--epochs|abc" train "${base[@]}" --epochs abc
   expect_fail lr_learn_negative "lr_learn|-1" train "${base[@]}" --lr-learn -1
   expect_fail activation_gelu "activation|gelu" train "${base[@]}" --activation gelu
@@ -158,7 +163,7 @@ nonsense_options)
   expect_fail comm_timeout_zero "--comm-timeout|0" train "${base[@]}" --comm-timeout 0
   expect_fail lr_schedule_bogus "--lr-schedule|bogus" train "${base[@]}" --lr-schedule bogus
   expect_fail missing_data "--data|required" \
-    train --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+    train --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite
   expect_fail batch_size_zero "batch_size|0" train "${base[@]}" --batch-size 0
   expect_fail dims_garbage "--dims|16,abc" train "${base[@]}" --dims 16,abc
   expect_fail value_missing "--batch-size|needs a value" train "${base[@]}" --batch-size
@@ -174,15 +179,16 @@ ckpt_write_fault)
   setup_ckpt
   restore=0
   expect_fail final_write "checkpoint|injected" \
-    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --inject-fault ckpt-write
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite \
+    --inject-fault ckpt-write
   expect_fail periodic_write "checkpoint|injected" \
-    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --checkpoint-every 1 \
-    --keep-checkpoints 2 --inject-fault ckpt-write
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite \
+    --checkpoint-every 1 --keep-checkpoints 2 --inject-fault ckpt-write
   expect_fail resume_write "checkpoint|injected" \
     train --data d.h5 --resume C.h5 --epochs 2 --progress 0 --checkpoint C.h5 \
     --inject-fault ckpt-write
   expect_fail fault_name "--inject-fault|ckpt-write" \
-    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --inject-fault bogus
+    train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite --inject-fault bogus
   expect_fail missing_dir "nodir/C.h5|does not exist" \
     train --data d.h5 --dims 16,8,4 "${small[@]}" --checkpoint nodir/C.h5
   # the checkpoint that survived still loads

@@ -179,12 +179,14 @@ setup_ckpt() {
 
 # The three runs of a bad data set: train (memory mode: every value checked at open), train
 # (stream mode: values checked per batch), predict on the train split (--output must not
-# appear). Each must print the one message with the key words.
+# appear). Each must print the one message with the key words. The training runs may
+# replace C.h5 (--overwrite), so the bad input, not the existing checkpoint, refuses them.
 bad_data_runs() {
   local file=$1 keys=$2
-  expect_fail train "$keys" train --data "$file" --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+  expect_fail train "$keys" train --data "$file" --dims 16,8,4 "${small[@]}" \
+    --checkpoint C.h5 --overwrite
   expect_fail train_stream "$keys" train --data "$file" --dims 16,8,4 "${small[@]}" \
-    --data-mode stream --checkpoint C.h5
+    --data-mode stream --checkpoint C.h5 --overwrite
   expect_fail predict "$keys" predict --data "$file" --checkpoint C.h5 --split train \
     --output P.h5
 }

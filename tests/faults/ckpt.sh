@@ -12,6 +12,8 @@
 #                  loadable when the new one does not fit (1 and 2 ranks)
 #   one_rank_fault  --inject-fault ckpt-write@R (R = 0, 1) at the final and at a periodic
 #                  write: every rank ends together, the old checkpoint intact; bad R refused
+#                  (runs that fail to write over an old checkpoint pass --overwrite, so the
+#                  write, not the refusal of an existing file, is what fails)
 #   concurrent_writers  two runs (different seeds) started at once on the same --checkpoint,
 #                  10 trials (FAULT_REPEATS: 3 under the sanitizers): the final file is exactly one run's model (its weights and
 #                  state equal that run's own output, written alone), no *.tmp* left. Since
@@ -99,7 +101,8 @@ full_disk_old_kept)
   expect_ok old train "${little[@]}" --checkpoint "$tiny/C.h5" || setup_fail "small checkpoint"
   cp "$tiny/C.h5" "$top/keep/old.h5"
   for np in 1 2; do
-    expect_fail "full_np$np" "C.h5|no space left" train "${big[@]}" --checkpoint "$tiny/C.h5"
+    expect_fail "full_np$np" "C.h5|no space left" train "${big[@]}" --checkpoint "$tiny/C.h5" \
+      --overwrite
     cmp -s "$top/keep/old.h5" "$tiny/C.h5" ||
       bad "np $np: the old checkpoint changed (or is gone): $(ls -l "$tiny")"
     [ "$(ls -A "$tiny")" = C.h5 ] || bad "np $np: tmpfs holds: $(ls -A "$tiny")"
@@ -113,17 +116,17 @@ one_rank_fault)
   restore=0
   for R in 0 1; do
     expect_fail "final_rank$R" "checkpoint|injected|rank $R" \
-      train "${little[@]}" --checkpoint C.h5 --inject-fault "ckpt-write@$R"
+      train "${little[@]}" --checkpoint C.h5 --overwrite --inject-fault "ckpt-write@$R"
     expect_fail "periodic_rank$R" "checkpoint|injected|rank $R" \
-      train "${little[@]}" --checkpoint C.h5 --checkpoint-every 1 --keep-checkpoints 2 \
-      --inject-fault "ckpt-write@$R"
+      train "${little[@]}" --checkpoint C.h5 --overwrite --checkpoint-every 1 \
+      --keep-checkpoints 2 --inject-fault "ckpt-write@$R"
   done
   expect_fail every_rank "checkpoint|injected" \
-    train "${little[@]}" --checkpoint C.h5 --inject-fault ckpt-write
+    train "${little[@]}" --checkpoint C.h5 --overwrite --inject-fault ckpt-write
   expect_fail rank_out_of_range "--inject-fault|ckpt-write@2|2 ranks" \
-    train "${little[@]}" --checkpoint C.h5 --inject-fault ckpt-write@2
+    train "${little[@]}" --checkpoint C.h5 --overwrite --inject-fault ckpt-write@2
   expect_fail rank_garbage "--inject-fault|ckpt-write@x" \
-    train "${little[@]}" --checkpoint C.h5 --inject-fault ckpt-write@x
+    train "${little[@]}" --checkpoint C.h5 --overwrite --inject-fault ckpt-write@x
   no_tmp "$work"
   still_loads still_loads C.h5
   ;;
@@ -139,8 +142,10 @@ concurrent_writers)
   for trial in $(seq 1 "$trials"); do
     runs=$((runs + 1))
     rm -f S.h5
-    mpi_run "a$trial" train "${many[@]}" --seed 1 --checkpoint S.h5 &
-    mpi_run "b$trial" train "${many[@]}" --seed 2 --checkpoint S.h5
+    # --overwrite: the run that starts second may replace the first one's S.h5, so what
+    # is tested is the lock and the atomic writes, not the refusal of an existing file
+    mpi_run "a$trial" train "${many[@]}" --seed 1 --checkpoint S.h5 --overwrite &
+    mpi_run "b$trial" train "${many[@]}" --seed 2 --checkpoint S.h5 --overwrite
     wait
     ca=$(rank_codes "a$trial") cb=$(rank_codes "b$trial")
     weights S.h5 > "$top/S.txt"
@@ -166,7 +171,7 @@ tmp_names)
   # LeakSanitizer cannot stop the world under a tracer (sanitizer builds): leaks off here.
   launch=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
           strace -f -qq -e trace=openat,rename,renameat,renameat2 -o "$log/trace")
-  expect_ok periodic train "${little[@]}" --checkpoint C.h5 --checkpoint-every 1 \
+  expect_ok periodic train "${little[@]}" --checkpoint C.h5 --overwrite --checkpoint-every 1 \
     --keep-checkpoints 2 || exit 1
   launch=()
   runs=$((runs + 1))

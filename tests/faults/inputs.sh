@@ -136,8 +136,9 @@ not_regular)
   max_seconds=15
   fifo=$top/fifo.h5   # outside the folder the harness compares (diff would read a FIFO)
   rm -f "$fifo" && mkfifo "$fifo" || setup_fail "mkfifo"
+  # --overwrite: the FIFO, not the existing C.h5, must be what refuses the fresh run
   expect_fail data_fifo "fifo.h5|FIFO|regular file" \
-    train --data "$fifo" --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+    train --data "$fifo" --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite
   expect_fail resume_fifo "--resume|fifo.h5|FIFO" \
     train --data d.h5 --resume "$fifo" --epochs 2 --progress 0 --checkpoint C.h5
   expect_fail config_fifo "--config|fifo.h5|FIFO" \
@@ -222,10 +223,12 @@ shm_small)
 label_int64)
   setup_ckpt
   bad_variant label-int64 l64.h5
+  # --overwrite: the label, not the existing C.h5, must be what refuses these runs
   expect_fail memory "l64.h5|/train/y|8589934593" \
-    train --data l64.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5
+    train --data l64.h5 --dims 16,8,4 "${small[@]}" --checkpoint C.h5 --overwrite
   expect_fail stream "l64.h5|/train/y|8589934593" \
-    train --data l64.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5
+    train --data l64.h5 --dims 16,8,4 "${small[@]}" --data-mode stream --checkpoint C.h5 \
+    --overwrite
   ;;
 second_writer)
   # Run A holds S.h5 (its lock file names it) for as long as it runs: here until it is told
@@ -237,9 +240,12 @@ second_writer)
         --train-accuracy-every 0)
   env -u OMPI_MCA_orte_abort_on_non_zero_status timeout -s KILL 120 "$MPIEXEC" -np 2 \
     --oversubscribe "$PCN_DIST" train --data d.h5 "${long[@]}" --checkpoint S.h5 \
-    > "$log/A.out" 2> "$log/A.err" &
+    --metrics "$top/A.jsonl" > "$log/A.out" 2> "$log/A.err" &
   tpid=$!
-  for _ in $(seq 1 3000); do [ -s S.h5.lock ] && break; sleep 0.01; done # at most 30 s
+  # B starts once A trains (its first metrics line): A then holds the lock, and Open MPI's
+  # transient d.h5.locktest.* files of A's opening the data set are gone, so B's snapshot
+  # of the folder does not catch them (at most 30 s)
+  for _ in $(seq 1 3000); do [ -s S.h5.lock ] && [ -s "$top/A.jsonl" ] && break; sleep 0.01; done
   expect_fail B "S.h5|being written by another run|pid|lock file" \
     train --data d.h5 "${long[@]}" --checkpoint "$work/./S.h5"
   kill -USR1 "$(pgrep -P "$tpid" | head -n 1)" 2> /dev/null

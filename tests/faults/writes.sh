@@ -92,7 +92,7 @@ metrics_full_disk)
     mount_full $size
     timed_fail "metrics_$size" "metrics|space|m.jsonl" train --data d.h5 --dims 16,8,4 \
       --epochs 3 --batch-size 2 --t-infer 5 --t-infer-test 10 --progress 0 --checkpoint C.h5 \
-      --metrics "$full/m.jsonl"
+      --overwrite --metrics "$full/m.jsonl" # the full disk, not the old C.h5, must stop it
     if lines=$(json_lines "$full/m.jsonl" 2>&1); then
       [ "$lines" -ge 10 ] || bad "metrics_$size: only $lines lines before the disk filled"
       say "     m.jsonl: $lines whole JSON lines, $(stat -c %s "$full/m.jsonl") bytes"
