@@ -10,21 +10,28 @@
 
 #include "pcn_io.h"
 
+// How x is stored in the written data set.
+typedef enum {
+    CONVERT_X_U8 = 0, // uint8 with scale 1/255 (IDX, CIFAR-10, uint8 arrays)
+    CONVERT_X_F32 = 1 // float32 with scale 1 (arrays of every other dtype)
+} convert_xtype;
+
 // A split's rows in order, for the writer.
 typedef struct {
     int64_t n; // rows to write (after the limit)
-    // Reads the next `rows` rows: pixels into x (rows, d), labels into y (rows). PCN_OK, or
-    // an error with its one-line message set.
-    pcn_status (*read)(void *ctx, uint8_t *x, int32_t *y, int64_t rows);
+    // Reads the next `rows` rows: values into x (rows, d) as uint8_t or float (the desc's
+    // xtype), labels into y (rows). PCN_OK, or an error with its one-line message set.
+    pcn_status (*read)(void *ctx, void *x, int32_t *y, int64_t rows);
     void *ctx;
 } convert_split;
 
-// What the root attributes of the written data set say.
+// What the root attributes of the written data set say, and how x is stored.
 typedef struct {
-    int64_t d;          // features per row
-    int32_t shape[3];   // channels, rows, cols
-    int classes;        // num_classes
-    const char *source; // source attribute
+    int64_t d;           // features per row
+    int32_t shape[3];    // channels, rows, cols
+    int classes;         // num_classes
+    const char *source;  // source attribute
+    convert_xtype xtype; // x's stored type (0: uint8)
 } convert_desc;
 
 // Writes both splits, /norm and the attributes into OUT.tmp.<pid> and renames it to out
