@@ -1,12 +1,15 @@
 /*
  * convert.c — the converters' writer (see convert_impl.h): a data set in the pcn_dist HDF5
  * schema (version 1, described in pcn_io.h) from the rows of a format's reader
- * (convert_idx.c, convert_cifar.c), and the parameters every format shares.
+ * (convert_idx.c, convert_cifar.c, convert_array.c), and the parameters every format shares.
+ * x is written as uint8 with scale 1/255 or as float32 with scale 1 (convert_desc.xtype).
  *
  * Flow: every input is opened and its header, sizes and labels checked before any output
  * exists (by the format's file); then the rows stream through a buffer of one HDF5 chunk (so
  * memory stays at a few MiB plus the labels) into OUT.tmp.<pid>, the training split's
- * per-feature sums build /norm, and the finished file is closed, fsynced and renamed to OUT.
+ * statistics build /norm (exact integer sums for uint8; for float32 a mean and sum of squared
+ * deviations per buffer in double, merged as Chan et al. do), and the finished file is
+ * closed, fsynced and renamed to OUT.
  *
  * Invariants: every failure returns a status with one line in pcn_last_error() naming the
  * file and the problem; the temporary file never outlives a failed conversion; HDF5's
@@ -43,16 +46,41 @@
                                      // (less for a smaller data set)
 
 // ----------------------------------------------------------------------------------------
-// Per-feature statistics of the training split (exact integer sums)
+// Statistics of the training split (uint8: exact integer sums; float32: in double)
 // ----------------------------------------------------------------------------------------
 
 typedef struct {
     int64_t d, n;
-    uint64_t *sum;   // (d) sum of pixels
-    uint64_t *sumsq; // (d) sum of squared pixels
+    convert_xtype xtype;
+    uint64_t *sum;   // (d) sum of pixels (uint8)
+    uint64_t *sumsq; // (d) sum of squared pixels (uint8)
+    double count, mean, m2; // float32: values so far, their mean, sum of squared deviations
 } stats;
 
-static void stats_add(stats *st, const uint8_t *x, int64_t rows) {
+static size_t x_size(convert_xtype t) { return t == CONVERT_X_F32 ? sizeof(float) : 1; }
+
+// Adds rows float32 rows: this buffer's mean and squared deviations (two passes), merged
+// with the running ones (Chan, Golub, LeVeque), so no large sum of squares cancels.
+static void stats_add_f32(stats *st, const float *x, int64_t rows) {
+    int64_t k = rows * st->d;
+    if (k == 0) return;
+    double s = 0.0, q = 0.0;
+    for (int64_t i = 0; i < k; i++) s += x[i];
+    double m = s / (double)k;
+    for (int64_t i = 0; i < k; i++) q += ((double)x[i] - m) * ((double)x[i] - m);
+    double n = st->count, tot = n + (double)k, delta = m - st->mean;
+    st->mean += delta * (double)k / tot;
+    st->m2 += q + delta * delta * n * (double)k / tot;
+    st->count = tot;
+    st->n += rows;
+}
+
+static void stats_add(stats *st, const void *buf, int64_t rows) {
+    if (st->xtype == CONVERT_X_F32) {
+        stats_add_f32(st, buf, rows);
+        return;
+    }
+    const uint8_t *x = buf;
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *row = x + r * st->d;
         for (int64_t j = 0; j < st->d; j++) {
@@ -67,12 +95,19 @@ static void stats_add(stats *st, const uint8_t *x, int64_t rows) {
 // The mean and population std of x * scale over every pixel of the training split, written
 // for every feature (torchvision's Normalize((m,), (s,)) style). Per-feature statistics
 // would blow near-constant border pixels up by factors of hundreds. std below STD_FLOOR
-// becomes 1.
-static void stats_finish(const stats *st, double scale, float *mean, float *std) {
-    double sum = 0.0, sumsq = 0.0, count = (double)st->n * (double)st->d;
-    for (int64_t j = 0; j < st->d; j++) sum += (double)st->sum[j], sumsq += (double)st->sumsq[j];
-    double m = sum / count, var = sumsq / count - m * m;
-    double sd = sqrt(var > 0.0 ? var : 0.0) * scale;
+// becomes 1. float32 x has scale 1.
+static void stats_finish(const stats *st, float *mean, float *std) {
+    double m, sd, scale = 1.0 / 255.0;
+    if (st->xtype == CONVERT_X_F32) {
+        m = st->mean, sd = sqrt(st->m2 / st->count), scale = 1.0;
+    } else {
+        double sum = 0.0, sumsq = 0.0, count = (double)st->n * (double)st->d;
+        for (int64_t j = 0; j < st->d; j++)
+            sum += (double)st->sum[j], sumsq += (double)st->sumsq[j];
+        m = sum / count;
+        double var = sumsq / count - m * m;
+        sd = sqrt(var > 0.0 ? var : 0.0) * scale;
+    }
     for (int64_t j = 0; j < st->d; j++) {
         mean[j] = (float)(m * scale);
         std[j] = sd < STD_FLOOR ? 1.0f : (float)sd;
@@ -161,8 +196,9 @@ fail:
     return rc;
 }
 
-static hsize_t chunk_rows(int64_t n, int64_t d) {
-    int64_t rows = CHUNK_BYTES / d;
+// Rows per chunk of x for rows of row_bytes bytes.
+static hsize_t chunk_rows(int64_t n, int64_t row_bytes) {
+    int64_t rows = CHUNK_BYTES / row_bytes;
     if (rows > CHUNK_ROWS) rows = CHUNK_ROWS;
     if (rows > n) rows = n;
     return (hsize_t)(rows > 0 ? rows : 1);
@@ -187,19 +223,20 @@ static void discard_writes(const job *j) {
     close(fd);
 }
 
-// Creates x (n, d) uint8, chunked by rows, unfiltered, with its scale attribute.
-static int x_create(hid_t group, int64_t n, int64_t d, hid_t *dset) {
-    hsize_t dims[2] = {(hsize_t)n, (hsize_t)d}, chunk[2] = {chunk_rows(n, d), (hsize_t)d};
+// Creates x (n, d) uint8 or float32, chunked by rows, unfiltered, with its scale attribute.
+static int x_create(hid_t group, int64_t n, int64_t d, convert_xtype t, hid_t *dset) {
+    hsize_t dims[2] = {(hsize_t)n, (hsize_t)d};
+    hsize_t chunk[2] = {chunk_rows(n, d * (int64_t)x_size(t)), (hsize_t)d};
     hid_t space = -1, dcpl = -1;
     int rc = -1;
-    const double scale = 1.0 / 255.0;
+    const double scale = t == CONVERT_X_F32 ? 1.0 : 1.0 / 255.0;
+    hid_t ftype = t == CONVERT_X_F32 ? H5T_IEEE_F32LE : H5T_STD_U8LE;
     *dset = -1;
     PCN_H5_TRY(space = H5Screate_simple(2, dims, NULL));
     PCN_H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE));
     PCN_H5_TRY(H5Pset_chunk(dcpl, 2, chunk));
     PCN_H5_TRY(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER)); // every byte gets written
-    PCN_H5_TRY(*dset = H5Dcreate2(group, "x", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl,
-                                    H5P_DEFAULT));
+    PCN_H5_TRY(*dset = H5Dcreate2(group, "x", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
     PCN_H5_TRY(pcn_h5_attr_write_as(*dset, "scale", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1,
                                     &scale));
     rc = 0;
@@ -210,15 +247,16 @@ fail: // *dset stays open on failure: the file's strong close degree closes it
 }
 
 // Writes rows [row0, row0 + rows) of x from buf (rows, d).
-static int x_write_rows(hid_t dset, int64_t row0, int64_t rows, int64_t d,
-                        const uint8_t *buf) {
+static int x_write_rows(hid_t dset, int64_t row0, int64_t rows, int64_t d, convert_xtype t,
+                        const void *buf) {
     hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)rows, (hsize_t)d};
     hid_t fspace = -1, mspace = -1;
     int rc = -1;
     PCN_H5_TRY(fspace = H5Dget_space(dset));
     PCN_H5_TRY(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
     PCN_H5_TRY(mspace = H5Screate_simple(2, count, NULL));
-    PCN_H5_TRY(H5Dwrite(dset, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf));
+    PCN_H5_TRY(H5Dwrite(dset, t == CONVERT_X_F32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8, mspace,
+                        fspace, H5P_DEFAULT, buf));
     rc = 0;
 fail:
     pcn_h5_close(&mspace);
@@ -227,9 +265,9 @@ fail:
 }
 
 // Streams the rows of in through buf (one chunk of rows) into x, and its labels into y.
-static int split_rows(job *j, convert_split *in, hid_t x, int64_t d, stats *st, uint8_t *buf,
-                      int32_t *y) {
-    int64_t step = (int64_t)chunk_rows(in->n, d);
+static int split_rows(job *j, convert_split *in, hid_t x, const convert_desc *desc, stats *st,
+                      void *buf, int32_t *y) {
+    int64_t d = desc->d, step = (int64_t)chunk_rows(in->n, d * (int64_t)x_size(desc->xtype));
     for (int64_t row = 0; row < in->n; row += step) {
         int64_t rows = in->n - row < step ? in->n - row : step;
         pcn_status rst = in->read(in->ctx, buf, y + row, rows);
@@ -237,24 +275,27 @@ static int split_rows(job *j, convert_split *in, hid_t x, int64_t d, stats *st, 
             j->told = true, j->status = rst;
             return -1;
         }
-        if (x_write_rows(x, row, rows, d, buf) < 0) return -1;
+        if (x_write_rows(x, row, rows, d, desc->xtype, buf) < 0) return -1;
         if (st) stats_add(st, buf, rows);
     }
     return 0;
 }
 
 // Streams one split into /name (x, y); with st, adds its rows to the statistics.
-static int split_write(job *j, const char *name, convert_split *in, int64_t d, stats *st) {
+static int split_write(job *j, const char *name, convert_split *in, const convert_desc *desc,
+                       stats *st) {
     hid_t group = -1, x = -1;
     int rc = -1;
-    uint8_t *buf = malloc((size_t)((int64_t)chunk_rows(in->n, d) * d));
+    int64_t row_bytes = desc->d * (int64_t)x_size(desc->xtype);
+    void *buf = malloc((size_t)((int64_t)chunk_rows(in->n, row_bytes) * row_bytes));
     int32_t *y = malloc((size_t)in->n * sizeof *y);
     if (!buf || !y) {
         job_fail(j, PCN_ENOMEM, "%s: out of memory for the %s split", j->tmp, name);
         goto fail;
     }
     PCN_H5_TRY(group = H5Gcreate2(j->file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    if (x_create(group, in->n, d, &x) < 0 || split_rows(j, in, x, d, st, buf, y) < 0 ||
+    if (x_create(group, in->n, desc->d, desc->xtype, &x) < 0 ||
+        split_rows(j, in, x, desc, st, buf, y) < 0 ||
         vec_write(group, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)in->n, y) < 0)
         goto fail;
     PCN_H5_TRY(H5Dflush(x)); // the cached chunks go out while x can still be closed
@@ -278,7 +319,7 @@ static int norm_write(job *j, const stats *st) {
         job_fail(j, PCN_ENOMEM, "%s: out of memory for /norm", j->tmp);
         goto fail;
     }
-    stats_finish(st, 1.0 / 255.0, mean, std);
+    stats_finish(st, mean, std);
     PCN_H5_TRY(group = H5Gcreate2(j->file, "norm", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     if (vec_write(group, "mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (hsize_t)st->d, mean) < 0 ||
         vec_write(group, "std", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (hsize_t)st->d, std) < 0)
@@ -392,12 +433,12 @@ static pcn_status one_line(pcn_status status) {
 
 // Writes everything into the open temporary file and commits it.
 static int write_all(job *j, const convert_desc *desc, convert_split *train, convert_split *test) {
-    stats st = {.d = desc->d};
+    stats st = {.d = desc->d, .xtype = desc->xtype};
     st.sum = calloc((size_t)desc->d, sizeof *st.sum);
     st.sumsq = calloc((size_t)desc->d, sizeof *st.sumsq);
     int rc = !st.sum || !st.sumsq ? job_fail(j, PCN_ENOMEM, "%s: out of memory", j->tmp) : 0;
-    if (rc == 0) rc = split_write(j, "train", train, desc->d, &st);
-    if (rc == 0) rc = split_write(j, "test", test, desc->d, NULL);
+    if (rc == 0) rc = split_write(j, "train", train, desc, &st);
+    if (rc == 0) rc = split_write(j, "test", test, desc, NULL);
     if (rc == 0) rc = norm_write(j, &st);
     if (rc == 0) rc = root_attrs_write(j, desc);
     if (rc == 0) rc = out_commit(j);
@@ -411,7 +452,8 @@ pcn_status convert_run(const char *out, const convert_desc *desc, convert_split 
     size_t len = strlen(out) + 32;
     if (!(j->tmp = malloc(len))) return pcn_set_error(PCN_ENOMEM, "%s: out of memory", out);
     snprintf(j->tmp, len, "%s.tmp.%ld", out, (long)getpid());
-    int64_t least = (train->n + test->n) * (desc->d + 4) + 8 * desc->d; // raw data alone
+    int64_t least = (train->n + test->n) * (desc->d * (int64_t)x_size(desc->xtype) + 4) +
+                    8 * desc->d; // raw data alone
     j->probe = least < PROBE_BYTES ? (off_t)least : PROBE_BYTES;
     H5E_auto2_t old_fn;
     void *old_data;

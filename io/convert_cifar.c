@@ -44,8 +44,9 @@ static pcn_status cifar_next_file(cifar_split *s) {
     return PCN_OK;
 }
 
-static pcn_status cifar_read(void *ctx, uint8_t *x, int32_t *y, int64_t rows) {
+static pcn_status cifar_read(void *ctx, void *out, int32_t *y, int64_t rows) {
     cifar_split *s = ctx;
+    uint8_t *x = out;
     for (int64_t i = 0; i < rows; i++) {
         pcn_status st = s->left == 0 ? cifar_next_file(s) : PCN_OK;
         if (st != PCN_OK) return st;
@@ -122,7 +123,7 @@ pcn_status pcn_io_convert_cifar10(const char *dir, const char *out,
     char *source = st == PCN_OK ? convert_source_text(&p, "cifar-10 binary", dir) : NULL;
     if (st == PCN_OK && !source) st = pcn_set_error(PCN_ENOMEM, "out of memory");
     if (st == PCN_OK) {
-        convert_desc desc = {CIFAR_PIXELS, {3, 32, 32}, CIFAR_CLASSES, source};
+        convert_desc desc = {CIFAR_PIXELS, {3, 32, 32}, CIFAR_CLASSES, source, CONVERT_X_U8};
         convert_split train = {convert_limited(ntr, p.limit_train), cifar_read, &tr};
         convert_split test = {convert_limited(nte, p.limit_test), cifar_read, &te};
         st = convert_run(out, &desc, &train, &test);

@@ -182,7 +182,7 @@ static pcn_status idx_check_labels(const idx_split *s, int classes, int *max_lab
     return PCN_OK;
 }
 
-static pcn_status idx_read(void *ctx, uint8_t *x, int32_t *y, int64_t rows) {
+static pcn_status idx_read(void *ctx, void *x, int32_t *y, int64_t rows) {
     idx_split *s = ctx;
     size_t d = (size_t)s->rows * (size_t)s->cols;
     pcn_status st = src_read(&s->images, x, (size_t)rows * d);

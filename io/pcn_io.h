@@ -1,6 +1,7 @@
 /*
  * pcn_io.h — pcn_dist's files, the one public header of the io library: the HDF5 data set
- * schema, converters from MNIST-style IDX and CIFAR-10 binary files to it, the parallel
+ * schema, converters from MNIST-style IDX and CIFAR-10 binary files, NumPy .npy/.npz
+ * arrays and datasets of any HDF5 file to it, the parallel
  * data set reader, checkpoints, the metrics file, the predictions file, the checks made on
  * files before they are read or written, and file inspection. io's other headers
  * (h5util.h, dataset_impl.h, convert_impl.h) are private to io/.
@@ -35,14 +36,18 @@ extern "C" {
 //   source          string, where the data came from (e.g. "fashion-mnist idx")
 //   image_shape     int32 [3] = {channels, rows, cols} of one example (D = their product)
 // /train and /test, each:
-//   x               uint8 [N, D], row-major, chunked by rows, no filters (so parallel HDF5
-//                   can read it); CIFAR keeps its channel-major (CHW) pixel order
-//   x@scale         double attribute, 1/255: multiply x by it first
+//   x               uint8 or float32 [N, D], row-major, chunked by rows, no filters (so
+//                   parallel HDF5 can read it); CIFAR keeps its channel-major (CHW) pixel
+//                   order. The converters write uint8 from IDX, CIFAR-10 and uint8 arrays,
+//                   float32 from arrays of every other dtype (see "Arrays" below)
+//   x@scale         double attribute: multiply x by it first; 1/255 for uint8 x, 1 for
+//                   float32 x (the reader takes 1 where it is absent)
 //   y               int32 [N] labels
 // /norm:
 //   mean, std       float32 [D]: mean and std applied per feature; the converters write the
-//                   mean and population std over all pixels of the TRAINING split after
-//                   scaling, the same value for every feature (std 1.0 if below 1e-6)
+//                   mean and population std over all values of the TRAINING split after
+//                   scaling, computed in double, the same value for every feature (std 1.0
+//                   if below 1e-6)
 // A reader computes x_used = (x * scale - mean) / std.
 
 #define PCN_IO_DATASET_FORMAT "pcn-dataset"
@@ -97,6 +102,57 @@ pcn_status pcn_io_convert_idx_dir(const char *dir, const char *out,
 // Local.
 pcn_status pcn_io_convert_cifar10(const char *dir, const char *out,
                                   const pcn_io_convert_params *params);
+
+// ---- Arrays: NumPy (.npy, .npz) and any HDF5 file ---------------------------------------
+//
+// Four arrays: train x, train y, test x, test y. The rules, checked before any output
+// exists (each failure one line naming the file, the array and, for values, the row):
+//   x        shape [N, ...] with 2 to 4 dimensions, N >= 1; each row is flattened in row-major
+//            (C) order to D = the product of the trailing dimensions (at most 2^24), and D
+//            must be the same in both splits. image_shape: [N, D] -> {1, 1, D};
+//            [N, H, W] -> {1, H, W}; [N, A, B, C] -> {A, B, C} as given (so NCHW data gives
+//            {C, H, W}, NHWC data {H, W, C}: image_shape is a description, nothing reads it).
+//   dtypes   uint8, int8, uint16, int16, uint32, int32, uint64, int64, float32, float64
+//            (NumPy u1 i1 u2 i2 u4 i4 u8 i8 f4 f8). uint8 x is written uint8 with scale 1/255
+//            (as IDX); x of any other dtype is written float32 with scale 1: integers must be
+//            exactly representable in float32 (every int8/int16/uint16 value is; a larger
+//            integer that float32 would round is refused), floats must be finite (NaN and
+//            Inf are refused naming the row), float64 must lie within float32's range and is
+//            rounded to nearest. Both x must be uint8 or neither.
+//   y        an integer dtype, shape [N] or [N, 1], with the N of its x; every label of both
+//            splits (all rows, also beyond a row limit) >= 0 and below the class count
+//            (params.classes, or largest label + 1 over both splits, at least 2).
+// /norm, the row limits, source and the atomic write are as for the other converters.
+
+// The four arrays of an array conversion: names inside an archive or HDF5 file, or paths.
+typedef struct {
+    const char *train_x;
+    const char *train_y;
+    const char *test_x;
+    const char *test_y;
+} pcn_io_array_names;
+
+// Converts NumPy arrays, read in C (no Python). With archive non-NULL: the .npz file (a zip
+// whose entries are stored, as np.savez writes them, or deflated, as np.savez_compressed
+// does; zip64 read) holding the four arrays; a NULL name (or NULL names) is the Keras
+// mnist.npz default x_train, y_train, x_test, y_test, and a name matches the entry NAME or
+// NAME.npy. With archive NULL: names holds the paths of four .npy files (all required).
+// .npy versions 1.0, 2.0, 3.0; little-endian or byte-order-free dtypes of the list above,
+// C order; big-endian, object, complex, structured and other dtypes and fortran_order True
+// are refused. An archive entry's CRC-32 is checked once all of it is read (always for the
+// labels; for x unless a row limit ends the reading early). Streams rows: memory stays at a
+// few MiB plus the labels. source defaults to "npz: ARCHIVE" or "npy: TRAIN_X_PATH". Local.
+// PCN_EINVAL for bad parameters, PCN_EDATA for bad input, PCN_EIO, PCN_ENOMEM.
+pcn_status pcn_io_convert_npz(const char *archive, const pcn_io_array_names *names,
+                              const char *out, const pcn_io_convert_params *params);
+
+// Converts four datasets of the HDF5 file at path (serial HDF5; any integer or float dataset
+// of the dtypes above, byte order and storage as HDF5 handles them), read in chunks of rows.
+// names holds the datasets' paths; NULL (or a NULL member) means /train/x, /train/y,
+// /test/x, /test/y. source defaults to "hdf5: PATH". Local.
+// PCN_EINVAL for bad parameters, PCN_EDATA for bad input, PCN_EIO, PCN_ENOMEM.
+pcn_status pcn_io_convert_h5(const char *path, const pcn_io_array_names *names,
+                             const char *out, const pcn_io_convert_params *params);
 
 // ----------------------------------------------------------------------------------------
 // The parallel data set reader (io/dataset.c, io/dataset_stream.c)
