@@ -66,13 +66,14 @@ static const option options[] = {
     OPT("metrics", K_STR, metrics, false, "metrics file (JSON Lines, rank 0)"),
     OPT("config", K_STR, config, false, "INI file of these options; flags override it"),
     OPT("device", K_STR, device, false,
-        "auto | cpu | cuda (auto: cuda when every rank sees a GPU; rank r of a node takes GPU "
-        "r mod visible)"),
+        "auto | cpu | cuda (auto: cuda when every rank sees a GPU it can use, else the CPU, "
+        "with a one-line note of why where the machine has an NVIDIA driver or /dev/nvidia*; "
+        "rank r of a node takes GPU r mod visible; cpu never loads CUDA)"),
     OPT("precision", K_STR, precision, false,
         "GPU inference products: fp32 | tf32 | bf16 | fp16 (fp32; fp16 is pcn-torch's autocast)"),
     OPT("comm", K_STR, comm, false,
         "GPU gradient sums: nccl | mpi (staged through host memory; ranks may share a GPU) | "
-        "auto (nccl when each rank has its own GPU)"),
+        "auto (nccl when no two ranks of a node drive the same GPU)"),
     OPT("comm-timeout", K_DBL, comm_timeout, false,
         "seconds a GPU wait may take with NCCL before every rank stops (300)"),
     OPT("learn-path", K_STR, learn_path, false,

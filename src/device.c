@@ -4,7 +4,9 @@
  * products at --precision.
  *
  * Runs after settings_check (the choices are parsed). Every decision is the same on every
- * rank: the GPU count that matters is the smallest any rank sees.
+ * rank: the GPU count that matters is the smallest any rank sees. --device cpu never loads
+ * the CUDA module nor asks the driver anything; --device auto says on stderr (rank 0, one
+ * line) why it uses the CPU when the machine has an NVIDIA driver or device node.
  */
 #define _GNU_SOURCE // sched_getaffinity, CPU_COUNT
 #include <omp.h>
@@ -30,31 +32,56 @@ static void warn_threads(app *a) {
             -fewest == 1 ? "" : "s", threads, cores, cores == 1 ? "" : "s");
 }
 
-// The CPU run: --precision and --comm nccl need a GPU. Collective.
-static pcn_status use_cpu(app *a, int visible) {
+// The CPU run: --precision and --comm nccl need a GPU (why: there is none, or NULL when
+// --device cpu, which settings_check has already held them against). Collective.
+static pcn_status use_cpu(app *a, const char *why) {
     const choices *ch = &a->choice;
-    const char *why = visible ? "another rank sees none" : "this rank sees none";
     pcn_status st = PCN_OK;
-    if (ch->precision != PCN_PRECISION_FP32)
-        st = pcn_set_error(PCN_EINVAL, "--precision %s needs a GPU, and %s",
-                           a->cli.precision, why);
-    else if (ch->comm == COMM_NCCL)
+    if (why && ch->precision != PCN_PRECISION_FP32)
+        st = pcn_set_error(PCN_EINVAL, "--precision %s needs a GPU, and %s", a->cli.precision,
+                           why);
+    else if (why && ch->comm == COMM_NCCL)
         st = pcn_set_error(PCN_EINVAL, "--comm nccl needs a GPU, and %s", why);
     snprintf(a->device, sizeof a->device, "cpu");
     if ((st = pcn_dist_agree(a->comm, st)) == PCN_OK) warn_threads(a);
     return st;
 }
 
-// The rank's GPU selected and the model moved onto it. Collective.
-static pcn_status take_gpu(app *a, pcn_model *m, int visible) {
+// --device auto found no GPU it can use (local: why on this rank, or NULL): the CPU, and a
+// note from rank 0 that says why, where a GPU was plausibly expected (an NVIDIA driver or
+// device node on some rank's machine); elsewhere it stays quiet. Collective.
+static pcn_status auto_cpu(app *a, const char *local) {
+    const int rank = pcn_dist_rank(a->comm);
     pcn_status st = PCN_OK;
-    if (visible == 0) {
-        const char *why = pcn_cuda_unavailable_reason(); // NULL: CUDA is here, no device
-        st = pcn_set_error(PCN_EINVAL, "--device cuda: rank %d sees no CUDA device%s%s%s",
-                           pcn_dist_rank(a->comm), why ? " (" : "", why ? why : "", why ? ")" : "");
+    if (local && pcn_dist_size(a->comm) > 1)
+        st = pcn_set_error(PCN_EINVAL, "rank %d: %s", rank, local);
+    else if (local)
+        st = pcn_set_error(PCN_EINVAL, "%s", local);
+    st = pcn_dist_agree(a->comm, st); // every rank holds the lowest such rank's reason
+    char why[768];
+    snprintf(why, sizeof why, "%s", st != PCN_OK ? pcn_last_error() : "no GPU");
+    if (pcn_dist_any(a->comm, pcn_cuda_expected()) && rank == 0)
+        fprintf(stderr, "pcn_dist: --device auto: using the CPU: %s\n", why);
+    return use_cpu(a, why);
+}
+
+// The rank's GPU selected (under auto, *fallback is set instead of failing when a rank
+// cannot use its GPU). Collective.
+static pcn_status select_gpu(app *a, int visible, bool *fallback) {
+    pcn_status st = PCN_OK;
+    *fallback = false;
+    if (visible == 0)
+        st = pcn_set_error(PCN_EINVAL, "--device cuda: rank %d sees no CUDA device: %s",
+                           pcn_dist_rank(a->comm), pcn_cuda_unavailable_reason());
+    else
+        st = pcn_cuda_select(pcn_dist_gpu_for_rank(a->comm));
+    if (a->choice.device == DEVICE_AUTO) {
+        char why[768];
+        snprintf(why, sizeof why, "%s", st != PCN_OK ? pcn_last_error() : "");
+        *fallback = pcn_dist_any(a->comm, st != PCN_OK);
+        if (*fallback) return auto_cpu(a, st != PCN_OK ? why : NULL);
+        return PCN_OK;
     }
-    if (st == PCN_OK) st = pcn_cuda_select(pcn_dist_gpu_for_rank(a->comm));
-    if (st == PCN_OK) st = pcn_model_to_device(m, PCN_DEVICE_CUDA);
     return pcn_dist_agree(a->comm, st);
 }
 
@@ -68,21 +95,24 @@ static void cuda_environment(void) {
 
 pcn_status device_setup(app *a, pcn_model *m, pcn_train_params *p) {
     const choices *ch = &a->choice;
+    if (ch->device == DEVICE_CPU) return use_cpu(a, NULL); // CUDA is neither loaded nor asked
     cuda_environment();
-    int visible = pcn_cuda_device_count(), fewest = pcn_dist_min_int(a->comm, visible);
-    bool cuda = ch->device == DEVICE_CUDA || (ch->device == DEVICE_AUTO && fewest > 0);
-    if (!cuda) return use_cpu(a, visible);
-    pcn_status st = take_gpu(a, m, visible);
-    if (st != PCN_OK) return st;
-    bool own_gpu = pcn_dist_local_size(a->comm) <= fewest;
-    pcn_comm_kind kind = ch->comm == COMM_MPI                    ? PCN_COMM_MPI
-                       : ch->comm == COMM_NCCL                   ? PCN_COMM_NCCL
-                       : own_gpu && pcn_cuda_built_nccl() ? PCN_COMM_NCCL : PCN_COMM_MPI;
+    int visible = pcn_cuda_device_count();
+    if (ch->device == DEVICE_AUTO && pcn_dist_min_int(a->comm, visible) == 0)
+        return auto_cpu(a, visible ? NULL : pcn_cuda_unavailable_reason());
+    bool fallback;
+    pcn_status st = select_gpu(a, visible, &fallback);
+    if (st != PCN_OK || fallback) return st;
+    if ((st = pcn_dist_agree(a->comm, pcn_model_to_device(m, PCN_DEVICE_CUDA))) != PCN_OK)
+        return st;
+    pcn_comm_kind kind = ch->comm == COMM_MPI    ? PCN_COMM_MPI
+                       : ch->comm == COMM_NCCL   ? PCN_COMM_NCCL
+                                                 : PCN_COMM_AUTO;
     if ((st = pcn_dist_use_gpu(a->comm, kind, a->cli.comm_timeout)) != PCN_OK) return st;
     p->use_mixed_precision = ch->precision != PCN_PRECISION_FP32;
     p->mixed_precision = ch->precision;
     snprintf(a->device, sizeof a->device, "cuda:%d %s, %s sums, %s", pcn_cuda_device_index(),
-             pcn_cuda_device_name(), kind == PCN_COMM_NCCL ? "nccl" : "mpi",
+             pcn_cuda_device_name(), pcn_dist_uses_nccl(a->comm) ? "nccl" : "mpi",
              a->cli.precision);
     return PCN_OK;
 }

@@ -154,11 +154,13 @@ float *pcn_model_weights(pcn_model *model);
 size_t pcn_model_weight_offset(const pcn_model *model, int l);
 
 // ---- GPUs --------------------------------------------------------------------------------
-// CUDA devices this process sees; 0 when libpcn was built without CUDA or none is visible.
-// Local.
+// CUDA devices this process sees; 0 when libpcn was built without CUDA, CUDA cannot be
+// used (pcn_cuda_unavailable_reason says why) or none is visible. Local.
 int pcn_cuda_device_count(void);
 // Binds this process to CUDA device `device` (0-based among the visible ones) and creates
-// its stream and cuBLAS handle. Call once, before moving a model there. Local.
+// its stream and cuBLAS handle. Refuses a device whose architecture this build has no
+// kernels for (naming the -DCMAKE_CUDA_ARCHITECTURES to rebuild with). Call once, before
+// moving a model there. Local.
 pcn_status pcn_cuda_select(int device);
 // Where the CUDA module libpcn_cuda.so is (a file); NULL or "" (the default) looks next to
 // the program, in its parent folder, in the build folder and on LD_LIBRARY_PATH. Takes
@@ -170,11 +172,23 @@ void pcn_cuda_set_graphs(bool on);
 // Whether the CUDA module is available here (and has NCCL); loads it on first call. Local.
 bool pcn_cuda_built(void);
 bool pcn_cuda_built_nccl(void);
-// Why there is no CUDA here (NULL when the module loaded). Local.
+// Why this process has no CUDA device, in one line: no NVIDIA driver, the CUDA module or a
+// library it needs does not load (the loader's message names the file), the driver is
+// older than the runtime or CUDA fails otherwise (its error), or no device is visible.
+// NULL when a device is visible. Local.
 const char *pcn_cuda_unavailable_reason(void);
+// Whether this machine looks as if it has an NVIDIA GPU: the driver's library libcuda.so.1
+// loads, or a device node /dev/nvidiactl or /dev/nvidia0 exists (whether or not CUDA can use
+// it). Loads neither the module nor the CUDA runtime. Local.
+bool pcn_cuda_expected(void);
 // The selected device's name and index (NULL / -1 before pcn_cuda_select). Local.
 const char *pcn_cuda_device_name(void);
 int pcn_cuda_device_index(void);
+// The selected device's UUID (cudaDeviceProp.uuid; nvidia-smi shows it as GPU-xxxxxxxx-...),
+// which tells whether two processes drive the same GPU whatever their visible devices are.
+// PCN_ESTATE before pcn_cuda_select. Local.
+#define PCN_CUDA_UUID_BYTES 16
+pcn_status pcn_cuda_device_uuid(unsigned char uuid[PCN_CUDA_UUID_BYTES]);
 // Where device failures that leave no way back go (a failed launch, an NCCL error or a
 // timeout; the message is formatted). Default: print and abort(). src/dist points it at
 // pcn_fatal so that every rank ends, not one. Local.
@@ -184,8 +198,8 @@ void pcn_cuda_set_fatal(void (*handler)(const char *msg));
 void pcn_cuda_set_timeout(double seconds);
 // The NCCL communicator of the selected device, which src/dist sums gradients with: rank
 // 0 makes a unique id, src/dist broadcasts it over MPI, every rank joins (Collective over
-// the `size` ranks), sums run in place on the compute stream (Collective); free accepts
-// none (Local).
+// the `size` ranks; the communicator is made on the selected device), sums run in place on
+// the compute stream (Collective); free accepts none (Local).
 #define PCN_CUDA_NCCL_ID_BYTES 128
 pcn_status pcn_cuda_nccl_unique_id(unsigned char id[PCN_CUDA_NCCL_ID_BYTES]);
 pcn_status pcn_cuda_nccl_init(const unsigned char id[PCN_CUDA_NCCL_ID_BYTES], int rank, int size);

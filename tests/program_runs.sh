@@ -13,7 +13,8 @@
 #               mpirun into a file, plain epoch lines and no carriage return or ESC[K (Open
 #               MPI gives ranks a pseudo-terminal of their own); under mpirun inside a
 #               terminal (script), the live bar.
-#   gpu         (exit 77 without a GPU) --device cuda in float32 trains like --device cpu to
+#   gpu         (exit 77 without a GPU; 1 where /dev/nvidia* exists but CUDA fails)
+#               --device cuda in float32 trains like --device cpu to
 #               1e-4 relative; P = 2 sharing one GPU with --comm mpi matches P = 1 to 1e-5;
 #               P = 1 with --comm nccl matches --comm mpi to 1e-5; a GPU run stopped and
 #               resumed ends bitwise identical to the unbroken GPU run; --precision fp16
@@ -83,7 +84,9 @@ signal)
   "$PCN_TESTTOOL" compare part.h5 full.h5 exact || fail "SIGUSR1 stop and resume is not bitwise identical"
   ;;
 gpu)
-  [ "$("$PCN_TESTGPU" count)" -gt 0 ] 2>/dev/null || { echo "no GPU: not run"; exit 77; }
+  # Not run (77) without a GPU, but failed (1, with the reason) where an NVIDIA device node
+  # shows that CUDA is broken rather than absent.
+  "$PCN_TESTGPU" gate; rc=$?; [ $rc -eq 0 ] || exit $rc
   mpi 1 train "${common[@]}" --device cpu --checkpoint cpu.h5 > cpu.log 2>&1 || fail "cpu: $(cat cpu.log)"
   mpi 1 train "${common[@]}" --device cuda --comm mpi --checkpoint g1.h5 > g1.log 2>&1 || fail "gpu: $(cat g1.log)"
   grep "^device:" g1.log

@@ -30,9 +30,17 @@
  *   training: 1e-4 relative with atol 1e-6 (the issue's bar; observed differences are
  *   rounding carried through the steps).
  *
- * Usage: test_gpu [ops|train|all|count|module]   ("count" prints the visible device count;
- * "module" exits 0 when the CUDA module loads, which CTest checks against the toolkit's
- * stub driver on machines without a GPU)
+ * Without a usable device it exits 77, but 1 (failed, with the reason) on a machine with an
+ * NVIDIA device node (tu_gpu_absent).
+ *   select the loader's pure decisions on any machine: which compute capabilities a build for
+ *          CMAKE_CUDA_ARCHITECTURES runs on (machine code within a major, PTX upwards) and the
+ *          refusal's words; the reason worded from a failed probe (driver older than the
+ *          runtime, the stub driver, no device).
+ *
+ * Usage: test_gpu [ops|train|all|select|count|gate|module]   ("count" prints the visible
+ * device count; "gate" exits as a GPU test without a GPU would, 0 with one; "module" exits 0
+ * when the CUDA module loads, which CTest checks against the toolkit's stub driver on
+ * machines without a GPU)
  */
 #include <math.h>
 #include <stdint.h>
@@ -40,6 +48,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "gpu/gpu_module.h"
 #include "testutil.h"
 
 static uint64_t rng_s = 7;
@@ -294,22 +303,82 @@ static void check_runs(void) {
     check_run((run_case){"reg tanh early stop", PCN_TASK_REGRESSION, PCN_ACT_TANH, PCN_LEARN_PLAIN, true, 1e-3});
 }
 
+// ---- select: the loader's pure decisions, on any machine --------------------------------------
+
+// Whether a device of capability major.minor runs a build for archs, as expected.
+static void arch_case(const char *archs, int major, int minor, bool want, const char *words) {
+    char why[512] = "";
+    bool runs = pcn_cuda_arch_check(archs, 0, "Tesla V100", major, minor, why, sizeof why);
+    TU_CHECK(runs == want, "archs \"%s\", sm_%d%d: %s, want %s (%s)", archs, major, minor,
+             runs ? "runs" : "refused", want ? "runs" : "refused", why);
+    TU_CHECK(!words || strstr(why, words), "archs \"%s\", sm_%d%d: \"%s\" lacks \"%s\"", archs,
+             major, minor, why, words);
+}
+
+static void reason_case(int error, const char *name, const char *text, int driver, int runtime,
+                        const char *words) {
+    pcn_gpu_probe p = {0, error, "", "", driver, runtime};
+    char why[768];
+    snprintf(p.error_name, sizeof p.error_name, "%s", name);
+    snprintf(p.error_string, sizeof p.error_string, "%s", text);
+    pcn_cuda_probe_reason(&p, why, sizeof why);
+    TU_CHECK(strstr(why, words), "probe reason \"%s\" lacks \"%s\"", why, words);
+}
+
+static void check_select(void) {
+    // CMake's "80;90": sm_80 and sm_90 code, compute_80 and compute_90 PTX.
+    arch_case("80,90", 7, 0, false, "GPU 0 (Tesla V100, sm_70) is older than the architectures "
+              "this build has kernels for (sm_80, sm_90): rebuild with "
+              "-DCMAKE_CUDA_ARCHITECTURES=70");
+    arch_case("80,90", 7, 5, false, "-DCMAKE_CUDA_ARCHITECTURES=75");
+    arch_case("80,90", 8, 0, true, NULL);
+    arch_case("80,90", 8, 6, true, NULL);  // sm_80 code runs on 8.x at a higher minor
+    arch_case("80,90", 8, 9, true, NULL);
+    arch_case("80,90", 9, 0, true, NULL);
+    arch_case("80,90", 10, 0, true, NULL); // compute_90 PTX, compiled by the driver
+    arch_case("80,90", 12, 0, true, NULL);
+    arch_case("90-real", 8, 6, false, "is older than");
+    arch_case("80-real,90-real", 8, 6, true, NULL);
+    arch_case("80-real,90-real", 10, 0, false, "is not among the architectures this build "
+              "has kernels for (sm_80 without PTX, sm_90 without PTX)");
+    arch_case("80-virtual", 9, 0, true, NULL);
+    arch_case("80-virtual", 7, 5, false, "compute_80");
+    arch_case("90a", 9, 0, true, NULL);
+    arch_case("90a", 10, 0, false, "sm_90a");
+    arch_case("100f", 10, 3, true, NULL);
+    arch_case("100f", 12, 0, false, NULL);
+    arch_case("native", 5, 0, true, NULL); // not a list that can be judged
+    arch_case("", 5, 0, true, NULL);
+    reason_case(35, "cudaErrorInsufficientDriver", "CUDA driver version is insufficient for "
+                "CUDA runtime version", 12040, 13000, "CUDA driver 12.4 is older than this "
+                "build's runtime 13.0 (needs driver >= 580)");
+    reason_case(34, "cudaErrorStubLibrary", "CUDA driver is a stub library", 0, 13000,
+                "cudaErrorStubLibrary (CUDA driver is a stub library)");
+    reason_case(100, "cudaErrorNoDevice", "no CUDA-capable device is detected", 13000, 13000,
+                "cudaErrorNoDevice");
+    reason_case(0, "", "", 13000, 13000, "sees no CUDA device");
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "all";
+    if (strcmp(what, "select") == 0) {
+        check_select();
+        return tu_finish("test_gpu select");
+    }
     int n = pcn_cuda_device_count();
     if (strcmp(what, "count") == 0) {
         printf("%d\n", n);
         return 0;
     }
+    if (strcmp(what, "gate") == 0) // exits 0 with a usable GPU, else as a GPU test would
+        return n > 0 ? 0 : tu_gpu_absent("GPU tests");
     if (strcmp(what, "module") == 0) { // the CUDA module loads and answers (see CMakeLists)
         const char *why = pcn_cuda_unavailable_reason();
-        printf("CUDA module: %s; %d device(s)\n", why ? why : "loaded", n);
-        return why ? 1 : 0;
+        printf("CUDA module: %s; %d device(s)%s%s\n", pcn_cuda_built() ? "loaded" : why, n,
+               n ? "" : ": ", n ? "" : why);
+        return pcn_cuda_built() ? 0 : 1;
     }
-    if (n == 0) {
-        printf("test_gpu: no CUDA device (or libpcn built without CUDA): not run\n");
-        return 77;
-    }
+    if (n == 0) return tu_gpu_absent("test_gpu");
     TU_CHECK(pcn_cuda_select(0) == PCN_OK, "%s", pcn_last_error());
     GPU = pcn_cuda_backend();
     if (!GPU) return tu_finish("test_gpu");

@@ -8,9 +8,12 @@
  *   - the history (per-batch energies) matches too.
  * `mpi` stages the sums through host memory, so P = 2 runs on one GPU; `nccl` needs a GPU
  * per rank (CTest runs it with P = 1, which still goes through ncclAllReduce).
- * Exits 77 on every rank when any rank sees no GPU.
+ * Exits 77 on every rank when any rank sees no GPU, but 1 where a rank's machine has an
+ * NVIDIA device node (its CUDA is broken: tu_gpu_absent).
+ *   owners  (any machine) the verdict on GPU identities that allows NCCL: pure, and gathered
+ *           over the node from fake identities (distinct, then two ranks on one GPU).
  *
- * Usage: mpirun -np P test_gpu_dist mpi|nccl
+ * Usage: mpirun -np P test_gpu_dist mpi|nccl|owners
  */
 #include <math.h>
 #include <stdlib.h>
@@ -48,16 +51,54 @@ static void compare_runs(int rank, pcn_model *dist, pcn_model *one, const pcn_hi
     free(w0);
 }
 
+// The pure verdict on GPU identities, and the collective one on fake identities: every rank
+// its own (distinct ids), then ranks 0 and 1 on one (the message names both and the GPU).
+static int check_owners(pcn_comm *c) {
+    unsigned char ids[4][PCN_CUDA_UUID_BYTES] = {{1}, {2}, {3}, {2}};
+    int i = -1, j = -1;
+    TU_CHECK(!pcn_dist_gpu_shared(&ids[0][0], 3, &i, &j), "3 distinct ids seen as shared");
+    TU_CHECK(pcn_dist_gpu_shared(&ids[0][0], 4, &i, &j) && i == 1 && j == 3,
+             "ids 1 and 3 are equal: got %d, %d", i, j);
+    TU_CHECK(!pcn_dist_gpu_shared(&ids[0][0], 1, &i, &j), "one id seen as shared");
+    const int rank = pcn_dist_rank(c), size = pcn_dist_size(c);
+    unsigned char id[PCN_CUDA_UUID_BYTES] = {0xab, 0xcd};
+    id[15] = (unsigned char)rank; // distinct
+    bool own = false;
+    char why[512] = "", label[32];
+    snprintf(label, sizeof label, "cuda:%d Fake GPU", rank);
+    pcn_dist_gpus_own(c, id, label, &own, why, sizeof why);
+    TU_CHECK(own, "rank %d: distinct GPUs seen as shared: %s", rank, why);
+    id[15] = (unsigned char)(rank == 1 ? 0 : rank); // ranks 0 and 1 share
+    snprintf(label, sizeof label, "cuda:0 Fake GPU");
+    pcn_dist_gpus_own(c, id, label, &own, why, sizeof why);
+    TU_CHECK(own == (size == 1), "rank %d: %d ranks, own %d", rank, size, own);
+    if (size > 1)
+        TU_CHECK(strstr(why, "ranks 0 and 1 both drive one GPU (cuda:0 Fake GPU, "
+                        "GPU-abcd0000-0000-0000-0000-000000000000)"),
+                 "rank %d: message \"%s\"", rank, why);
+    int failed = tu_failures, any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (rank == 0) printf("test_gpu_dist owners: %d ranks, %s\n", size, any ? "FAILED" : "ok");
+    return any ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     pcn_comm *c = pcn_dist_init(MPI_COMM_WORLD);
-    int rank = pcn_dist_rank(c), visible = pcn_cuda_device_count(), fewest = 0;
-    MPI_Allreduce(&visible, &fewest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (fewest == 0) {
-        if (rank == 0) printf("test_gpu_dist: a rank sees no CUDA device: not run\n");
+    if (argc > 1 && strcmp(argv[1], "owners") == 0) {
+        int rc = check_owners(c);
         pcn_dist_free(c);
         MPI_Finalize();
-        return 77;
+        return rc;
+    }
+    int rank = pcn_dist_rank(c), visible = pcn_cuda_device_count(), fewest = 0;
+    MPI_Allreduce(&visible, &fewest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (fewest == 0) { // 77 (not run), or 1 where a device node shows CUDA is broken
+        int rc = visible ? 77 : tu_gpu_absent("test_gpu_dist"), worst = rc;
+        MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD); // 1 before 77
+        pcn_dist_free(c);
+        MPI_Finalize();
+        return worst;
     }
     pcn_comm_kind kind = argc > 1 && strcmp(argv[1], "nccl") == 0 ? PCN_COMM_NCCL : PCN_COMM_MPI;
     TU_CHECK(pcn_cuda_select(pcn_dist_gpu_for_rank(c)) == PCN_OK, "%s", pcn_last_error());

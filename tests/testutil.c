@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int tu_failures = 0;
 
@@ -43,6 +44,25 @@ int tu_finish(const char *name) {
     }
     printf("%s: all checks passed\n", name);
     return 0;
+}
+
+// ---- GPU tests without a usable GPU -------------------------------------------------------
+
+int tu_gpu_absent(const char *name) {
+    const char *nodes[] = {"/dev/nvidiactl", "/dev/nvidia0"}, *fake = getenv("PCN_TEST_NVIDIA_NODE");
+    const char *found = NULL;
+    for (int i = 0; i < 2 && !found; i++) {
+        const char *node = fake ? fake : nodes[i];
+        if (access(node, F_OK) == 0) found = node;
+    }
+    const char *why = pcn_cuda_unavailable_reason();
+    if (!found) {
+        printf("%s: no CUDA device (%s): not run\n", name, why ? why : "?");
+        return 77;
+    }
+    printf("FAIL %s: this machine has an NVIDIA device node (%s) but CUDA cannot use it: %s\n",
+           name, found, why ? why : "?");
+    return 1;
 }
 
 // ---- fixture ------------------------------------------------------------------------------

@@ -38,6 +38,12 @@ uint64_t tu_rng_next(uint64_t *state);
 void tu_blobs(int n, int d, int k, uint32_t seed, float *x, int32_t *labels, float *targets);
 // Prints "name: N passed, M failed" style summary and returns the exit code.
 int tu_finish(const char *name);
+// The exit status of a GPU test that found no usable CUDA device: 77 (not run) on a machine
+// without an NVIDIA device node, but 1 (failed, with pcn_cuda_unavailable_reason printed)
+// where /dev/nvidiactl or /dev/nvidia0 exists, so that a GPU machine whose CUDA is broken
+// cannot come back green having run nothing. PCN_TEST_NVIDIA_NODE (tests only) names the
+// node to look for instead.
+int tu_gpu_absent(const char *name);
 
 // ---- golden fixture: lines "name count v0 v1 ..." -----------------------------------------
 typedef struct tu_fixture tu_fixture;

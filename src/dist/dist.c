@@ -15,10 +15,9 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-
 
 struct pcn_comm {
     MPI_Comm comm;         // duplicate of the caller's communicator
@@ -191,19 +190,86 @@ int pcn_dist_gpu_for_rank(const pcn_comm *c) {
     return n > 0 ? c->local_rank % n : -1;
 }
 
-pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
+bool pcn_dist_gpu_shared(const unsigned char *ids, int n, int *first, int *second) {
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (memcmp(ids + (size_t)i * PCN_CUDA_UUID_BYTES, ids + (size_t)j * PCN_CUDA_UUID_BYTES,
+                       PCN_CUDA_UUID_BYTES) == 0) {
+                *first = i, *second = j;
+                return true;
+            }
+    return false;
+}
+
+// A rank's GPU as gathered over its node.
+typedef struct {
+    int rank;                                // in c->comm
+    unsigned char id[PCN_CUDA_UUID_BYTES];
+    char label[76];
+} gpu_owner;
+
+// nvidia-smi's spelling of a UUID: GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
+static void uuid_text(const unsigned char *u, char out[48]) {
+    char *o = out + sprintf(out, "GPU-");
+    for (int i = 0; i < PCN_CUDA_UUID_BYTES; i++)
+        o += sprintf(o, "%s%02x", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", u[i]);
+}
+
+void pcn_dist_gpus_own(pcn_comm *c, const unsigned char id[PCN_CUDA_UUID_BYTES],
+                       const char *label, bool *own, char *why, size_t n) {
+    gpu_owner mine = {c->rank, {0}, ""}, *all = calloc((size_t)c->local_size, sizeof mine);
+    unsigned char *ids = calloc((size_t)c->local_size, PCN_CUDA_UUID_BYTES);
+    if (!all || !ids) pcn_fatal("out of memory gathering GPU identities");
+    memcpy(mine.id, id, PCN_CUDA_UUID_BYTES);
+    snprintf(mine.label, sizeof mine.label, "%s", label ? label : "");
+    count(c, sizeof mine);
+    PCN_MPI_CHECK(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE,
+                                c->node));
+    for (int r = 0; r < c->local_size; r++) memcpy(ids + (size_t)r * PCN_CUDA_UUID_BYTES,
+                                                   all[r].id, PCN_CUDA_UUID_BYTES);
+    int i, j;
     pcn_status st = PCN_OK;
-    int visible = pcn_cuda_device_count();
+    if (pcn_dist_gpu_shared(ids, c->local_size, &i, &j)) {
+        char text[48];
+        uuid_text(all[i].id, text);
+        st = pcn_set_error(PCN_EINVAL, "ranks %d and %d both drive one GPU (%s, %s)",
+                           all[i].rank, all[j].rank, all[i].label, text);
+    }
+    // The lowest rank that saw a shared GPU words the answer for every node.
+    *own = pcn_dist_agree(c, st) == PCN_OK;
+    if (!*own) snprintf(why, n, "%s", pcn_last_error());
+    free(all), free(ids);
+}
+
+// The sums' kind: NCCL where asked (or, for auto, where built) and every rank has its own
+// GPU; otherwise MPI, or a message that says why NCCL cannot be. Collective.
+static pcn_status sums_kind(pcn_comm *c, pcn_comm_kind *kind) {
+    pcn_status st = PCN_OK;
     if (pcn_cuda_device_index() < 0)
         st = pcn_set_error(PCN_ESTATE, "no CUDA device selected on rank %d", c->rank);
-    else if (kind == PCN_COMM_NCCL && !pcn_cuda_built_nccl())
+    else if (*kind == PCN_COMM_NCCL && !pcn_cuda_built_nccl())
         st = pcn_set_error(PCN_EINVAL, "--comm nccl: this pcn_dist was built without NCCL; "
                            "use --comm mpi");
-    else if (kind == PCN_COMM_NCCL && c->local_size > visible)
-        st = pcn_set_error(PCN_EINVAL, "--comm nccl: %d ranks on this node share %d GPU%s and "
-                           "NCCL needs one GPU per rank; use --comm mpi, or start at most %d "
-                           "ranks per node", c->local_size, visible, visible == 1 ? "" : "s",
-                           visible);
+    if ((st = pcn_dist_agree(c, st)) != PCN_OK || *kind == PCN_COMM_MPI) return st;
+    if (*kind == PCN_COMM_AUTO && !pcn_dist_any(c, !pcn_cuda_built_nccl())) {
+        *kind = PCN_COMM_MPI;
+        return PCN_OK;
+    }
+    unsigned char id[PCN_CUDA_UUID_BYTES] = {0};
+    char label[76], why[512];
+    bool own;
+    pcn_cuda_device_uuid(id);
+    snprintf(label, sizeof label, "cuda:%d %s", pcn_cuda_device_index(), pcn_cuda_device_name());
+    pcn_dist_gpus_own(c, id, label, &own, why, sizeof why);
+    if (*kind == PCN_COMM_AUTO) *kind = own ? PCN_COMM_NCCL : PCN_COMM_MPI;
+    else if (!own)
+        st = pcn_set_error(PCN_EINVAL, "--comm nccl: %s, and NCCL needs one GPU per rank; use "
+                           "--comm mpi, or fewer ranks per node", why);
+    return st;
+}
+
+pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
+    pcn_status st = sums_kind(c, &kind);
     if ((st = pcn_dist_agree(c, st)) != PCN_OK) return st;
     pcn_cuda_set_timeout(timeout_s);
     if (kind == PCN_COMM_MPI) return PCN_OK; // device sums stage through host memory
@@ -216,6 +282,8 @@ pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s) {
     if (st == PCN_OK) c->nccl = true, c->coll.sum_f32_device = coll_sum_nccl;
     return st;
 }
+
+bool pcn_dist_uses_nccl(const pcn_comm *c) { return c->nccl; }
 
 // Device failures (a failed launch, NCCL errors, a timeout) end every rank.
 static void gpu_fatal(const char *msg) { pcn_fatal("%s", msg); }

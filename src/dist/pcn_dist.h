@@ -80,17 +80,34 @@ void pcn_dist_reduce_max_sum(pcn_comm *c, const double *v, int n, double *max, d
 typedef enum {
     PCN_COMM_MPI = 0,  // MPI; with a model on a GPU, staged through host memory (ranks may
                        //   share a GPU)
-    PCN_COMM_NCCL = 1  // NCCL on device buffers, on the compute stream (one GPU per rank)
+    PCN_COMM_NCCL = 1, // NCCL on device buffers, on the compute stream (one GPU per rank)
+    PCN_COMM_AUTO = 2  // NCCL when built with it and no two ranks of a node drive one GPU,
+                       //   else MPI
 } pcn_comm_kind;
 
 // The CUDA device this rank should drive: its node-local rank modulo the devices it sees
 // (-1 when it sees none). Local.
 int pcn_dist_gpu_for_rank(const pcn_comm *c);
 // Gradients of models on this rank's GPU are summed with `kind` from now on; NCCL builds
-// its communicator from a unique id that rank 0 broadcasts over MPI. timeout_s bounds every
-// wait on the device while NCCL is up: a dead or hung peer ends all ranks with a message.
-// pcn_cuda_select() must have run on every rank. Collective; every rank gets the same status.
+// its communicator from a unique id that rank 0 broadcasts over MPI. NCCL is refused, naming
+// the ranks and the GPU, when two ranks of a node drive the same GPU (by UUID, so ranks that
+// each see one distinct GPU, as under Slurm's --gpus-per-task, qualify). timeout_s bounds
+// every wait on the device while NCCL is up: a dead or hung peer ends all ranks with a
+// message. pcn_cuda_select() must have run on every rank. Collective; every rank gets the
+// same status.
 pcn_status pcn_dist_use_gpu(pcn_comm *c, pcn_comm_kind kind, double timeout_s);
+// Whether gradients on the GPU are summed with NCCL (after pcn_dist_use_gpu). Local.
+bool pcn_dist_uses_nccl(const pcn_comm *c);
+// Among n GPU identities (n consecutive blocks of PCN_CUDA_UUID_BYTES), the first two equal
+// ones: true with *first < *second their indexes, false when all are distinct. Local.
+bool pcn_dist_gpu_shared(const unsigned char *ids, int n, int *first, int *second);
+// Whether every rank drives a GPU of its own: each rank passes the identity of its GPU
+// (pcn_cuda_device_uuid) and a label for messages ("cuda:0 NVIDIA H200"); they are gathered
+// over each node. When two ranks of a node share one, *own is false and why (n bytes) names
+// the first such pair of the lowest node that has one. Collective; the same answer on every
+// rank.
+void pcn_dist_gpus_own(pcn_comm *c, const unsigned char id[PCN_CUDA_UUID_BYTES],
+                       const char *label, bool *own, char *why, size_t n);
 
 // pcn_train / pcn_test over the ranks of c: each rank takes its shard of every global batch,
 // gradients, energies and counts are summed globally, so every rank ends with the same

@@ -39,6 +39,9 @@ extern "C" {
 #include "gpu_module.h"
 #include "sums.h"
 }
+#ifndef PCN_CUDA_ARCHS
+#define PCN_CUDA_ARCHS "" // the build's CMAKE_CUDA_ARCHITECTURES, comma-separated (CMake)
+#endif
 
 // Errors go to libpcn's pcn_last_error() through the function the loader hands over; the
 // module links nothing of libpcn.
@@ -202,6 +205,36 @@ static int m_pcn_cuda_device_count(void) {
         return 0;
     }
     return n;
+}
+
+// The devices, or why there are none: CUDA's error and the driver's and runtime's versions
+// (the loader words the reason, pcn_cuda_probe_reason).
+static void m_pcn_gpu_probe(pcn_gpu_probe *out) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    memset(out, 0, sizeof *out);
+    out->count = e == cudaSuccess ? n : 0;
+    out->error = (int)e;
+    if (e != cudaSuccess) {
+        cudaGetLastError(); // no driver or no device: clear the sticky error
+        snprintf(out->error_name, sizeof out->error_name, "%s", cudaGetErrorName(e));
+        snprintf(out->error_string, sizeof out->error_string, "%s", cudaGetErrorString(e));
+    }
+    if (cudaDriverGetVersion(&out->driver_version) != cudaSuccess) out->driver_version = 0;
+    if (cudaRuntimeGetVersion(&out->runtime_version) != cudaSuccess) out->runtime_version = 0;
+}
+
+static pcn_status m_pcn_gpu_device_props(int device, pcn_gpu_props *out) {
+    cudaDeviceProp prop;
+    cudaError_t e = cudaGetDeviceProperties(&prop, device);
+    if (e != cudaSuccess)
+        return pcn_set_error(PCN_EINVAL, "CUDA device %d: %s: %s", device, cudaGetErrorName(e),
+                             cudaGetErrorString(e));
+    snprintf(out->name, sizeof out->name, "%s", prop.name);
+    out->major = prop.major, out->minor = prop.minor;
+    static_assert(sizeof prop.uuid.bytes == PCN_CUDA_UUID_BYTES, "CUDA UUID size");
+    memcpy(out->uuid, prop.uuid.bytes, PCN_CUDA_UUID_BYTES);
+    return PCN_OK;
 }
 
 static pcn_status m_pcn_cuda_select(int device) {
@@ -576,6 +609,11 @@ static pcn_status m_pcn_gpu_nccl_init(const unsigned char *id, int rank,
                                         int size) {
     if (g.device < 0) return pcn_set_error(PCN_ESTATE, "NCCL: no CUDA device selected");
     if (g.nccl_up) return pcn_set_error(PCN_ESTATE, "NCCL: this process already has a communicator");
+    // NCCL binds its communicator to the calling thread's current device: make it ours.
+    cudaError_t e = cudaSetDevice(g.device);
+    if (e != cudaSuccess)
+        return pcn_set_error(PCN_EIO, "NCCL: cudaSetDevice(%d): %s", g.device,
+                             cudaGetErrorString(e));
     ncclUniqueId u;
     memcpy(&u, id, sizeof u);
     ncclResult_t r = ncclCommInitRank(&g.nccl, size, u, rank);
@@ -636,7 +674,9 @@ pcn_gpu_module_init(pcn_errorv_fn set_errorv) {
     table.device_index = m_pcn_gpu_device_index;
     table.set_timeout = m_pcn_gpu_set_timeout;
     table.set_graphs = m_pcn_cuda_set_graphs;
-    table.device_count = m_pcn_cuda_device_count;
+    table.archs = PCN_CUDA_ARCHS;
+    table.probe = m_pcn_gpu_probe;
+    table.device_props = m_pcn_gpu_device_props;
     table.select = m_pcn_cuda_select;
     table.backend = m_pcn_gpu_backend;
     table.nccl_unique_id = m_pcn_gpu_nccl_unique_id;

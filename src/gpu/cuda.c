@@ -11,9 +11,13 @@
  * build folder it was built in (PCN_CUDA_MODULE_DIR), then the loader's own search
  * (LD_LIBRARY_PATH). A machine without the NVIDIA driver (no libcuda.so.1) has no devices,
  * and the module is not even opened.
- * Without a module every function answers as "no CUDA": no devices, a clear message.
+ * Without a module every function answers as "no CUDA": no devices, a clear message. With
+ * one, the module's probe (once) says how many devices there are or why there are none
+ * (the driver older than the runtime, CUDA's error), and pcn_cuda_select refuses a device
+ * that this build has no kernels for, before CUDA would fail at the first launch.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
@@ -38,6 +42,8 @@ static void (*pending_fatal)(const char *msg);
 static double pending_timeout;
 static bool graphs_off;
 static char module_path[PATH_MAX];
+static int visible = -1;        // the probe's device count; -1: not probed yet
+static pcn_gpu_props chosen;    // the selected device's, once selected
 
 static bool try_open(const char *path) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -91,6 +97,8 @@ static const pcn_gpu_module *module(void) {
         if (access(path, R_OK) == 0) return try_open(path) ? mod : NULL;
     }
     if (try_open(PCN_GPU_MODULE_NAME)) return mod;
+    // Found on the loader's path but a library it needs is missing: that message stays.
+    if (!strstr(why, PCN_GPU_MODULE_NAME ": cannot open shared object file")) return NULL;
     snprintf(why, sizeof why, PCN_CUDA_MODULE_DIR[0]
                  ? "the CUDA module " PCN_GPU_MODULE_NAME " is not next to this program, in "
                    PCN_CUDA_MODULE_DIR " or on LD_LIBRARY_PATH (set PCN_CUDA_MODULE to it)"
@@ -100,9 +108,33 @@ static const pcn_gpu_module *module(void) {
 
 // ----------------------------------------------------------------------------------------
 
+// The devices the module's CUDA runtime sees, probed once; 0 with why set when none.
+static int probed(void) {
+    if (visible >= 0) return visible;
+    if (!module()) return visible = 0;
+    pcn_gpu_probe p;
+    memset(&p, 0, sizeof p);
+    mod->probe(&p);
+    if (p.count <= 0) pcn_cuda_probe_reason(&p, why, sizeof why);
+    return visible = p.count > 0 ? p.count : 0;
+}
+
 bool pcn_cuda_built(void) { return module() != NULL; }
 bool pcn_cuda_built_nccl(void) { return module() && mod->has_nccl; }
-const char *pcn_cuda_unavailable_reason(void) { return module() ? NULL : why; }
+const char *pcn_cuda_unavailable_reason(void) { return probed() > 0 ? NULL : why; }
+
+bool pcn_cuda_expected(void) {
+    if (access("/dev/nvidiactl", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0) return true;
+    void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (driver) dlclose(driver);
+    return driver != NULL;
+}
+
+pcn_status pcn_cuda_device_uuid(unsigned char uuid[PCN_CUDA_UUID_BYTES]) {
+    if (pcn_cuda_device_index() < 0) return pcn_set_error(PCN_ESTATE, "no CUDA device selected");
+    memcpy(uuid, chosen.uuid, PCN_CUDA_UUID_BYTES);
+    return PCN_OK;
+}
 
 void pcn_cuda_set_fatal(void (*handler)(const char *msg)) {
     pending_fatal = handler; // kept for a module loaded later
@@ -117,11 +149,23 @@ void pcn_cuda_set_timeout(double seconds) {
     if (mod) mod->set_timeout(seconds);
 }
 
-int pcn_cuda_device_count(void) { return module() ? mod->device_count() : 0; }
+int pcn_cuda_device_count(void) { return probed(); }
 
 pcn_status pcn_cuda_select(int device) {
-    if (!module()) return pcn_set_error(PCN_EINVAL, "no CUDA device: %s", why);
-    return mod->select(device);
+    if (probed() == 0) return pcn_set_error(PCN_EINVAL, "no CUDA device: %s", why);
+    if (device < 0 || device >= visible)
+        return pcn_set_error(PCN_EINVAL, "CUDA device %d does not exist (%d visible)", device,
+                             visible);
+    pcn_gpu_props props;
+    memset(&props, 0, sizeof props);
+    pcn_status st = mod->device_props(device, &props);
+    if (st != PCN_OK) return st;
+    char refused[512];
+    if (!pcn_cuda_arch_check(mod->archs, device, props.name, props.major, props.minor, refused,
+                             sizeof refused))
+        return pcn_set_error(PCN_EINVAL, "%s", refused);
+    if ((st = mod->select(device)) == PCN_OK) chosen = props;
+    return st;
 }
 
 void pcn_cuda_set_module(const char *path) {
@@ -161,4 +205,86 @@ pcn_status pcn_cuda_nccl_sum(float *v, size_t n) {
 
 void pcn_cuda_nccl_free(void) {
     if (mod) mod->nccl_free();
+}
+
+// ----------------------------------------------------------------------------------------
+// Pure decisions (gpu_module.h)
+// ----------------------------------------------------------------------------------------
+
+// The oldest driver release of a CUDA major version (NVIDIA's compatibility table).
+static int min_driver(int runtime_major) {
+    return runtime_major >= 13 ? 580 : runtime_major == 12 ? 525 : runtime_major == 11 ? 450 : 0;
+}
+
+void pcn_cuda_probe_reason(const pcn_gpu_probe *p, char *why, size_t n) {
+    const int dv = p->driver_version, rv = p->runtime_version;
+    if (p->error == 0) {
+        snprintf(why, n, "the NVIDIA driver sees no CUDA device (is CUDA_VISIBLE_DEVICES "
+                 "empty?)");
+    } else if (dv > 0 && dv < rv) {
+        char needs[48] = "";
+        if (min_driver(rv / 1000))
+            snprintf(needs, sizeof needs, " (needs driver >= %d)", min_driver(rv / 1000));
+        snprintf(why, n, "CUDA driver %d.%d is older than this build's runtime %d.%d%s: %s",
+                 dv / 1000, dv % 1000 / 10, rv / 1000, rv % 1000 / 10, needs, p->error_name);
+    } else {
+        char driver[32] = "none usable";
+        if (dv > 0) snprintf(driver, sizeof driver, "%d.%d", dv / 1000, dv % 1000 / 10);
+        snprintf(why, n, "CUDA cannot be used: cudaGetDeviceCount: %s (%s); CUDA driver %s, "
+                 "runtime %d.%d", p->error_name, p->error_string, driver, rv / 1000,
+                 rv % 1000 / 10);
+    }
+}
+
+typedef struct {
+    int cap;          // 10 major + minor, as in sm_80 / sm_103
+    char suffix;      // 'a' (this exact GPU), 'f' (its family), or 0
+    bool sass, ptx;   // machine code, PTX
+} arch_entry;
+
+// One entry of CMAKE_CUDA_ARCHITECTURES ("80", "90a", "80-real", "90-virtual"); false for
+// anything else ("native", "all", "all-major").
+static bool parse_arch(const char *tok, size_t len, arch_entry *e) {
+    size_t i = 0;
+    e->cap = 0, e->suffix = 0, e->sass = e->ptx = true;
+    while (i < len && isdigit((unsigned char)tok[i])) e->cap = 10 * e->cap + (tok[i++] - '0');
+    if (i == 0 || e->cap < 10) return false;
+    if (i < len && (tok[i] == 'a' || tok[i] == 'f')) e->suffix = tok[i++];
+    if (len - i == 5 && strncmp(tok + i, "-real", 5) == 0) e->ptx = false, i += 5;
+    else if (len - i == 8 && strncmp(tok + i, "-virtual", 8) == 0) e->sass = false, i += 8;
+    return i == len;
+}
+
+static bool entry_runs(const arch_entry *e, int major, int minor) {
+    const int cap = 10 * major + minor;
+    const bool same_major = major == e->cap / 10;
+    if (e->suffix == 'a') return cap == e->cap;  // code and PTX for this GPU alone
+    if (e->suffix == 'f') return same_major && cap >= e->cap;
+    return (e->sass && same_major && cap >= e->cap) || (e->ptx && cap >= e->cap);
+}
+
+bool pcn_cuda_arch_check(const char *archs, int device, const char *name, int major, int minor,
+                         char *why, size_t n) {
+    char list[256] = "";
+    bool runs = false, older = true, any = false;
+    for (const char *t = archs ? archs : ""; *t;) {
+        size_t len = strcspn(t, ",;");
+        arch_entry e;
+        if (len && !parse_arch(t, len, &e)) return true; // not a list we can judge
+        if (len) {
+            any = true;
+            runs = runs || entry_runs(&e, major, minor);
+            older = older && 10 * major + minor < e.cap;
+            size_t at = strlen(list);
+            snprintf(list + at, sizeof list - at, "%s%s_%d%s%s", at ? ", " : "",
+                     e.sass ? "sm" : "compute", e.cap, e.suffix ? (char[2]){e.suffix, 0} : "",
+                     e.sass && !e.ptx ? " without PTX" : "");
+        }
+        t += len + (t[len] != '\0');
+    }
+    if (runs || !any) return true;
+    snprintf(why, n, "GPU %d (%s, sm_%d%d) %s the architectures this build has kernels for "
+             "(%s): rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d%d", device, name, major, minor,
+             older ? "is older than" : "is not among", list, major, minor);
+    return false;
 }
