@@ -26,7 +26,8 @@ Run:
     ... --dataset fashion-mnist.h5
 
 Per epoch it prints the training seconds (the jitted train_on_batch over every batch; the
-XLA compile is done beforehand on a copy of the model and reported once as compile_s), the
+XLA compile is done beforehand on the model, whose parameters and optimiser state are then
+restored, and reported once per seed as compile_s), the
 test seconds, and the test accuracy two ways: acc (PCX's: 78 batches of 128, the last 16
 test images dropped by drop_last=True, mean of the batch means) and acc_full (all 10000).
 The JSON holds every epoch of every seed plus the machine facts: CPU model, cores, the
