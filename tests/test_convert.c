@@ -32,38 +32,15 @@
 #include <zlib.h>
 
 #include "pcn_io.h"
+#include "convert_testutil.h"
 #include "testutil.h"
 
-static char tmpdir[256];
 
 // ----------------------------------------------------------------------------------------
 // Writing inputs
 // ----------------------------------------------------------------------------------------
 
-// tmpdir/name, in storage that lives as long as the test (one slot per call).
-static char *path_in(const char *name) {
-    static char buf[256][512];
-    static int k;
-    if (k == 256) {
-        fprintf(stderr, "path_in: out of slots\n");
-        exit(1);
-    }
-    char *p = buf[k++];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
 
-static void write_bytes(const char *path, const void *data, size_t n, bool gz) {
-    if (gz) {
-        gzFile f = gzopen(path, "wb");
-        TU_CHECK(f && gzwrite(f, data, (unsigned)n) == (int)n, "gzip write %s", path);
-        if (f) gzclose(f);
-        return;
-    }
-    FILE *fp = fopen(path, "wb");
-    TU_CHECK(fp && fwrite(data, 1, n, fp) == n, "write %s", path);
-    if (fp) fclose(fp);
-}
 
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
@@ -88,7 +65,7 @@ static void write_idx_images(const char *path, int split, int64_t n, int rows, i
     put_be32(b + 8, (uint32_t)rows), put_be32(b + 12, (uint32_t)cols);
     for (int64_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) b[16 + i * d + j] = pixel(split, i, (int64_t)j);
-    write_bytes(path, b, len, gz);
+    conv_write(path, b, len, gz);
     free(b);
 }
 
@@ -98,7 +75,7 @@ static void write_idx_labels(const char *path, int split, int64_t n, int64_t hea
     put_be32(b, 0x801), put_be32(b + 4, (uint32_t)header_n);
     for (int64_t i = 0; i < n; i++) b[8 + i] = label_of(split, i);
     if (bad_row >= 0) b[8 + bad_row] = 200;
-    write_bytes(path, b, 8 + (size_t)n, gz);
+    conv_write(path, b, 8 + (size_t)n, gz);
     free(b);
 }
 
@@ -107,8 +84,8 @@ enum { TR_N = 2500, TE_N = 300, ROWS = 5, COLS = 7, D = ROWS * COLS };
 // The good synthetic set: train images gzipped, train labels plain, test images plain,
 // test labels gzipped.
 static pcn_io_idx_paths write_idx_set(void) {
-    pcn_io_idx_paths p = {path_in("tr-img.gz"), path_in("tr-lab"), path_in("te-img"),
-                          path_in("te-lab.gz")};
+    pcn_io_idx_paths p = {conv_path("tr-img.gz"), conv_path("tr-lab"), conv_path("te-img"),
+                          conv_path("te-lab.gz")};
     write_idx_images(p.train_images, 0, TR_N, ROWS, COLS, TR_N, 0, true);
     write_idx_labels(p.train_labels, 0, TR_N, TR_N, -1, false);
     write_idx_images(p.test_images, 1, TE_N, ROWS, COLS, TE_N, 0, false);
@@ -284,22 +261,7 @@ static void check_file(const char *path, const expect *e) {
     H5Fclose(f);
 }
 
-// No file of the temp dir holds ".tmp." (no temporary file left behind).
-static bool no_temp_files(void) {
-    DIR *d = opendir(tmpdir);
-    struct dirent *de;
-    bool clean = true;
-    while (d && (de = readdir(d)))
-        if (strstr(de->d_name, ".tmp.")) clean = false;
-    if (d) closedir(d);
-    return clean;
-}
 
-// The converters' status as the 0 / -1 of the checks below, with the message in err.
-static int conv_rc(pcn_status st, char *err, size_t len) {
-    snprintf(err, len, "%s", st == PCN_OK ? "" : pcn_last_error());
-    return st == PCN_OK ? 0 : -1;
-}
 
 // ----------------------------------------------------------------------------------------
 // Good conversions
@@ -308,13 +270,13 @@ static int conv_rc(pcn_status st, char *err, size_t len) {
 static void test_idx(void) {
     pcn_io_idx_paths p = write_idx_set();
     char err[1024] = "", source[600];
-    const char *out = path_in("idx.h5");
+    const char *out = conv_path("idx.h5");
     int rc = conv_rc(pcn_io_convert_idx(&p, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "idx conversion: %s", err);
     snprintf(source, sizeof source, "idx: %s", p.train_images);
     expect e = {TR_N, TE_N, D, 7, {1, ROWS, COLS}, source, pixel, label_of};
     check_file(out, &e);
-    TU_CHECK(no_temp_files(), "temporary file left after success");
+    TU_CHECK(conv_no_temp_files(), "temporary file left after success");
 
     // --classes, limits (more than one chunk of train rows) and a chosen source.
     pcn_io_convert_params prm = pcn_io_convert_default_params();
@@ -327,7 +289,7 @@ static void test_idx(void) {
 
 static void test_idx_dir(void) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/std", tmpdir);
+    snprintf(dir, sizeof dir, "%s/std", conv_tmpdir);
     mkdir(dir, 0755);
     char tri[600], trl[600], tei[600], tel[600], err[1024] = "", source[700];
     snprintf(tri, sizeof tri, "%s/train-images-idx3-ubyte.gz", dir);
@@ -338,7 +300,7 @@ static void test_idx_dir(void) {
     write_idx_labels(trl, 0, TR_N, TR_N, -1, false);
     write_idx_images(tei, 1, TE_N, ROWS, COLS, TE_N, 0, false);
     write_idx_labels(tel, 1, TE_N, TE_N, -1, true);
-    const char *out = path_in("dir.h5");
+    const char *out = conv_path("dir.h5");
     int rc = conv_rc(pcn_io_convert_idx_dir(dir, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "idx --dir conversion: %s", err);
     snprintf(source, sizeof source, "idx: %s", tri);
@@ -369,17 +331,17 @@ static void write_cifar(const char *dir, int bad_label) {
             if (!split && row[split] == 5 && bad_label >= 0) rec[0] = (uint8_t)bad_label;
             for (int j = 0; j < 3072; j++) rec[1 + j] = cifar_px(split, row[split], j);
         }
-        write_bytes(path, b, (size_t)cifar_counts[f] * 3073, false);
+        conv_write(path, b, (size_t)cifar_counts[f] * 3073, false);
         free(b);
     }
 }
 
 static void test_cifar(void) {
     char dir[512], err[1024] = "", source[600];
-    snprintf(dir, sizeof dir, "%s/cifar", tmpdir);
+    snprintf(dir, sizeof dir, "%s/cifar", conv_tmpdir);
     mkdir(dir, 0755);
     write_cifar(dir, -1);
-    const char *out = path_in("cifar.h5");
+    const char *out = conv_path("cifar.h5");
     int rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "cifar conversion: %s", err);
     snprintf(source, sizeof source, "cifar-10 binary: %s", dir);
@@ -398,53 +360,41 @@ static void test_cifar(void) {
 // Bad inputs
 // ----------------------------------------------------------------------------------------
 
-// rc must be -1, err must hold every needle, and neither out nor a temporary file exists.
-static void expect_refusal(const char *what, int rc, const char *err, const char *out,
-                           const char *needle1, const char *needle2) {
-    TU_CHECK(rc == -1, "%s: rc %d, want -1", what, rc);
-    TU_CHECK(strstr(err, needle1) != NULL, "%s: message '%s' lacks '%s'", what, err, needle1);
-    TU_CHECK(!needle2 || strstr(err, needle2) != NULL, "%s: message '%s' lacks '%s'", what, err,
-             needle2);
-    TU_CHECK(strchr(err, '\n') == NULL, "%s: message is not one line", what);
-    TU_CHECK(access(out, F_OK) != 0, "%s: output %s exists", what, out);
-    TU_CHECK(no_temp_files(), "%s: temporary file left behind", what);
-    printf("  refused %-28s %s\n", what, err);
-}
 
 static int idx_try(const pcn_io_idx_paths *p, const pcn_io_convert_params *prm, char *err) {
     err[0] = 0;
-    return conv_rc(pcn_io_convert_idx(p, path_in("bad.h5"), prm), err, 1024);
+    return conv_rc(pcn_io_convert_idx(p, conv_path("bad.h5"), prm), err, 1024);
 }
 
 // Refusals of damaged IDX files: a wrong magic, truncated files and streams, too few labels.
 static void idx_bad_files(pcn_io_idx_paths good, const char *out, char *err) {
     pcn_io_idx_paths p;
     p = good, p.train_images = good.train_labels; // a label file where images belong
-    expect_refusal("bad magic", idx_try(&p, NULL, err), err, out, good.train_labels,
+    conv_expect_refusal("bad magic", idx_try(&p, NULL, err), err, out, good.train_labels,
                    "bad magic 0x00000801, expected 0x00000803 (an IDX image file)");
 
-    p = good, p.test_images = path_in("short-img"); // header says 300, holds 299 images
+    p = good, p.test_images = conv_path("short-img"); // header says 300, holds 299 images
     write_idx_images(p.test_images, 1, TE_N - 1, ROWS, COLS, TE_N, 0, false);
-    expect_refusal("truncated plain file", idx_try(&p, NULL, err), err, out, p.test_images,
+    conv_expect_refusal("truncated plain file", idx_try(&p, NULL, err), err, out, p.test_images,
                    "truncated");
 
-    p = good, p.train_images = path_in("short-img.gz");
+    p = good, p.train_images = conv_path("short-img.gz");
     write_idx_images(p.train_images, 0, TR_N - 1, ROWS, COLS, TR_N, 0, true);
-    expect_refusal("truncated gzip content", idx_try(&p, NULL, err), err, out, p.train_images,
+    conv_expect_refusal("truncated gzip content", idx_try(&p, NULL, err), err, out, p.train_images,
                    "truncated");
 
-    p = good, p.train_images = path_in("cut.gz"); // the compressed stream cut in half
+    p = good, p.train_images = conv_path("cut.gz"); // the compressed stream cut in half
     FILE *fp = fopen(good.train_images, "rb");
     uint8_t buf[4096];
     size_t len = fread(buf, 1, sizeof buf, fp);
     fclose(fp);
-    write_bytes(p.train_images, buf, len / 2, false);
-    expect_refusal("truncated gzip stream", idx_try(&p, NULL, err), err, out, p.train_images,
+    conv_write(p.train_images, buf, len / 2, false);
+    conv_expect_refusal("truncated gzip stream", idx_try(&p, NULL, err), err, out, p.train_images,
                    "truncated");
 
-    p = good, p.train_labels = path_in("few-lab"); // 2499 labels for 2500 images
+    p = good, p.train_labels = conv_path("few-lab"); // 2499 labels for 2500 images
     write_idx_labels(p.train_labels, 0, TR_N - 1, TR_N - 1, -1, false);
-    expect_refusal("count mismatch", idx_try(&p, NULL, err), err, out, p.train_labels,
+    conv_expect_refusal("count mismatch", idx_try(&p, NULL, err), err, out, p.train_labels,
                    "2499 labels, but");
 }
 
@@ -453,32 +403,32 @@ static void idx_bad_contents(pcn_io_idx_paths good, const char *out, char *err,
                              pcn_io_convert_params *prm) {
     pcn_io_idx_paths p;
     prm->classes = 5; // labels go up to 6; train row 2 has the first one above 4
-    expect_refusal("label out of range", idx_try(&good, prm, err), err, out, good.train_labels,
+    conv_expect_refusal("label out of range", idx_try(&good, prm, err), err, out, good.train_labels,
                    "label 6 at row 2 is out of range for 5 classes");
     prm->classes = 0;
 
-    p = good, p.test_images = path_in("long-img"); // one image more than the header says
+    p = good, p.test_images = conv_path("long-img"); // one image more than the header says
     write_idx_images(p.test_images, 1, TE_N, ROWS, COLS, TE_N, D, false);
-    expect_refusal("trailing data", idx_try(&p, NULL, err), err, out, p.test_images,
+    conv_expect_refusal("trailing data", idx_try(&p, NULL, err), err, out, p.test_images,
                    "more data");
 
-    p = good, p.test_images = path_in("wide-img");
+    p = good, p.test_images = conv_path("wide-img");
     write_idx_images(p.test_images, 1, TE_N, COLS, ROWS, TE_N, 0, false);
-    expect_refusal("image size mismatch", idx_try(&p, NULL, err), err, out, p.test_images,
+    conv_expect_refusal("image size mismatch", idx_try(&p, NULL, err), err, out, p.test_images,
                    "are 7x5");
 
-    p = good, p.test_labels = path_in("no-such-file");
-    expect_refusal("missing file", idx_try(&p, NULL, err), err, out, p.test_labels,
+    p = good, p.test_labels = conv_path("no-such-file");
+    conv_expect_refusal("missing file", idx_try(&p, NULL, err), err, out, p.test_labels,
                    "No such file");
 
-    write_bytes(path_in("empty"), "", 0, false);
-    p = good, p.train_labels = path_in("empty");
-    expect_refusal("empty file", idx_try(&p, NULL, err), err, out, p.train_labels, "empty");
+    conv_write(conv_path("empty"), "", 0, false);
+    p = good, p.train_labels = conv_path("empty");
+    conv_expect_refusal("empty file", idx_try(&p, NULL, err), err, out, p.train_labels, "empty");
 }
 
 static void test_idx_bad(void) {
     pcn_io_idx_paths good = write_idx_set();
-    const char *out = path_in("bad.h5");
+    const char *out = conv_path("bad.h5");
     char err[1024];
     pcn_io_convert_params prm = pcn_io_convert_default_params();
 
@@ -486,29 +436,29 @@ static void test_idx_bad(void) {
     idx_bad_contents(good, out, err, &prm);
 
     prm.limit_train = 0;
-    expect_refusal("limit 0", idx_try(&good, &prm, err), err, out, "limit_train", NULL);
+    conv_expect_refusal("limit 0", idx_try(&good, &prm, err), err, out, "limit_train", NULL);
     prm = pcn_io_convert_default_params(), prm.classes = 1;
-    expect_refusal("classes 1", idx_try(&good, &prm, err), err, out, "classes", NULL);
+    conv_expect_refusal("classes 1", idx_try(&good, &prm, err), err, out, "classes", NULL);
 
     err[0] = 0;
-    int rc = conv_rc(pcn_io_convert_idx_dir(tmpdir, out, NULL), err, sizeof err);
-    expect_refusal("--dir without the files", rc, err, out, "train-images-idx3-ubyte", tmpdir);
+    int rc = conv_rc(pcn_io_convert_idx_dir(conv_tmpdir, out, NULL), err, sizeof err);
+    conv_expect_refusal("--dir without the files", rc, err, out, "train-images-idx3-ubyte", conv_tmpdir);
 
-    const char *nodir = path_in("no-dir/x.h5");
+    const char *nodir = conv_path("no-dir/x.h5");
     rc = conv_rc(pcn_io_convert_idx(&good, nodir, NULL), err, sizeof err);
-    expect_refusal("unwritable output", rc, err, nodir, "cannot create", "no-dir/x.h5.tmp.");
+    conv_expect_refusal("unwritable output", rc, err, nodir, "cannot create", "no-dir/x.h5.tmp.");
 }
 
 static void test_cifar_bad(void) {
     char dir[512], path[600], err[1024];
-    const char *out = path_in("bad.h5");
-    snprintf(dir, sizeof dir, "%s/cifar-bad", tmpdir);
+    const char *out = conv_path("bad.h5");
+    snprintf(dir, sizeof dir, "%s/cifar-bad", conv_tmpdir);
     mkdir(dir, 0755);
 
     write_cifar(dir, 10);
     snprintf(path, sizeof path, "%s/data_batch_3.bin", dir); // train row 5 is its first
     int rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
-    expect_refusal("cifar label out of range", rc, err, out, path, "label 10 at record 0");
+    conv_expect_refusal("cifar label out of range", rc, err, out, path, "label 10 at record 0");
 
     write_cifar(dir, -1);
     snprintf(path, sizeof path, "%s/data_batch_4.bin", dir);
@@ -516,27 +466,27 @@ static void test_cifar_bad(void) {
     fputc(0, fp);
     fclose(fp);
     rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
-    expect_refusal("cifar size", rc, err, out, path,
+    conv_expect_refusal("cifar size", rc, err, out, path,
                    "3074 bytes is not a non-zero multiple of 3073");
 
     write_cifar(dir, -1);
     snprintf(path, sizeof path, "%s/test_batch.bin", dir);
     unlink(path);
     rc = conv_rc(pcn_io_convert_cifar10(dir, out, NULL), err, sizeof err);
-    expect_refusal("cifar missing file", rc, err, out, path, "No such file");
+    conv_expect_refusal("cifar missing file", rc, err, out, path, "No such file");
 
     pcn_io_convert_params prm = pcn_io_convert_default_params();
     prm.classes = 11;
     rc = conv_rc(pcn_io_convert_cifar10(dir, out, &prm), err, sizeof err);
-    expect_refusal("cifar classes", rc, err, out, "classes = 11", NULL);
+    conv_expect_refusal("cifar classes", rc, err, out, "classes = 11", NULL);
 }
 
 // A failed conversion leaves an existing output as it was.
 static void test_keeps_existing(void) {
     pcn_io_idx_paths p = write_idx_set();
-    const char *out = path_in("keep.h5");
-    write_bytes(out, "old", 3, false);
-    p.test_images = path_in("short-img"); // written by test_idx_bad: truncated
+    const char *out = conv_path("keep.h5");
+    conv_write(out, "old", 3, false);
+    p.test_images = conv_path("short-img"); // written by test_idx_bad: truncated
     char err[1024] = "", got[8] = "";
     int rc = conv_rc(pcn_io_convert_idx(&p, out, NULL), err, sizeof err);
     TU_CHECK(rc == -1 && strstr(err, "truncated"), "truncated input: rc %d, '%s'", rc, err);
@@ -544,48 +494,36 @@ static void test_keeps_existing(void) {
     size_t n = fp ? fread(got, 1, sizeof got, fp) : 0;
     if (fp) fclose(fp);
     TU_CHECK(n == 3 && !memcmp(got, "old", 3), "existing output changed by a failed run");
-    TU_CHECK(no_temp_files(), "temporary file left behind");
+    TU_CHECK(conv_no_temp_files(), "temporary file left behind");
 }
 
 // ----------------------------------------------------------------------------------------
 // The program
 // ----------------------------------------------------------------------------------------
 
-// Runs a shell command; its exit status, stdout+stderr in out.
-static int run_cmd(const char *cmd, char *out, size_t size) {
-    char full[2048], log[600];
-    snprintf(log, sizeof log, "%s/cmd.log", tmpdir);
-    snprintf(full, sizeof full, "%s > %s 2>&1", cmd, log);
-    int st = system(full);
-    FILE *fp = fopen(log, "r");
-    size_t n = fp ? fread(out, 1, size - 1, fp) : 0;
-    out[n] = 0;
-    if (fp) fclose(fp);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void test_program(const char *exe) {
     char cmd[1600], out[8192];
     snprintf(cmd, sizeof cmd, "'%s' --help", exe);
-    TU_CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "pcn_convert idx --dir D"),
+    TU_CHECK(conv_run(cmd, out, sizeof out) == 0 && strstr(out, "pcn_convert idx --dir D"),
              "--help: %s", out);
     snprintf(cmd, sizeof cmd, "'%s' --version", exe);
-    TU_CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "pcn_dist"), "--version: %s", out);
-    snprintf(cmd, sizeof cmd, "'%s' idx --dir '%s/std' -o '%s'", exe, tmpdir, path_in("cli.h5"));
-    TU_CHECK(run_cmd(cmd, out, sizeof out) == 0 && access(path_in("cli.h5"), F_OK) == 0,
+    TU_CHECK(conv_run(cmd, out, sizeof out) == 0 && strstr(out, "pcn_dist"), "--version: %s", out);
+    snprintf(cmd, sizeof cmd, "'%s' idx --dir '%s/std' -o '%s'", exe, conv_tmpdir, conv_path("cli.h5"));
+    TU_CHECK(conv_run(cmd, out, sizeof out) == 0 && access(conv_path("cli.h5"), F_OK) == 0,
              "idx --dir: %s", out);
-    snprintf(cmd, sizeof cmd, "'%s' cifar10 --dir '%s/cifar-bad' -o '%s'", exe, tmpdir,
-             path_in("cli-bad.h5"));
-    int rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "'%s' cifar10 --dir '%s/cifar-bad' -o '%s'", exe, conv_tmpdir,
+             conv_path("cli-bad.h5"));
+    int rc = conv_run(cmd, out, sizeof out);
     TU_CHECK(rc == 1 && !strncmp(out, "pcn_convert: ", 13) && strstr(out, "test_batch.bin") &&
                  strchr(out, '\n') == out + strlen(out) - 1,
              "missing file: exit %d, output '%s'", rc, out);
-    TU_CHECK(access(path_in("cli-bad.h5"), F_OK) != 0, "output left by a failed run");
+    TU_CHECK(access(conv_path("cli-bad.h5"), F_OK) != 0, "output left by a failed run");
     snprintf(cmd, sizeof cmd, "'%s' idx --dir x --limit-train 0 -o y", exe);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = conv_run(cmd, out, sizeof out);
     TU_CHECK(rc == 1 && strstr(out, "--limit-train"), "bad limit: exit %d, '%s'", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' idx --dir x", exe);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = conv_run(cmd, out, sizeof out);
     TU_CHECK(rc == 1 && strstr(out, "-o OUT.h5"), "no -o: exit %d, '%s'", rc, out);
 }
 
@@ -645,7 +583,7 @@ static void test_fashion(void) {
         printf("  %s absent: real-data check skipped\n", dir);
         return;
     }
-    const char *out = path_in("fashion.h5");
+    const char *out = conv_path("fashion.h5");
     char err[1024] = "";
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -677,12 +615,7 @@ static void test_fashion(void) {
 // ----------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
-    snprintf(tmpdir, sizeof tmpdir, "%s/pcn_convert_XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!conv_setup("pcn_convert")) return 1;
     test_idx();
     test_idx_dir();
     test_cifar();
@@ -691,9 +624,5 @@ int main(int argc, char **argv) {
     test_keeps_existing();
     if (argc > 1) test_program(argv[1]);
     test_fashion();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (!tu_failures && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (tu_failures) fprintf(stderr, "inputs and outputs kept in %s\n", tmpdir);
-    return tu_finish("test_convert");
+    return conv_finish("test_convert");
 }

@@ -36,21 +36,10 @@
 #include <zlib.h>
 
 #include "pcn_io.h"
+#include "convert_testutil.h"
 #include "testutil.h"
 
-static char tmpdir[256];
 
-// tmpdir/name, in storage that lives as long as the test (one slot per call).
-static char *path_in(const char *name) {
-    static char slots[256][512];
-    static int k;
-    if (k == 256) {
-        fprintf(stderr, "path_in: out of slots\n");
-        exit(1);
-    }
-    snprintf(slots[k], 512, "%s/%s", tmpdir, name);
-    return slots[k++];
-}
 
 // ----------------------------------------------------------------------------------------
 // Writing .npy and .npz bytes
@@ -97,11 +86,6 @@ static bytes npy_of(const char *descr, const char *shape, const void *data, size
     return npy_make(1, dict, data, len);
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    TU_CHECK(fp && fwrite(data, 1, n, fp) == n, "write %s", path);
-    if (fp) fclose(fp);
-}
 
 // Raw deflate of in (as zip stores it).
 static bytes deflate_raw(const bytes *in) {
@@ -233,7 +217,7 @@ static void free_entries(zentry *e, int n) {
 
 static void write_zip(const char *path, const zentry *e, int n, bool deflate, bool z64) {
     bytes z = zip_make(e, n, deflate, z64);
-    write_file(path, z.p, z.n);
+    conv_write(path, z.p, z.n, false);
     free(z.p);
 }
 
@@ -342,33 +326,8 @@ static void check_file(const char *path, const expect *e) {
     H5Fclose(f);
 }
 
-static bool no_temp_files(void) {
-    DIR *d = opendir(tmpdir);
-    struct dirent *de;
-    bool clean = true;
-    while (d && (de = readdir(d)))
-        if (strstr(de->d_name, ".tmp.")) clean = false;
-    if (d) closedir(d);
-    return clean;
-}
 
-static int rc_of(pcn_status st, char *err, size_t len) {
-    snprintf(err, len, "%s", st == PCN_OK ? "" : pcn_last_error());
-    return st == PCN_OK ? 0 : -1;
-}
 
-// rc must be -1, err must hold both needles and be one line; no output, no temporary file.
-static void expect_refusal(const char *what, int rc, const char *err, const char *out,
-                           const char *needle1, const char *needle2) {
-    TU_CHECK(rc == -1, "%s: rc %d, want -1", what, rc);
-    TU_CHECK(strstr(err, needle1) != NULL, "%s: message '%s' lacks '%s'", what, err, needle1);
-    TU_CHECK(!needle2 || strstr(err, needle2) != NULL, "%s: message '%s' lacks '%s'", what, err,
-             needle2);
-    TU_CHECK(strchr(err, '\n') == NULL, "%s: message is not one line", what);
-    TU_CHECK(access(out, F_OK) != 0, "%s: output %s exists", what, out);
-    TU_CHECK(no_temp_files(), "%s: temporary file left behind", what);
-    printf("  refused %-26s %s\n", what, err);
-}
 
 // ----------------------------------------------------------------------------------------
 // Good conversions
@@ -377,10 +336,10 @@ static void expect_refusal(const char *what, int rc, const char *err, const char
 static void test_npz_good(void) {
     zentry e[4];
     good_entries(e);
-    const char *zp = path_in("good.npz"), *out = path_in("good.h5");
+    const char *zp = conv_path("good.npz"), *out = conv_path("good.h5");
     char err[1024];
     write_zip(zp, e, 4, false, false);
-    int rc = rc_of(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "stored .npz: %s", err);
     check_file(out, &(expect){{NTR, NTE}, 'd', K, {1, 2, 3}});
     free_entries(e, 4);
@@ -389,12 +348,12 @@ static void test_npz_good(void) {
     // --classes and row limits (more than one chunk of training rows).
     zentry u[4] = {{"a.npy", x_npy(0, NTR, 'b', "(%lld, 6)")}, {"b.npy", y_npy(0, NTR)},
                    {"c.npy", x_npy(1, NTE, 'b', "(%lld, 6)")}, {"d.npy", y_npy(1, NTE)}};
-    const char *zp64 = path_in("deflated64.npz");
+    const char *zp64 = conv_path("deflated64.npz");
     write_zip(zp64, u, 4, true, true);
     pcn_io_array_names names = {"a", "b.npy", "c", "d"};
     pcn_io_convert_params p = pcn_io_convert_default_params();
     p.classes = 9, p.limit_train = 1500, p.limit_test = 20;
-    rc = rc_of(pcn_io_convert_npz(zp64, &names, out, &p), err, sizeof err);
+    rc = conv_rc(pcn_io_convert_npz(zp64, &names, out, &p), err, sizeof err);
     TU_CHECK(rc == 0, "deflated zip64 .npz: %s", err);
     check_file(out, &(expect){{1500, 20}, 'b', 9, {1, 1, 6}});
     free_entries(u, 4);
@@ -402,8 +361,8 @@ static void test_npz_good(void) {
 
 // Four .npy files: versions 2.0 and 3.0, int32 x [N, 2, 1, 3] (4-D), uint8 y [N, 1].
 static void test_npy_good(void) {
-    const char *f[4] = {path_in("xtr.npy"), path_in("ytr.npy"), path_in("xte.npy"),
-                        path_in("yte.npy")};
+    const char *f[4] = {conv_path("xtr.npy"), conv_path("ytr.npy"), conv_path("xte.npy"),
+                        conv_path("yte.npy")};
     for (int s = 0; s < 2; s++) {
         int64_t n = s ? NTE : NTR;
         size_t len;
@@ -416,14 +375,14 @@ static void test_npy_good(void) {
         for (int64_t i = 0; i < n; i++) y[i] = (uint8_t)lab(s, i);
         snprintf(dict, sizeof dict, "(%lld, 1)", (long long)n);
         bytes by = npy_of("|u1", dict, y, (size_t)n);
-        write_file(f[2 * s], bx.p, bx.n);
-        write_file(f[2 * s + 1], by.p, by.n);
+        conv_write(f[2 * s], bx.p, bx.n, false);
+        conv_write(f[2 * s + 1], by.p, by.n, false);
         free(x), free(y), free(bx.p), free(by.p);
     }
-    const char *out = path_in("npy.h5");
+    const char *out = conv_path("npy.h5");
     char err[1024];
     pcn_io_array_names names = {f[0], f[1], f[2], f[3]};
-    int rc = rc_of(pcn_io_convert_npz(NULL, &names, out, NULL), err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_npz(NULL, &names, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, ".npy files: %s", err);
     check_file(out, &(expect){{NTR, NTE}, 'i', K, {2, 1, 3}});
 }
@@ -442,7 +401,7 @@ static void h5_put(hid_t f, const char *path, hid_t ftype, hid_t mtype, int rank
 // An HDF5 file: big-endian int16 x [N, 3, 2] at /deep/g/xtr, /deep/g/xte, uint32 labels at
 // /ytr, /yte; with nan_row >= 0, float32 x instead, NaN at that training row.
 static const char *write_h5(const char *name, int nan_row) {
-    const char *path = path_in(name);
+    const char *path = conv_path(name);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     for (int s = 0; s < 2; s++) {
         int64_t n = s ? NTE : NTR;
@@ -475,9 +434,9 @@ static const char *write_h5(const char *name, int nan_row) {
 static const pcn_io_array_names h5_names = {"/deep/g/xtr", "/ytr", "/deep/g/xte", "/yte"};
 
 static void test_h5_good(void) {
-    const char *in = write_h5("in.h5", -1), *out = path_in("h5.h5");
+    const char *in = write_h5("in.h5", -1), *out = conv_path("h5.h5");
     char err[1024];
-    int rc = rc_of(pcn_io_convert_h5(in, &h5_names, out, NULL), err, sizeof err);
+    int rc = conv_rc(pcn_io_convert_h5(in, &h5_names, out, NULL), err, sizeof err);
     TU_CHECK(rc == 0, "HDF5 input: %s", err);
     check_file(out, &(expect){{NTR, NTE}, 'h', K, {1, 3, 2}});
 }
@@ -488,7 +447,7 @@ static void test_h5_good(void) {
 
 static const char *bad_out(void) {
     static const char *p;
-    return p ? p : (p = path_in("bad.h5"));
+    return p ? p : (p = conv_path("bad.h5"));
 }
 
 // The good archive with the entries repl[i] put in place (those with data), converted with
@@ -496,15 +455,15 @@ static const char *bad_out(void) {
 static void npz_refusal(const char *what, bytes repl[4], const pcn_io_array_names *names,
                         const pcn_io_convert_params *p, const char *needle) {
     static const char *zp;
-    if (!zp) zp = path_in("bad.npz");
+    if (!zp) zp = conv_path("bad.npz");
     zentry e[4];
     good_entries(e);
     for (int i = 0; i < 4; i++)
         if (repl[i].p) free(e[i].data.p), e[i].data = repl[i];
     write_zip(zp, e, 4, false, false);
     char err[1024];
-    int rc = rc_of(pcn_io_convert_npz(zp, names, bad_out(), p), err, sizeof err);
-    expect_refusal(what, rc, err, bad_out(), zp, needle);
+    int rc = conv_rc(pcn_io_convert_npz(zp, names, bad_out(), p), err, sizeof err);
+    conv_expect_refusal(what, rc, err, bad_out(), zp, needle);
     free_entries(e, 4);
 }
 
@@ -604,123 +563,112 @@ static void bad_archives(void) {
     zentry e[4];
     good_entries(e);
     bytes z = zip_make(e, 4, false, false);
-    const char *zp = path_in("damaged.npz"), *out = bad_out();
+    const char *zp = conv_path("damaged.npz"), *out = bad_out();
     char err[1024];
     uint32_t cd_off = (uint32_t)z.p[z.n - 6] | (uint32_t)z.p[z.n - 5] << 8 |
                       (uint32_t)z.p[z.n - 4] << 16 | (uint32_t)z.p[z.n - 3] << 24;
     z.p[cd_off - 5] ^= 0x40; // inside y_test's data
-    write_file(zp, z.p, z.n);
-    int rc = rc_of(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
-    expect_refusal("corrupt CRC", rc, err, out, zp, "y_test: CRC-32 mismatch");
-    write_file(zp, z.p, z.n - 100);
-    rc = rc_of(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
-    expect_refusal("truncated archive", rc, err, out, zp, "no end of central directory record");
+    conv_write(zp, z.p, z.n, false);
+    int rc = conv_rc(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
+    conv_expect_refusal("corrupt CRC", rc, err, out, zp, "y_test: CRC-32 mismatch");
+    conv_write(zp, z.p, z.n - 100, false);
+    rc = conv_rc(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
+    conv_expect_refusal("truncated archive", rc, err, out, zp, "no end of central directory record");
     free(z.p);
     z = zip_make(e, 4, true, false);
     z.p[200] ^= 0xff, z.p[201] ^= 0x55; // x_train's compressed data
-    write_file(zp, z.p, z.n);
-    rc = rc_of(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
-    expect_refusal("corrupt deflate data", rc, err, out, zp, "x_train: ");
+    conv_write(zp, z.p, z.n, false);
+    rc = conv_rc(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
+    conv_expect_refusal("corrupt deflate data", rc, err, out, zp, "x_train: ");
     TU_CHECK(strstr(err, "corrupt compressed data") || strstr(err, "CRC-32 mismatch") ||
                  strstr(err, "ends early"), "corrupt deflate data: '%s'", err);
     free(z.p);
-    write_file(zp, e[0].data.p, e[0].data.n); // a .npy is not an archive
-    rc = rc_of(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
-    expect_refusal("npy as --input", rc, err, out, zp, "not a zip (.npz) archive");
+    conv_write(zp, e[0].data.p, e[0].data.n, false); // a .npy is not an archive
+    rc = conv_rc(pcn_io_convert_npz(zp, NULL, out, NULL), err, sizeof err);
+    conv_expect_refusal("npy as --input", rc, err, out, zp, "not a zip (.npz) archive");
     free_entries(e, 4);
 }
 
 // The four-file form: truncated, trailing data, missing file.
 static void bad_npy_files(void) {
-    const char *f[4] = {path_in("b-xtr.npy"), path_in("b-ytr.npy"), path_in("b-xte.npy"),
-                        path_in("b-yte.npy")};
+    const char *f[4] = {conv_path("b-xtr.npy"), conv_path("b-ytr.npy"), conv_path("b-xte.npy"),
+                        conv_path("b-yte.npy")};
     zentry e[4];
     good_entries(e);
-    for (int i = 0; i < 4; i++) write_file(f[i], e[i].data.p, e[i].data.n);
+    for (int i = 0; i < 4; i++) conv_write(f[i], e[i].data.p, e[i].data.n, false);
     pcn_io_array_names names = {f[0], f[1], f[2], f[3]};
     char err[1024];
-    write_file(f[2], e[2].data.p, e[2].data.n - 3);
-    int rc = rc_of(pcn_io_convert_npz(NULL, &names, bad_out(), NULL), err, sizeof err);
-    expect_refusal("truncated .npy", rc, err, bad_out(), f[2], "truncated");
+    conv_write(f[2], e[2].data.p, e[2].data.n - 3, false);
+    int rc = conv_rc(pcn_io_convert_npz(NULL, &names, bad_out(), NULL), err, sizeof err);
+    conv_expect_refusal("truncated .npy", rc, err, bad_out(), f[2], "truncated");
     bytes longer = {0};
     put(&longer, e[2].data.p, e[2].data.n), put(&longer, "junk", 4);
-    write_file(f[2], longer.p, longer.n);
-    rc = rc_of(pcn_io_convert_npz(NULL, &names, bad_out(), NULL), err, sizeof err);
-    expect_refusal("trailing data", rc, err, bad_out(), f[2], "4 bytes follow");
-    write_file(f[2], e[2].data.p, e[2].data.n);
-    names.test_y = path_in("no-such.npy");
-    rc = rc_of(pcn_io_convert_npz(NULL, &names, bad_out(), NULL), err, sizeof err);
-    expect_refusal("missing .npy", rc, err, bad_out(), names.test_y, "No such file");
+    conv_write(f[2], longer.p, longer.n, false);
+    rc = conv_rc(pcn_io_convert_npz(NULL, &names, bad_out(), NULL), err, sizeof err);
+    conv_expect_refusal("trailing data", rc, err, bad_out(), f[2], "4 bytes follow");
+    conv_write(f[2], e[2].data.p, e[2].data.n, false);
+    names.test_y = conv_path("no-such.npy");
+    rc = conv_rc(pcn_io_convert_npz(NULL, &names, bad_out(), NULL), err, sizeof err);
+    conv_expect_refusal("missing .npy", rc, err, bad_out(), names.test_y, "No such file");
     free(longer.p);
     free_entries(e, 4);
 }
 
 static void bad_h5(void) {
-    const char *in = path_in("in.h5"), *out = bad_out(); // written by test_h5_good
+    const char *in = conv_path("in.h5"), *out = bad_out(); // written by test_h5_good
     char err[1024];
     pcn_io_array_names n = h5_names;
     n.test_y = "/labels/none";
-    int rc = rc_of(pcn_io_convert_h5(in, &n, out, NULL), err, sizeof err);
-    expect_refusal("missing HDF5 dataset", rc, err, out, in, "/labels/none: no such dataset");
+    int rc = conv_rc(pcn_io_convert_h5(in, &n, out, NULL), err, sizeof err);
+    conv_expect_refusal("missing HDF5 dataset", rc, err, out, in, "/labels/none: no such dataset");
     n = h5_names, n.train_y = "/text";
-    rc = rc_of(pcn_io_convert_h5(in, &n, out, NULL), err, sizeof err);
-    expect_refusal("string dataset", rc, err, out, "/text: dtype string", "not supported");
+    rc = conv_rc(pcn_io_convert_h5(in, &n, out, NULL), err, sizeof err);
+    conv_expect_refusal("string dataset", rc, err, out, "/text: dtype string", "not supported");
     n = h5_names, n.train_x = "/deep/g";
-    rc = rc_of(pcn_io_convert_h5(in, &n, out, NULL), err, sizeof err);
-    expect_refusal("group as dataset", rc, err, out, "/deep/g: not a dataset", NULL);
+    rc = conv_rc(pcn_io_convert_h5(in, &n, out, NULL), err, sizeof err);
+    conv_expect_refusal("group as dataset", rc, err, out, "/deep/g: not a dataset", NULL);
     const char *nan = write_h5("nan.h5", 1234);
-    rc = rc_of(pcn_io_convert_h5(nan, &h5_names, out, NULL), err, sizeof err);
-    expect_refusal("NaN in HDF5 x", rc, err, out, nan, "/deep/g/xtr: NaN at row 1234, column 1");
-    rc = rc_of(pcn_io_convert_h5(path_in("good.npz"), &h5_names, out, NULL), err, sizeof err);
-    expect_refusal("not HDF5", rc, err, out, "good.npz: not an HDF5 file", NULL);
+    rc = conv_rc(pcn_io_convert_h5(nan, &h5_names, out, NULL), err, sizeof err);
+    conv_expect_refusal("NaN in HDF5 x", rc, err, out, nan, "/deep/g/xtr: NaN at row 1234, column 1");
+    rc = conv_rc(pcn_io_convert_h5(conv_path("good.npz"), &h5_names, out, NULL), err, sizeof err);
+    conv_expect_refusal("not HDF5", rc, err, out, "good.npz: not an HDF5 file", NULL);
     // A failed conversion leaves an existing output as it was.
-    const char *keep = path_in("keep.h5");
-    write_file(keep, "old", 3);
-    rc = rc_of(pcn_io_convert_h5(nan, &h5_names, keep, NULL), err, sizeof err);
+    const char *keep = conv_path("keep.h5");
+    conv_write(keep, "old", 3, false);
+    rc = conv_rc(pcn_io_convert_h5(nan, &h5_names, keep, NULL), err, sizeof err);
     char got[8] = "";
     FILE *fp = fopen(keep, "rb");
     size_t k = fp ? fread(got, 1, sizeof got, fp) : 0;
     if (fp) fclose(fp);
     TU_CHECK(rc == -1 && k == 3 && !memcmp(got, "old", 3), "existing output changed");
-    TU_CHECK(no_temp_files(), "temporary file left behind");
+    TU_CHECK(conv_no_temp_files(), "temporary file left behind");
 }
 
 // ----------------------------------------------------------------------------------------
 // The program, and the NumPy/h5py fixtures
 // ----------------------------------------------------------------------------------------
 
-static int run_cmd(const char *cmd, char *out, size_t size) {
-    char full[2048], log[600];
-    snprintf(log, sizeof log, "%s/cmd.log", tmpdir);
-    snprintf(full, sizeof full, "%s > '%s' 2>&1", cmd, log);
-    int st = system(full);
-    FILE *fp = fopen(log, "r");
-    size_t n = fp ? fread(out, 1, size - 1, fp) : 0;
-    out[n] = 0;
-    if (fp) fclose(fp);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void test_program(const char *exe) {
     char cmd[2048], out[8192];
     snprintf(cmd, sizeof cmd, "'%s' --help", exe);
-    TU_CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "pcn_convert npz --input F.npz") &&
+    TU_CHECK(conv_run(cmd, out, sizeof out) == 0 && strstr(out, "pcn_convert npz --input F.npz") &&
                  strstr(out, "pcn_convert h5 --input F.h5"), "--help: %s", out);
-    snprintf(cmd, sizeof cmd, "'%s' npz --input '%s' -o '%s'", exe, path_in("damaged.npz"),
+    snprintf(cmd, sizeof cmd, "'%s' npz --input '%s' -o '%s'", exe, conv_path("damaged.npz"),
              bad_out());
-    int rc = run_cmd(cmd, out, sizeof out);
+    int rc = conv_run(cmd, out, sizeof out);
     TU_CHECK(rc == 1 && !strncmp(out, "pcn_convert: ", 13) && strstr(out, "damaged.npz: ") &&
                  strchr(out, '\n') == out + strlen(out) - 1 && access(bad_out(), F_OK) != 0,
              "npz refusal: exit %d, '%s'", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' h5 -o '%s'", exe, bad_out());
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = conv_run(cmd, out, sizeof out);
     TU_CHECK(rc == 1 && strstr(out, "h5 needs --input F.h5"), "h5 without --input: %d '%s'", rc,
              out);
     snprintf(cmd, sizeof cmd, "'%s' npz --train-x a.npy -o '%s'", exe, bad_out());
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = conv_run(cmd, out, sizeof out);
     TU_CHECK(rc == 1 && strstr(out, "all four"), "npz with one file: %d '%s'", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' idx --dir x --input y -o '%s'", exe, bad_out());
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = conv_run(cmd, out, sizeof out);
     TU_CHECK(rc == 1 && strstr(out, "takes no --input"), "idx --input: %d '%s'", rc, out);
 }
 
@@ -742,8 +690,8 @@ static void test_fixtures(const char *dir) {
     const char *names[5] = {"plain.npz", "plain.h5", "compressed.npz", "npy/x_train.npy",
                             "npy/y_train.npy"};
     for (int i = 0; i < 5; i++) snprintf(in[i], sizeof in[i], "%s/%s", dir, names[i]);
-    const char *out[4] = {path_in("fx0.h5"), path_in("fx1.h5"), path_in("fx2.h5"),
-                          path_in("fx3.h5")};
+    const char *out[4] = {conv_path("fx0.h5"), conv_path("fx1.h5"), conv_path("fx2.h5"),
+                          conv_path("fx3.h5")};
     char xte[600], yte[600];
     snprintf(xte, sizeof xte, "%s/npy/x_test.npy", dir);
     snprintf(yte, sizeof yte, "%s/npy/y_test.npy", dir);
@@ -755,7 +703,7 @@ static void test_fixtures(const char *dir) {
                         pcn_io_convert_npz(in[2], &cn, out[2], NULL),
                         pcn_io_convert_npz(NULL, &npy, out[3], NULL)};
     for (int i = 0; i < 4; i++)
-        TU_CHECK(rc_of(st[i], err, sizeof err) == 0, "fixture %d: %s", i, err);
+        TU_CHECK(conv_rc(st[i], err, sizeof err) == 0, "fixture %d: %s", i, err);
     for (int s = 0; s < 2; s++) {
         float *x[4];
         int32_t *y[4];
@@ -774,12 +722,7 @@ static void test_fixtures(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-    snprintf(tmpdir, sizeof tmpdir, "%s/pcn_convert_arrays_XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!conv_setup("pcn_convert_arrays")) return 1;
     test_npz_good();
     test_npy_good();
     test_h5_good();
@@ -791,9 +734,5 @@ int main(int argc, char **argv) {
     bad_h5();
     if (argc > 1) test_program(argv[1]);
     if (argc > 2) test_fixtures(argv[2]);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (!tu_failures && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (tu_failures) fprintf(stderr, "inputs and outputs kept in %s\n", tmpdir);
-    return tu_finish("test_convert_arrays");
+    return conv_finish("test_convert_arrays");
 }
