@@ -55,7 +55,14 @@ struct pcn_state {
     float *esup;                      // (B, K)
     bool latents_ready;
     bool has_target;                  // whether e[L], esup hold a supervised snapshot
+    // A device state's latents as pcn_state_latent hands them out: host buffers (B, d_l),
+    // allocated on first use, uploaded by pcn_state_push_latents.
+    float *staged[PCN_MAX_LAYERS + 1];
 };
+
+// Uploads the latents pcn_state_latent handed out for a device state since the last call
+// (a latent_init callback's values); no-op on the host. Local.
+void pcn_state_push_latents(pcn_state *s);
 
 // ----------------------------------------------------------------------------------------
 // Errors

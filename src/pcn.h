@@ -226,7 +226,9 @@ void pcn_state_free(pcn_state *state);
 // Sets the number of rows in use (0..max_batch). Latent contents become undefined.
 pcn_status pcn_state_set_batch(pcn_state *state, int batch);
 int pcn_state_batch(const pcn_state *state);
-// Latent X[l], l = 1..L: (B, d_l) row-major, writable.
+// Latent X[l], l = 1..L: (B, d_l) row-major, writable. For a state on a device (inside a
+// latent_init callback of a GPU run) a host buffer that the trainer uploads after the
+// callback; NULL when out of memory or l is out of range.
 float *pcn_state_latent(pcn_state *state, int l);
 
 // Where a latent draw sits, so that its values depend on nothing else (not on the rank

@@ -54,6 +54,7 @@ pcn_state *pcn_state_init(const pcn_model *m, int max_batch) {
 
 void pcn_state_free(pcn_state *s) {
     if (!s) return;
+    for (int l = 0; l <= PCN_MAX_LAYERS; l++) pcn_free(s->staged[l]);
     s->ops->release(s->mem);
     pcn_free(s);
 }
@@ -69,9 +70,24 @@ pcn_status pcn_state_set_batch(pcn_state *s, int batch) {
 int pcn_state_batch(const pcn_state *s) { return s->batch; }
 
 float *pcn_state_latent(pcn_state *s, int l) {
-    if (l < 1 || l > s->model->L || s->ops->on_device) return NULL;
+    if (l < 1 || l > s->model->L) return NULL;
     s->latents_ready = true; // the caller sets them by hand
-    return s->x[l];
+    if (!s->ops->on_device) return s->x[l];
+    // On a device: a host buffer of the layer, uploaded by pcn_state_push_latents.
+    const size_t bytes = (size_t)s->max_batch * s->model->dims[l] * sizeof(float);
+    if (!s->staged[l]) s->staged[l] = pcn_alloc(bytes);
+    return s->staged[l];
+}
+
+void pcn_state_push_latents(pcn_state *s) {
+    if (!s->ops->on_device) return;
+    for (int l = 1; l <= s->model->L; l++) {
+        if (!s->staged[l]) continue;
+        const size_t bytes = (size_t)s->batch * s->model->dims[l] * sizeof(float);
+        s->ops->upload(s->x[l], s->staged[l], bytes);
+        pcn_free(s->staged[l]);
+        s->staged[l] = NULL;
+    }
 }
 
 void pcn_init_latents(pcn_state *s, const pcn_latent_key *key) {

@@ -261,6 +261,7 @@ static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, in
     if (p->latent_init) {
         pcn_latent_request req = {stream, epoch, batch, first};
         p->latent_init(p->latent_user, t->s, &req);
+        pcn_state_push_latents(t->s); // a device state's latents, from the host
         t->s->latents_ready = true;
     } else {
         pcn_latent_key key = {p->seed, stream, (uint32_t)epoch, first};
