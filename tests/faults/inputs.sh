@@ -265,11 +265,15 @@ json_valid)
   check json_null $? "not JSON, the energy is not null, or the keys are not split, accuracy, top_k, k, energy, mse, samples, ranks, seconds, per_class_accuracy, confusion: $(cat "$log/diverge.out")"
   ;;
 threads_over_cores)
-  # pcn_dist alone (an MPI singleton), its affinity set by taskset.
+  # pcn_dist alone (an MPI singleton), its affinity set by taskset. A singleton's Open MPI
+  # forks a helper daemon, and LeakSanitizer crashes at times in that fork ("Tracer caught
+  # signal 11"; seen once in three sanitizer runs): leak checks stay on under mpirun only,
+  # as in program_runs.sh.
   [ "$(nproc --all)" -ge 2 ] || { say "SKIP: one core"; exit 77; }
   over() { # NAME CPUS THREADS
-    OMP_NUM_THREADS=$3 timeout 60 taskset -c "$2" "$PCN_DIST" train --data d.h5 --dims 16,8,4 \
-      --epochs 1 --progress 0 > "$log/$1.out" 2> "$log/$1.err"
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" OMP_NUM_THREADS=$3 timeout 60 \
+      taskset -c "$2" "$PCN_DIST" train --data d.h5 --dims 16,8,4 --epochs 1 --progress 0 \
+      > "$log/$1.out" 2> "$log/$1.err"
   }
   over two_on_one 0 2
   check two_on_one_trains $? "$(cat "$log/two_on_one.err")"
