@@ -7,11 +7,18 @@
 #include "activation_impl.h"
 #include "core.h"
 
-static const char *const act_names[PCN_ACT_COUNT] = {"relu", "tanh", "sigmoid", "identity"};
-static const pcn_act_fn act_fns[PCN_ACT_COUNT] = {act_relu, act_tanh, act_sigmoid,
-                                                   act_identity};
-static const pcn_act_fn act_derivs[PCN_ACT_COUNT] = {act_relu_d, act_tanh_d, act_sigmoid_d,
-                                                      act_identity_d};
+#define LEAKY_DEFAULT 0.01f
+
+static const char *const act_names[PCN_ACT_COUNT] = {
+    "relu", "tanh", "sigmoid", "identity", "gelu", "leaky_relu", "hard_tanh"};
+static float act_leaky(float a) { return a > 0.0f ? a : LEAKY_DEFAULT * a; }
+static float act_leaky_d(float a) { return a > 0.0f ? 1.0f : LEAKY_DEFAULT; }
+static const pcn_act_fn act_fns[PCN_ACT_COUNT] = {act_relu,     act_tanh,  act_sigmoid,
+                                                   act_identity, act_gelu,  act_leaky,
+                                                   act_hard_tanh};
+static const pcn_act_fn act_derivs[PCN_ACT_COUNT] = {act_relu_d,     act_tanh_d,  act_sigmoid_d,
+                                                      act_identity_d, act_gelu_d,  act_leaky_d,
+                                                      act_hard_tanh_d};
 
 pcn_status pcn_activation_from_name(const char *name, pcn_activation *out) {
     for (int i = 0; name && i < PCN_ACT_COUNT; i++) {
@@ -21,7 +28,8 @@ pcn_status pcn_activation_from_name(const char *name, pcn_activation *out) {
         }
     }
     return pcn_set_error(PCN_EINVAL,
-                         "unknown activation '%s'; available: identity, relu, sigmoid, tanh",
+                         "unknown activation '%s'; available: identity, relu, sigmoid, tanh (both "
+                         "directions), gelu, leaky_relu, hard_tanh (discriminative)",
                          name ? name : "(null)");
 }
 
@@ -44,6 +52,32 @@ float pcn_activation_apply(pcn_activation act, float a) {
 
 float pcn_activation_deriv(pcn_activation act, float a) {
     return (unsigned)act < PCN_ACT_COUNT ? act_derivs[act](a) : 1.0f;
+}
+
+float pcn_activation_apply_slope(pcn_activation act, float slope, float a) {
+    float d;
+    return act == PCN_ACT_LEAKY_RELU ? act_leaky_both(a, slope, &d)
+                                     : pcn_activation_apply(act, a);
+}
+
+float pcn_activation_deriv_slope(pcn_activation act, float slope, float a) {
+    float d;
+    if (act != PCN_ACT_LEAKY_RELU) return pcn_activation_deriv(act, a);
+    act_leaky_both(a, slope, &d);
+    return d;
+}
+
+const char *pcn_direction_name(pcn_direction d) {
+    return d == PCN_DIR_DISCRIMINATIVE ? "discriminative" : "generative";
+}
+
+pcn_status pcn_direction_from_name(const char *name, pcn_direction *out) {
+    if (name && strcmp(name, "generative") == 0) *out = PCN_DIR_GENERATIVE;
+    else if (name && strcmp(name, "discriminative") == 0) *out = PCN_DIR_DISCRIMINATIVE;
+    else
+        return pcn_set_error(PCN_EINVAL, "unknown direction '%s'; use generative or "
+                             "discriminative", name ? name : "(null)");
+    return PCN_OK;
 }
 
 const char *pcn_task_name(pcn_task task) {

@@ -26,6 +26,36 @@ static inline float act_identity_d(float a) {
     return 1.0f;
 }
 
+// GELU, tanh form (jax.nn.gelu approximate=True): f = a/2 (1 + tanh(c (a + k a^3))),
+// c = sqrt(2/pi), k = 0.044715; f' = 1/2 (1 + t) + a/2 (1 - t^2) c (1 + 3 k a^2).
+#define ACT_GELU_C 0.7978845608028654f
+#define ACT_GELU_K 0.044715f
+static inline float act_gelu_both(float a, float *d) {
+    float u = ACT_GELU_C * (a + ACT_GELU_K * a * a * a), t = tanhf(u);
+    *d = 0.5f * (1.0f + t) + 0.5f * a * (1.0f - t * t) * ACT_GELU_C *
+                                 (1.0f + 3.0f * ACT_GELU_K * a * a);
+    return 0.5f * a * (1.0f + t);
+}
+static inline float act_gelu(float a) {
+    float d;
+    return act_gelu_both(a, &d);
+}
+static inline float act_gelu_d(float a) {
+    float d;
+    act_gelu_both(a, &d);
+    return d;
+}
+static inline float act_hard_tanh(float a) { return a > 1.0f ? 1.0f : a < -1.0f ? -1.0f : a; }
+static inline float act_hard_tanh_d(float a) { return a > -1.0f && a < 1.0f ? 1.0f : 0.0f; }
+static inline float act_hard_tanh_both(float a, float *d) {
+    *d = act_hard_tanh_d(a);
+    return act_hard_tanh(a);
+}
+static inline float act_leaky_both(float a, float slope, float *d) {
+    *d = a > 0.0f ? 1.0f : slope;
+    return a > 0.0f ? a : slope * a;
+}
+
 // f and f' together from one evaluation of the transcendental (the hot loops' form).
 static inline float act_tanh_both(float a, float *d) {
     float t = tanhf(a);

@@ -28,9 +28,21 @@
 
 #include "pcn.h"
 
+// One weight-optimizer step (optim.c fills it; every backend's optim_step applies it).
+typedef struct pcn_optim_step {
+    pcn_optimizer kind;
+    float lr;             // this step's scheduled lr
+    float scale;          // the gradient buffer times this is the gradient (e.g. 1/B)
+    float momentum;       // PCN_OPT_MOMENTUM
+    float b1, b2, eps;    // PCN_OPT_ADAMW
+    float bc1, bc2;       // adamw bias corrections 1 - b1^t, 1 - b2^t (t = step + 1)
+    float wd;             // decoupled weight decay (times lr)
+} pcn_optim_step;
+
 struct pcn_phase_params;
 struct pcn_infer_phase;
 struct pcn_gram_phase;
+struct pcn_disc_phase;
 
 typedef struct pcn_backend_ops {
     const char *name;
@@ -53,6 +65,23 @@ typedef struct pcn_backend_ops {
     void (*normal_rows)(uint64_t seed, uint32_t first_row, uint32_t c1, uint32_t c2, int rows,
                         int dim, float *x);
 
+    // ---- discriminative mode (disc.c) ------------------------------------------------
+    // a (rows, cols) = each row b (cols), or 0 where b is NULL.
+    void (*fill_rows)(int rows, int cols, const float *b, float *a);
+    // mu = f(a) over n elements (slope: leaky_relu's).
+    void (*act_pass)(pcn_activation act, float slope, size_t n, const float *a, float *mu);
+    // e = x - f(a); d = e f'(a) over n elements. Returns sum e^2 (see sums above).
+    double (*disc_error)(pcn_activation act, float slope, size_t n, const float *x,
+                         const float *a, float *e, float *d);
+    // A latent step over n elements: g = e + t; with beta != 0 m = g + beta m and x -= lr m,
+    // else x -= lr g (m unused, may be NULL).
+    void (*latent_step)(size_t n, float lr, float beta, const float *e, const float *t, float *m,
+                        float *x);
+    // One optimizer step over n weights w with gradient scale * g; m and v are the moments
+    // (momentum: m; adamw: m and v; sgd: neither, may be NULL).
+    void (*optim_step)(const pcn_optim_step *o, size_t n, const float *g, float *m, float *v,
+                       float *w);
+
     // ---- phases: how this backend runs the trainer's phases (phase.h) --------------------
     // A workspace for a trainer's phases (NULL on failure), and its release (accepts NULL).
     void *(*phase_init)(const pcn_model *m, const struct pcn_phase_params *p);
@@ -60,6 +89,8 @@ typedef struct pcn_backend_ops {
     // An inference phase; the batch-space learning phase of one process.
     pcn_status (*infer_phase)(void *ws, struct pcn_infer_phase *ph);
     pcn_status (*gram_phase)(void *ws, struct pcn_gram_phase *ph);
+    // A discriminative inference phase (disc.h).
+    pcn_status (*disc_phase)(void *ws, struct pcn_disc_phase *ph);
     // Whether gram_phase can split the output units across ranks (ph->ranks > 1); the
     // trainer then gathers the batch once per phase instead of H at every step.
     bool splits_units;
@@ -90,6 +121,16 @@ extern const pcn_backend_ops pcn_backend_ref;
 // every operation (backend_host.c; pcn_model_to_backend asserts it).
 const char *pcn_backend_missing(const pcn_backend_ops *ops);
 
+// The host backends' discriminative and optimizer kernels (backend_disc.c).
+void pcn_host_fill_rows(int rows, int cols, const float *b, float *a);
+void pcn_host_act_pass(pcn_activation act, float slope, size_t n, const float *a, float *mu);
+double pcn_host_disc_error(pcn_activation act, float slope, size_t n, const float *x,
+                           const float *a, float *e, float *d);
+void pcn_host_latent_step(size_t n, float lr, float beta, const float *e, const float *t,
+                          float *m, float *x);
+void pcn_host_optim_step(const pcn_optim_step *o, size_t n, const float *g, float *m, float *v,
+                         float *w);
+
 // Shared by the host backends (backend_host.c).
 void *pcn_host_alloc(size_t bytes);
 void pcn_host_release(void *p);
@@ -111,10 +152,14 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
     .download = pcn_host_copy, .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark,         \
     .sum_finish = pcn_host_sum_mark,                                                          \
     .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
-    .replay = pcn_host_replay
+    .replay = pcn_host_replay, .fill_rows = pcn_host_fill_rows, .act_pass = pcn_host_act_pass,  \
+    .disc_error = pcn_host_disc_error, .latent_step = pcn_host_latent_step,                      \
+    .optim_step = pcn_host_optim_step
+pcn_status pcn_disc_phase_plain(void *ws, struct pcn_disc_phase *ph); // disc.c
 // The plain phases (phases.c), for every backend without its own.
 #define PCN_PLAIN_PHASES                                                                    \
     .phase_init = pcn_phase_plain_init, .phase_free = pcn_phase_plain_free,                  \
-    .infer_phase = pcn_phase_plain_infer, .gram_phase = pcn_gram_phase_plain
+    .infer_phase = pcn_phase_plain_infer, .gram_phase = pcn_gram_phase_plain,                \
+    .disc_phase = pcn_disc_phase_plain
 
 #endif // PCN_BACKEND_H

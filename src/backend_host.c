@@ -45,9 +45,10 @@ const char *pcn_backend_missing(const pcn_backend_ops *o) {
 #define OP(f)                                                                               \
     if (!o->f) return #f;
     OP(name) OP(gemm) OP(error_pass) OP(sup_error) OP(axpy) OP(zero) OP(normal_rows)
-    OP(phase_init) OP(phase_free) OP(infer_phase) OP(gram_phase) OP(alloc) OP(release)
+    OP(phase_init) OP(phase_free) OP(infer_phase) OP(gram_phase) OP(disc_phase) OP(alloc) OP(release)
     OP(upload) OP(download) OP(sync) OP(sum_begin) OP(sum_finish) OP(sum_read)
-    OP(set_precision) OP(replay)
+    OP(set_precision) OP(replay) OP(fill_rows) OP(act_pass) OP(disc_error) OP(latent_step)
+    OP(optim_step)
 #undef OP
     return NULL;
 }

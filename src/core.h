@@ -22,6 +22,11 @@ struct pcn_model {
     int dims[PCN_MAX_LAYERS + 1]; // d0..dL
     int K;                        // outputs
     pcn_task mode;
+    pcn_direction dir;            // generative (the seed) or discriminative
+    bool bias;                    // discriminative: biases b_1..b_L in the readout slot
+    float slope;                  // leaky_relu's slope
+    // Generative: act[l] is W[l]'s prediction's activation. Discriminative: act[l] is that
+    // of mu_{l+1} (layer l = W_{l+1}); act[L-1] is the identity (the output).
     pcn_activation act[PCN_MAX_LAYERS];
     size_t woff[PCN_MAX_LAYERS + 2]; // offset of W[l]; woff[L] readout; woff[L+1] total
     float *w;                     // all weights, in the backend's memory
@@ -29,9 +34,20 @@ struct pcn_model {
     float *hw;                    // host copy of w (== w on a host backend)
     bool host_stale;              // w changed since hw was copied from it: the accessors
                                   // (pcn_model_weights, _layer, _readout) pull first
+    float *opt;                   // optimizer moments, opt_slots x woff[L+1], backend memory
+    float *hopt;                  // host copy of opt (== opt on a host backend)
+    int opt_slots;                // 0 (none), 1 (momentum) or 2 (adamw: m, v)
     pcn_device device;
     const pcn_backend_ops *ops;   // arithmetic backend
 };
+
+// Discriminative layer l (l = 0..L-1) is W_{l+1}: (d_{l+1}, d_l), out x in; its bias
+// b_{l+1} sits at woff[L] + bias_off(l).
+static inline size_t pcn_disc_bias_off(const pcn_model *m, int l) {
+    size_t off = 0;
+    for (int k = 1; k <= l; k++) off += (size_t)m->dims[k];
+    return off;
+}
 
 // Layer l's weights are (out, in): W[l] is (d_l, d_{l+1}); l = L is the readout Wout (K, dL).
 static inline int pcn_layer_out(const pcn_model *m, int l) {

@@ -24,12 +24,16 @@ pcn_model_params pcn_model_default_params(void) {
         .output_dim = 0,
         .mode = PCN_TASK_CLASSIFICATION,
         .seed = 0,
+        .direction = PCN_DIR_GENERATIVE,
+        .bias = false,
+        .leaky_slope = 0.01f,
     };
 }
 
 // ----------------------------------------------------------------------------------------
 
-static pcn_model *model_alloc(const int *dims, int L, int K, pcn_task mode) {
+static pcn_model *model_alloc(const int *dims, int L, int K, pcn_task mode, pcn_direction dir,
+                              bool bias) {
     if (L < 1) {
         pcn_set_error(PCN_EINVAL, "dims must have at least 2 elements, got %d", L + 1);
         return NULL;
@@ -61,14 +65,18 @@ static pcn_model *model_alloc(const int *dims, int L, int K, pcn_task mode) {
     memcpy(m->dims, dims, (size_t)(L + 1) * sizeof *dims);
     m->K = K > 0 ? K : dims[L];
     m->mode = mode;
+    m->dir = dir;
+    m->bias = bias;
+    m->slope = 0.01f;
     m->ops = &pcn_backend_cpu;
     size_t off = 0;
     for (int l = 0; l < L; l++) {
         m->woff[l] = off;
         off += (size_t)dims[l] * dims[l + 1];
     }
-    m->woff[L] = off;
-    off += (size_t)m->K * dims[L];
+    m->woff[L] = off; // generative: the readout; discriminative: the biases (if any)
+    if (dir == PCN_DIR_GENERATIVE) off += (size_t)m->K * dims[L];
+    else if (bias) off += pcn_disc_bias_off(m, L);
     m->woff[L + 1] = off;
     m->w = pcn_alloc(off * sizeof(float));
     m->g = pcn_alloc(off * sizeof(float));
@@ -97,18 +105,54 @@ static void init_weights(pcn_model *m, int l, uint64_t seed) {
     pcn_rng_uniform(seed, (uint32_t)l, PCN_RNG_WEIGHTS, 0, (float)-bound, (float)bound, w, n);
 }
 
+// Discriminative (PCX, equinox's Linear): W_{l+1} and b_{l+1} ~ U(+-1/sqrt(d_l)).
+static void init_disc(pcn_model *m, uint64_t seed) {
+    for (int l = 0; l < m->L; l++) {
+        const float bound = (float)(1.0 / sqrt((double)m->dims[l]));
+        pcn_rng_uniform(seed, (uint32_t)l, PCN_RNG_WEIGHTS, 0, -bound, bound, m->w + m->woff[l],
+                        (size_t)m->dims[l] * m->dims[l + 1]);
+        if (m->bias)
+            pcn_rng_uniform(seed, (uint32_t)l, PCN_RNG_WEIGHTS, 1, -bound, bound,
+                            m->w + m->woff[m->L] + pcn_disc_bias_off(m, l),
+                            (size_t)m->dims[l + 1]);
+    }
+}
+
+static pcn_status check_params(const pcn_model_params *p) {
+    PCN_CHECK(p && p->dims, PCN_EINVAL, "model params: dims must be given");
+    PCN_CHECK(p->direction == PCN_DIR_GENERATIVE || p->direction == PCN_DIR_DISCRIMINATIVE,
+              PCN_EINVAL, "model params: direction must be generative or discriminative, got %d",
+              (int)p->direction);
+    const bool gen = p->direction == PCN_DIR_GENERATIVE;
+    PCN_CHECK((unsigned)p->activation < (gen ? PCN_ACT_GENERATIVE_COUNT : PCN_ACT_COUNT),
+              PCN_EINVAL, "model params: activation %s is not one of relu, tanh, sigmoid, "
+              "identity%s", pcn_activation_name(p->activation),
+              gen ? " (gelu, leaky_relu and hard_tanh need --direction discriminative)"
+                  : ", gelu, leaky_relu, hard_tanh");
+    PCN_CHECK(!(gen && p->bias), PCN_EINVAL,
+              "model params: biases are a discriminative-mode feature (pcn-torch's generative "
+              "network has none); use --direction discriminative or --bias 0");
+    PCN_CHECK(isfinite(p->leaky_slope), PCN_EINVAL, "model params: leaky_slope must be finite, "
+              "got %g", (double)p->leaky_slope);
+    PCN_CHECK(gen || p->output_dim == 0 || p->n_dims < 2 || p->output_dim == p->dims[p->n_dims - 1],
+              PCN_EINVAL, "model params: a discriminative network's output is its last layer: "
+              "output_dim must be 0 or dims[L] = %d, got %d", p->dims[p->n_dims - 1],
+              p->output_dim);
+    return PCN_OK;
+}
+
 pcn_model *pcn_model_init(const pcn_model_params *p) {
-    if (!p || !p->dims) {
-        pcn_set_error(PCN_EINVAL, "model params: dims must be given");
-        return NULL;
-    }
-    if ((unsigned)p->activation >= PCN_ACT_COUNT) {
-        pcn_set_error(PCN_EINVAL, "model params: activation %d is not one of relu, tanh, "
-                                  "sigmoid, identity", (int)p->activation);
-        return NULL;
-    }
-    pcn_model *m = model_alloc(p->dims, p->n_dims - 1, p->output_dim, p->mode);
+    if (check_params(p) != PCN_OK) return NULL;
+    pcn_model *m = model_alloc(p->dims, p->n_dims - 1, p->output_dim, p->mode, p->direction,
+                               p->bias);
     if (!m) return NULL;
+    m->slope = p->leaky_slope;
+    if (m->dir == PCN_DIR_DISCRIMINATIVE) {
+        for (int l = 0; l < m->L; l++)
+            m->act[l] = l + 1 < m->L ? p->activation : PCN_ACT_IDENTITY;
+        init_disc(m, p->seed);
+        return m;
+    }
     for (int l = 0; l < m->L; l++) m->act[l] = p->activation;
     for (int l = 0; l <= m->L; l++) init_weights(m, l, p->seed);
     return m;
@@ -128,7 +172,7 @@ pcn_model *pcn_model_init_layers(const pcn_layer_spec *layers, int n_layers, int
     int dims[PCN_MAX_LAYERS + 1];
     dims[0] = layers[0].out_features;
     for (int l = 0; l < n_layers; l++) {
-        if ((unsigned)layers[l].activation >= PCN_ACT_COUNT) {
+        if ((unsigned)layers[l].activation >= PCN_ACT_GENERATIVE_COUNT) {
             pcn_set_error(PCN_EINVAL, "layer %d: invalid activation %d", l,
                           (int)layers[l].activation);
             return NULL;
@@ -142,7 +186,7 @@ pcn_model *pcn_model_init_layers(const pcn_layer_spec *layers, int n_layers, int
         }
         dims[l + 1] = layers[l].in_features;
     }
-    pcn_model *m = model_alloc(dims, n_layers, output_dim, mode);
+    pcn_model *m = model_alloc(dims, n_layers, output_dim, mode, PCN_DIR_GENERATIVE, false);
     if (!m) return NULL;
     for (int l = 0; l < n_layers; l++) {
         m->act[l] = layers[l].activation;
@@ -159,8 +203,10 @@ pcn_model *pcn_model_init_layers(const pcn_layer_spec *layers, int n_layers, int
 void pcn_model_free(pcn_model *m) {
     if (!m) return;
     if (m->hw != m->w) pcn_free(m->hw);
+    if (m->hopt != m->opt) pcn_free(m->hopt);
     m->ops->release(m->w);
     m->ops->release(m->g);
+    m->ops->release(m->opt);
     pcn_free(m);
 }
 
@@ -180,6 +226,30 @@ pcn_status pcn_model_to_device(pcn_model *m, pcn_device dev) {
                                  : "no CUDA device: this libpcn has no CUDA support or sees no "
                                    "GPU");
     return pcn_model_to_backend(m, to, dev);
+}
+
+static size_t opt_bytes(const pcn_model *m) {
+    return (size_t)m->opt_slots * m->woff[m->L + 1] * sizeof(float);
+}
+
+// The optimizer state from backend `from` to the model's (new) backend, through a fresh
+// host copy (which stays the host view on a device).
+static pcn_status move_optimizer(pcn_model *m, const pcn_backend_ops *from) {
+    if (!m->opt_slots) return PCN_OK;
+    const size_t bytes = opt_bytes(m);
+    float *host = pcn_alloc(bytes), *dev = m->ops->on_device ? m->ops->alloc(bytes) : host;
+    if (!host || !dev) {
+        pcn_free(host);
+        if (dev != host) m->ops->release(dev);
+        return pcn_set_error(PCN_ENOMEM, "out of memory moving the optimizer state");
+    }
+    if (m->hopt != m->opt) from->download(m->hopt, m->opt, bytes);
+    memcpy(host, m->hopt, bytes);
+    if (m->hopt != m->opt) pcn_free(m->hopt);
+    from->release(m->opt);
+    if (dev != host) m->ops->upload(dev, host, bytes);
+    m->opt = dev, m->hopt = host;
+    return PCN_OK;
 }
 
 pcn_status pcn_model_to_backend(pcn_model *m, const pcn_backend_ops *to, pcn_device dev) {
@@ -206,18 +276,21 @@ pcn_status pcn_model_to_backend(pcn_model *m, const pcn_backend_ops *to, pcn_dev
         if (m->hw != m->w) pcn_free(m->hw);
         m->hw = w;
     }
+    const pcn_backend_ops *from = m->ops;
     m->w = w, m->g = g, m->ops = to, m->device = dev;
-    return PCN_OK;
+    return move_optimizer(m, from);
 }
 
 pcn_device pcn_model_device(const pcn_model *m) { return m->device; }
 
 void pcn_model_push(pcn_model *m) {
     if (m->hw != m->w) m->ops->upload(m->w, m->hw, m->woff[m->L + 1] * sizeof(float));
+    if (m->hopt != m->opt) m->ops->upload(m->opt, m->hopt, opt_bytes(m));
 }
 
 void pcn_model_pull(pcn_model *m) {
     if (m->hw != m->w) m->ops->download(m->hw, m->w, m->woff[m->L + 1] * sizeof(float));
+    if (m->hopt != m->opt) m->ops->download(m->hopt, m->opt, opt_bytes(m));
     m->host_stale = false;
 }
 
@@ -237,15 +310,59 @@ int pcn_model_num_layers(const pcn_model *m) { return m->L; }
 int pcn_model_dim(const pcn_model *m, int l) { return (l >= 0 && l <= m->L) ? m->dims[l] : 0; }
 int pcn_model_output_dim(const pcn_model *m) { return m->K; }
 pcn_task pcn_model_mode(const pcn_model *m) { return m->mode; }
-size_t pcn_model_num_weights(const pcn_model *m) {
-    size_t n = (size_t)m->K * m->dims[m->L];
-    for (int l = 0; l < m->L; l++) n += (size_t)m->dims[l] * m->dims[l + 1];
-    return n;
-}
+pcn_direction pcn_model_direction(const pcn_model *m) { return m->dir; }
+bool pcn_model_has_bias(const pcn_model *m) { return m->bias; }
+float pcn_model_leaky_slope(const pcn_model *m) { return m->slope; }
+pcn_activation pcn_model_activation(const pcn_model *m) { return m->act[0]; }
+size_t pcn_model_num_weights(const pcn_model *m) { return m->woff[m->L + 1]; }
 
 pcn_layer_view pcn_model_layer(pcn_model *m, int l) {
     if (l < 0 || l >= m->L) return (pcn_layer_view){0, 0, PCN_ACT_IDENTITY, NULL};
+    if (m->dir == PCN_DIR_DISCRIMINATIVE)
+        return (pcn_layer_view){m->dims[l + 1], m->dims[l], m->act[l],
+                                host_weights(m) + m->woff[l]};
     return (pcn_layer_view){m->dims[l], m->dims[l + 1], m->act[l], host_weights(m) + m->woff[l]};
+}
+
+float *pcn_model_bias(pcn_model *m, int l) {
+    if (m->dir != PCN_DIR_DISCRIMINATIVE || !m->bias || l < 1 || l > m->L) return NULL;
+    return host_weights(m) + m->woff[m->L] + pcn_disc_bias_off(m, l - 1);
+}
+
+// ----------------------------------------------------------------------------------------
+// Optimizer state
+// ----------------------------------------------------------------------------------------
+
+int pcn_model_optimizer_slots(const pcn_model *m) { return m->opt_slots; }
+
+float *pcn_model_optimizer_state(pcn_model *m) {
+    if (!m->opt_slots) return NULL;
+    if (m->host_stale) pcn_model_pull(m);
+    return m->hopt;
+}
+
+pcn_status pcn_model_optimizer_reserve(pcn_model *m, int slots) {
+    PCN_CHECK(slots >= 0 && slots <= 2, PCN_EINVAL, "optimizer slots must be 0, 1 or 2, got %d",
+              slots);
+    if (slots == m->opt_slots) return PCN_OK;
+    if (m->hopt != m->opt) pcn_free(m->hopt);
+    m->ops->release(m->opt);
+    m->opt = m->hopt = NULL;
+    m->opt_slots = slots;
+    if (!slots) return PCN_OK;
+    const size_t bytes = opt_bytes(m);
+    m->opt = m->ops->alloc(bytes);
+    m->hopt = m->ops->on_device ? pcn_alloc(bytes) : m->opt;
+    if (!m->opt || !m->hopt) {
+        pcn_model_optimizer_reserve(m, 0);
+        return pcn_set_error(PCN_ENOMEM, "out of memory for the optimizer state (%zu bytes)",
+                             bytes);
+    }
+    return PCN_OK;
+}
+
+void pcn_model_optimizer_loaded(pcn_model *m) {
+    if (m->hopt != m->opt) m->ops->upload(m->opt, m->hopt, opt_bytes(m));
 }
 
 float *pcn_model_readout(pcn_model *m) { return host_weights(m) + m->woff[m->L]; }

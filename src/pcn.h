@@ -63,25 +63,49 @@ typedef enum {
     PCN_ACT_TANH = 1,     // f = tanh a, f' = 1 - tanh^2 a
     PCN_ACT_SIGMOID = 2,  // f = 1/(1+e^-a), f' = f(1-f)
     PCN_ACT_IDENTITY = 3, // f = a, f' = 1
+    // Discriminative mode only (generative mode keeps pcn-torch's four):
+    PCN_ACT_GELU = 4,     // tanh form (jax.nn.gelu's default, approximate=True):
+                          //   f = a/2 (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3)))
+    PCN_ACT_LEAKY_RELU = 5, // f = a for a > 0, slope * a otherwise (model's leaky_slope);
+                          //   f' = 1 or slope
+    PCN_ACT_HARD_TANH = 6,// f = clamp(a, -1, 1), f' = 1[-1 < a < 1]
     PCN_ACT_COUNT
 } pcn_activation;
 
+// The activations generative mode takes (pcn-torch's): relu, tanh, sigmoid, identity.
+#define PCN_ACT_GENERATIVE_COUNT 4
+
 typedef float (*pcn_act_fn)(float);
 
-// Looks an activation up by name ("relu", "tanh", "sigmoid", "identity"). PCN_EINVAL names
-// the available ones.
+// Looks an activation up by name ("relu", "tanh", "sigmoid", "identity", "gelu",
+// "leaky_relu", "hard_tanh"). PCN_EINVAL names the available ones.
 pcn_status pcn_activation_from_name(const char *name, pcn_activation *out);
 const char *pcn_activation_name(pcn_activation act);
 // pcn-torch's get_activation: the function and its hand-coded derivative.
 pcn_status pcn_get_activation(const char *name, pcn_act_fn *fn, pcn_act_fn *deriv);
+// f(a) and f'(a); leaky_relu with the default slope 0.01.
 float pcn_activation_apply(pcn_activation act, float a);
 float pcn_activation_deriv(pcn_activation act, float a);
+// The same with leaky_relu's slope given (ignored by the other activations).
+float pcn_activation_apply_slope(pcn_activation act, float slope, float a);
+float pcn_activation_deriv_slope(pcn_activation act, float slope, float a);
 
 // ----------------------------------------------------------------------------------------
 // Model (pcn-torch PredictiveCodingNetwork, PCNLayer)
 // ----------------------------------------------------------------------------------------
 
 typedef enum { PCN_TASK_CLASSIFICATION = 0, PCN_TASK_REGRESSION = 1 } pcn_task;
+
+// Which way the network predicts (see docs/DISCRIMINATIVE.md).
+typedef enum {
+    PCN_DIR_GENERATIVE = 0,    // the seed (pcn-torch): latents predict the layer below, the
+                               //   label at the top, free inference at test
+    PCN_DIR_DISCRIMINATIVE = 1 // PCX: the input predicts upwards, mu_l = f_l(x_{l-1} W_l^T
+                               //   + b_l), identity at the output; test is one forward pass
+} pcn_direction;
+
+const char *pcn_direction_name(pcn_direction d);
+pcn_status pcn_direction_from_name(const char *name, pcn_direction *out);
 
 const char *pcn_task_name(pcn_task task);
 pcn_status pcn_task_from_name(const char *name, pcn_task *out);
@@ -93,6 +117,10 @@ typedef struct {
     int output_dim;            // K, readout outputs; 0 means dL; default 0
     pcn_task mode;             // classification or regression; default classification
     uint64_t seed;             // seed of the weight initialisation (Philox); default 0
+    pcn_direction direction;   // default generative (the seed)
+    bool bias;                 // discriminative: biases b_1..b_L; generative refuses it;
+                               //   default false
+    float leaky_slope;         // leaky_relu's slope for a < 0, finite; default 0.01
 } pcn_model_params;
 
 pcn_model_params pcn_model_default_params(void);
@@ -123,8 +151,13 @@ typedef enum {
                             //   (torch.autocast's default type, pcn-torch's mixed precision)
 } pcn_precision;
 
-// Builds a model from dims: W[l] ~ Xavier U(-a, a), a = sqrt(6/(d_l + d_{l+1})); the
-// readout, like torch.nn.Linear, ~ U(-1/sqrt(dL), 1/sqrt(dL)). NULL on error.
+// Builds a model from dims. Generative: W[l] ~ Xavier U(-a, a), a = sqrt(6/(d_l + d_{l+1}));
+// the readout, like torch.nn.Linear, ~ U(-1/sqrt(dL), 1/sqrt(dL)). Discriminative (PCX's
+// equinox Linear): W_l (d_l, d_{l-1}) and b_l ~ U(-1/sqrt(d_{l-1}), 1/sqrt(d_{l-1})); the
+// model's "layer l" (l = 0..L-1, pcn_model_layer) is then W_{l+1}, (d_{l+1}, d_l), and the
+// readout slot of the weight buffer holds the biases b_1..b_L in order (empty without
+// them); output_dim must be 0 or dL. Activations: `activation` on hidden layers, identity
+// at the output. NULL on error.
 pcn_model *pcn_model_init(const pcn_model_params *params);
 // Builds a model from explicit layers (adjacent shapes must chain: layer l's in_features ==
 // layer l+1's out_features). output_dim 0 means the top layer's in_features. NULL on error.
@@ -136,7 +169,27 @@ int pcn_model_num_layers(const pcn_model *model);        // L
 int pcn_model_dim(const pcn_model *model, int l);        // d_l, l = 0..L
 int pcn_model_output_dim(const pcn_model *model);        // K
 pcn_task pcn_model_mode(const pcn_model *model);
-size_t pcn_model_num_weights(const pcn_model *model);    // all weights incl. readout
+pcn_direction pcn_model_direction(const pcn_model *model);
+bool pcn_model_has_bias(const pcn_model *model);
+float pcn_model_leaky_slope(const pcn_model *model);
+pcn_activation pcn_model_activation(const pcn_model *model); // hidden layers'
+size_t pcn_model_num_weights(const pcn_model *model);    // all weights incl. readout/biases
+// Discriminative: b_l (d_l), l = 1..L, inside the weight buffer; NULL without biases or
+// for a generative model.
+float *pcn_model_bias(pcn_model *model, int l);
+
+// ---- optimizer state --------------------------------------------------------------------
+// The weight optimizer's moments live with the model (so a checkpoint carries them):
+// `slots` buffers of num_weights floats each (momentum: 1, m; adamw: 2, m then v), the
+// weight buffer's layout; 0 slots until a run with such an optimizer allocates them.
+// The host view is refreshed from a device first. NULL without state. Local.
+int pcn_model_optimizer_slots(const pcn_model *model);
+float *pcn_model_optimizer_state(pcn_model *model);
+// Allocates `slots` zeroed buffers (0 frees them); PCN_ENOMEM on failure. Local.
+pcn_status pcn_model_optimizer_reserve(pcn_model *model, int slots);
+// After writing through pcn_model_optimizer_state's pointer (a checkpoint's load): the
+// device copy is refreshed at the next run's start. Local.
+void pcn_model_optimizer_loaded(pcn_model *model);
 
 // Per-layer view (pcn-torch PCNLayer). l = 0..L-1. weight points into the model.
 typedef struct {
@@ -366,8 +419,30 @@ double pcn_history_running_accuracy(const pcn_history *history);
 typedef enum {
     PCN_LR_NONE = 0,      // constant lr_learn (pcn-torch 1.1.0's default)
     PCN_LR_PLATEAU = 1,   // reduce on plateau of the per-batch energy (earlier pcn-torch)
-    PCN_LR_STEPS = 2      // manual (epoch, batch, lr) list (pcn-torch 1.1.0 lr_learn_steps)
+    PCN_LR_STEPS = 2,     // manual (epoch, batch, lr) list (pcn-torch 1.1.0 lr_learn_steps)
+    PCN_LR_COSINE = 3     // warm-up then cosine decay over the run's optimizer steps, as
+                          //   optax.warmup_cosine_decay_schedule (see pcn_lr_cosine)
 } pcn_lr_schedule;
+
+// The weights' optimizer (both directions). The gradient it steps on is that of the
+// batch-mean energy (generative: -(1/B) H^T X per learning step, so sgd is pcn-torch's
+// update); weight decay is decoupled and multiplied by the step's lr (optax's adamw):
+// w -= lr * (update + weight_decay * w), biases included.
+typedef enum {
+    PCN_OPT_SGD = 0,      // update = g
+    PCN_OPT_MOMENTUM = 1, // heavy ball: m = g + momentum m; update = m
+    PCN_OPT_ADAMW = 2     // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; update =
+                          //   (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps), t = 1, 2, ...
+} pcn_optimizer;
+
+const char *pcn_optimizer_name(pcn_optimizer o);
+pcn_status pcn_optimizer_from_name(const char *name, pcn_optimizer *out);
+
+// How a discriminative batch's latents start.
+typedef enum {
+    PCN_LATENT_FORWARD = 0, // x_l = mu_l from a forward pass (discriminative's default)
+    PCN_LATENT_RANDOM = 1   // N(0, latent_init_std^2), Philox (generative: std 1, always)
+} pcn_latent_start;
 
 // Large-batch learning-rate scaling with the global batch B against a reference batch.
 typedef enum {
@@ -440,6 +515,8 @@ typedef struct {
     double plateau_best;    // reduce-on-plateau: best batch energy so far (+inf at start)
     int plateau_patience;   // reduce-on-plateau: batches without improvement
     pcn_epoch_sums sums;    // this epoch so far
+    int64_t opt_steps;      // weight optimizer steps taken so far (the cosine schedule's
+                            //   position, adamw's bias-correction count)
     pcn_train_seconds seconds; // this process's, since the run (or resume) began
     int64_t samples;        // training samples processed since the run (or resume) began
 } pcn_train_position;
@@ -502,6 +579,24 @@ struct pcn_train_params {
                                  //   one-process batch-space learning phase's output units
                                  //   over the OpenMP threads; false: every product threads
                                  //   itself (the plain path); default true
+    // ---- optimizers and schedules (both directions) ----
+    pcn_optimizer optimizer;     // default sgd (pcn-torch's update)
+    double momentum;             // momentum optimizer's coefficient, in [0, 1); default 0.9
+    double beta1, beta2;         // adamw, each in [0, 1); defaults 0.9, 0.999
+    double eps;                  // adamw, > 0; default 1e-8
+    double weight_decay;         // decoupled, times the step's lr, >= 0; default 0
+    double lr_warmup_frac;       // cosine: share of all optimizer steps spent rising from
+                                 //   lr to lr_peak_factor * lr, in [0, 1); default 0
+    double lr_peak_factor;       // cosine: peak / lr, > 0; default 1
+    double lr_final_factor;      // cosine: the value at the last step / lr, >= 0;
+                                 //   default 0
+    // ---- discriminative mode (ignored by generative models) ----
+    pcn_latent_start latent_start; // default forward
+    double latent_init_std;      // random latent start: sigma, > 0; default 1
+    double infer_momentum;       // latent heavy-ball momentum, in [0, 1), reset every
+                                 //   batch; default 0
+    bool ipc;                    // incremental PC: one weight step after every inference
+                                 //   step, on that step's latents; default false
     pcn_callbacks callbacks;     // hooks; default none
     // Latent initialiser; NULL means pcn_init_latents with (seed, stream, epoch, first_row).
     // Tests use it to replay a fixed state.
@@ -515,6 +610,12 @@ struct pcn_train_params {
 };
 
 pcn_train_params pcn_train_default_params(void);
+// The cosine schedule's lr at optimizer step s (0-based) of a run of `total` steps with
+// base lr: warm-up W = lr_warmup_frac * total steps from lr to peak = lr_peak_factor * lr
+// (linear; s < W), then peak -> lr_final_factor * lr by a half cosine over the remaining
+// steps, reaching the final value at s = total (optax.warmup_cosine_decay_schedule with
+// init_value lr, decay_steps total). Local.
+double pcn_lr_cosine(const pcn_train_params *params, double lr, int64_t s, int64_t total);
 // Checks every field; PCN_EINVAL with a message naming the field and its allowed range.
 pcn_status pcn_train_params_validate(const pcn_train_params *params);
 

@@ -25,7 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "phase.h"
+#include "optim.h"
+#include "train_impl.h"
 
 // ----------------------------------------------------------------------------------------
 // Collectives (a single process when coll is NULL)
@@ -41,6 +42,8 @@ static pcn_status gsum64(const pcn_collectives *c, double *v, int n) {
     return c ? c->sum_f64(c->ctx, v, n) : PCN_OK;
 }
 
+pcn_status pcn_trainer_sum(const trainer *t, double *v, int n) { return gsum64(t->coll, v, n); }
+
 static pcn_status agree(const pcn_collectives *c, pcn_status st) {
     return c ? c->agree(c->ctx, st) : st;
 }
@@ -49,33 +52,6 @@ static pcn_status agree(const pcn_collectives *c, pcn_status st) {
 // The trainer's workspace
 // ----------------------------------------------------------------------------------------
 
-typedef struct {
-    pcn_model *m;            // writable for training; tests use it read-only
-    const pcn_data *data;
-    const pcn_train_params *p;
-    const pcn_collectives *coll;
-    pcn_history *h;
-    const pcn_callbacks *cb;
-    pcn_state *s;
-    int K;
-    int64_t *perm;           // (n) the epoch's order
-    int64_t *rows;           // (local max batch) data rows of this process's slice
-    int64_t *next_rows;      // (local max batch) the next batch's, for the source's prefetch
-    float *x;                // (local max batch, d0)
-    float *y;                // (local max batch, K) one-hot or targets
-    float *dx, *dy;          // x and y in the backend's memory (== x, y on the host)
-    float *yhat;             // (local max batch, K) host copy of the outputs (device only)
-    int32_t *labels;         // (local max batch)
-    float *targets;          // (local max batch, y_dim)
-    float *stage;            // (model's weights) host copy of a device model's gradient for
-                             //   sums without sum_f32_device, or NULL
-    pcn_gram *gram;          // batch-space learning workspace, or NULL
-    pcn_gram_cost cost;      // what the learning planner charges (ranks, flops per byte)
-    void *phases;            // the backend's workspace for the phases (ops->phase_init)
-    int64_t gbatch;          // current global batch
-    int64_t lo, count;       // this process's slice of it
-    pcn_train_position pos;  // where training stands; also the schedule's state
-} trainer;
 
 static pcn_status check_shapes(const pcn_model *m, const pcn_data *d, pcn_task task,
                                const char *what) {
@@ -99,6 +75,12 @@ static pcn_status check_shapes(const pcn_model *m, const pcn_data *d, pcn_task t
     return PCN_OK;
 }
 
+// pcn-torch's update w += (lr/B) H^T X: every learning path can take it; other optimizers
+// and weight decay step the per-step gradient.
+static bool plain_update(const pcn_train_params *p) {
+    return p->optimizer == PCN_OPT_SGD && p->weight_decay == 0.0;
+}
+
 static void trainer_free(trainer *t) {
     pcn_state_free(t->s);
     free(t->perm);
@@ -114,6 +96,7 @@ static void trainer_free(trainer *t) {
     pcn_free(t->stage);
     if (t->phases) t->m->ops->phase_free(t->phases);
     pcn_gram_free(t->gram);
+    pcn_disc_free(t->disc);
 }
 
 static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
@@ -137,8 +120,10 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     // per-step path (its gradient sum stages through the host or goes through NCCL). A
     // backend that splits output units takes them across ranks too: the batch is gathered
     // once per phase, and every rank steps its units over all of it.
-    const bool one = !coll || coll->size == 1, gram = (one || !ops->on_device) &&
-                                                     p->learn_path != PCN_LEARN_PLAIN;
+    const bool disc = m->dir == PCN_DIR_DISCRIMINATIVE;
+    const bool one = !coll || coll->size == 1, gram = (one || !ops->on_device) && !disc &&
+                                                     p->learn_path != PCN_LEARN_PLAIN &&
+                                                     plain_update(p);
     const bool by_units = gram && !one && ops->splits_units && p->split_phases;
     const pcn_phase_params phases = {(int)(by_units ? gmax : cap), p->split_phases,
                                      (one && gram) || by_units};
@@ -150,7 +135,7 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->stage = stage ? pcn_alloc(m->woff[m->L + 1] * sizeof(float)) : NULL;
     if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels ||
         !t->targets || !t->phases || !t->dx || !t->dy || (ops->on_device && !t->yhat) ||
-        (stage && !t->stage)) {
+        (stage && !t->stage) || (disc && !(t->disc = pcn_disc_init(m, (int)cap)))) {
         trainer_free(t);
         return pcn_set_error(PCN_ENOMEM, "out of memory allocating the trainer's buffers");
     }
@@ -270,7 +255,7 @@ static void init_latents(trainer *t, pcn_stream stream, int epoch, int batch, in
 }
 
 // Turns a local sum of squares into the global batch-mean energy. Collective.
-static pcn_status energies_of(trainer *t, double *v, int n) {
+pcn_status pcn_trainer_energies(trainer *t, double *v, int n) {
     const double t0 = pcn_now();
     pcn_status st = gsum64(t->coll, v, n);
     t->pos.seconds.collectives += pcn_now() - t0;
@@ -285,7 +270,7 @@ static pcn_status energies_of(trainer *t, double *v, int n) {
 
 static pcn_status energy_of(trainer *t, double local_sq, double *energy) {
     *energy = local_sq;
-    return energies_of(t, energy, 1);
+    return pcn_trainer_energies(t, energy, 1);
 }
 
 // ----------------------------------------------------------------------------------------
@@ -386,7 +371,7 @@ static pcn_status watch_learning(void *ctx, int step, double sumsq) {
 // The gradient's global sum: a host model's directly; a device model's through the GPU's
 // own sums (NCCL; also on one rank, so that path always runs) or staged through host
 // memory. Collective.
-static pcn_status sum_gradient(trainer *t) {
+pcn_status pcn_trainer_sum_gradient(trainer *t) {
     const pcn_collectives *c = t->coll;
     const pcn_backend_ops *ops = t->m->ops;
     float *g = t->m->g;
@@ -438,7 +423,7 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
             return energy_of(t, after, post);
         }
         double e[2] = {w.pre_sq, after}; // before and after learning, in one sum
-        st = energies_of(t, e, 2);
+        st = pcn_trainer_energies(t, e, 2);
         *pre = e[0], *post = e[1];
         return st;
     }
@@ -447,14 +432,16 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
         double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, want);
         if (want && (st = watch_learning(&w, step, pcn_step_sum(t->m, sq))) != PCN_OK) break;
         pcn_step_gradient(t->m, t->s, true);
-        if (t->coll) st = sum_gradient(t);
-        if (st == PCN_OK) pcn_step_apply(t->m, alpha);
+        if (t->coll) st = pcn_trainer_sum_gradient(t);
+        if (st == PCN_OK && plain_update(p)) pcn_step_apply(t->m, alpha);
+        else if (st == PCN_OK) // g = -B times the gradient of the batch-mean energy
+            st = pcn_optim_apply(t->m, p, lr, -1.0 / (double)t->gbatch, t->pos.opt_steps++);
     }
     *pre = w.pre;
     return st == PCN_OK ? snapshot_energy(t, post) : st;
 }
 
-static int argmax(const float *v, int n) {
+int pcn_trainer_argmax(const float *v, int n) {
     int best = 0;
     for (int j = 1; j < n; j++)
         if (v[j] > v[best]) best = j;
@@ -462,7 +449,7 @@ static int argmax(const float *v, int n) {
 }
 
 // Whether label is among the k largest outputs (ties broken towards the lower index).
-static bool in_top_k(const float *v, int n, int label, int k) {
+bool pcn_trainer_in_top_k(const float *v, int n, int label, int k) {
     int better = 0;
     for (int j = 0; j < n; j++)
         if (v[j] > v[label] || (v[j] == v[label] && j < label)) better++;
@@ -472,49 +459,6 @@ static bool in_top_k(const float *v, int n, int label, int k) {
 // ----------------------------------------------------------------------------------------
 // Training
 // ----------------------------------------------------------------------------------------
-
-// The factor the large-batch rule applies to every learning rate the run is given.
-static double lr_scale(const pcn_train_params *p) {
-    double r = p->lr_ref_batch > 0 ? (double)p->batch_size / p->lr_ref_batch : 1.0;
-    return p->lr_scaling == PCN_LR_SCALE_LINEAR ? r
-         : p->lr_scaling == PCN_LR_SCALE_SQRT   ? sqrt(r) : 1.0;
-}
-
-// Warm-up: the k-th batch of the run (k from 0, counted from epoch 0) learns with
-// lr * (k+1)/N for k < N.
-static double warmup(const trainer *t, int epoch, int batch, int nbatches) {
-    const int N = t->p->lr_warmup_batches;
-    int64_t k = (int64_t)epoch * nbatches + batch;
-    return k < N ? (double)(k + 1) / N : 1.0;
-}
-
-static void lr_change(trainer *t, double lr) {
-    double old = t->pos.lr;
-    t->pos.lr = lr;
-    if (t->cb->on_lr_reduced) t->cb->on_lr_reduced(t->cb->user, old, lr);
-}
-
-// Manual steps, looked up before the learning phase; the last entry for a position wins.
-static void schedule_steps(trainer *t, int epoch, int batch) {
-    const pcn_train_params *p = t->p;
-    if (p->lr_schedule != PCN_LR_STEPS) return;
-    const pcn_lr_step *hit = NULL;
-    for (int i = 0; i < p->n_lr_steps; i++)
-        if (p->lr_steps[i].epoch == epoch && p->lr_steps[i].batch == batch) hit = &p->lr_steps[i];
-    if (hit && hit->lr * lr_scale(p) != t->pos.lr) lr_change(t, hit->lr * lr_scale(p));
-}
-
-static void schedule_plateau(trainer *t, double batch_energy) {
-    const pcn_train_params *p = t->p;
-    if (p->lr_schedule != PCN_LR_PLATEAU) return;
-    if (batch_energy < t->pos.plateau_best) {
-        t->pos.plateau_best = batch_energy;
-        t->pos.plateau_patience = 0;
-    } else if (++t->pos.plateau_patience >= p->lr_patience) {
-        t->pos.plateau_patience = 0;
-        lr_change(t, t->pos.lr * p->lr_decay_factor);
-    }
-}
 
 // The outputs of the state's rows on the host.
 static const float *host_outputs(trainer *t) {
@@ -536,7 +480,7 @@ static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos,
     const float *yhat = host_outputs(t);
     double counts[2] = {0.0, (double)t->count};
     for (int64_t i = 0; i < t->count; i++)
-        counts[0] += argmax(yhat + (size_t)i * t->K, t->K) == t->labels[i];
+        counts[0] += pcn_trainer_argmax(yhat + (size_t)i * t->K, t->K) == t->labels[i];
     st = gsum64(t->coll, counts, 2);
     sums->correct += counts[0];
     sums->scored += counts[1];
@@ -556,10 +500,10 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
     pcn_status st = infer(t, t->dy, p->t_infer, true, true, &steps);
     if (st != PCN_OK) return st;
     if (t->h) pcn_history_append(t->h, PCN_HIST_INFER_STEPS, steps);
-    schedule_steps(t, epoch, batch);
+    const int64_t at = (int64_t)epoch * nbatches + batch; // the cosine runs per batch here
+    double lr = pcn_trainer_lr(t, epoch, batch, nbatches, at, (int64_t)nbatches * p->num_epochs);
     t->m->ops->sync();
     double pre, post, t1 = pcn_now();
-    double lr = t->pos.lr * warmup(t, epoch, batch, nbatches);
     if ((st = learn(t, p->t_learn ? p->t_learn : (int)gb, lr, &pre, &post)) != PCN_OK)
         return st; // (the energies wait for the device)
     double t2 = pcn_now();
@@ -569,7 +513,7 @@ static pcn_status train_batch(trainer *t, int epoch, int batch, int nbatches, in
     }
     sums->energy += post * gb;
     sums->pre_learn += pre * gb;
-    schedule_plateau(t, post);
+    pcn_trainer_plateau(t, post);
     if (p->task == PCN_TASK_CLASSIFICATION && p->train_accuracy_every > 0 &&
         batch % p->train_accuracy_every == 0) {
         if ((st = train_accuracy(t, epoch, batch, pos, sums)) != PCN_OK) return st;
@@ -624,7 +568,9 @@ static pcn_status train_epochs(trainer *t) {
             int64_t pos = (int64_t)batch * B, gb = n - pos < B ? n - pos : B;
             pcn_status st = read_batch(t, pos, gb, p->task, "training");
             if (st == PCN_OK) prefetch_next(t, pos + B, n - pos - B < B ? n - pos - B : B);
-            if (st == PCN_OK) st = train_batch(t, epoch, batch, nbatches, pos);
+            if (st == PCN_OK)
+                st = t->disc ? pcn_trainer_disc_batch(t, epoch, batch, nbatches, pos)
+                             : train_batch(t, epoch, batch, nbatches, pos);
             if (st != PCN_OK) return st;
             t->pos.batch = batch + 1;
             if (batch + 1 == nbatches) {
@@ -661,6 +607,14 @@ static pcn_status check_run(const pcn_model *m, const pcn_data *d, const pcn_tra
     if (p->task != m->mode)
         return pcn_set_error(PCN_EINVAL, "task %s differs from the model's mode %s",
                              pcn_task_name(p->task), pcn_task_name(m->mode));
+    const bool disc = m->dir == PCN_DIR_DISCRIMINATIVE;
+    if (disc && p->early_stop_threshold > 0.0)
+        return pcn_set_error(PCN_EINVAL, "early stopping (early_stop_threshold %g) is a "
+                             "generative-mode option: discriminative inference runs exactly "
+                             "t_infer steps", p->early_stop_threshold);
+    if (!disc && (p->ipc || p->infer_momentum != 0.0 || p->latent_start != PCN_LATENT_FORWARD))
+        return pcn_set_error(PCN_EINVAL, "ipc, infer_momentum and latent_start are "
+                             "discriminative-mode options; this model is generative");
     return check_shapes(m, d, p->task, what);
 }
 
@@ -683,7 +637,7 @@ pcn_status pcn_train_sharded(pcn_model *m, const pcn_data *d, const pcn_train_pa
             t.pos.samples = 0;
             t.pos.seconds = (pcn_train_seconds){0};
         } else {
-            t.pos = (pcn_train_position){.lr = p->lr_learn * lr_scale(p),
+            t.pos = (pcn_train_position){.lr = p->lr_learn * pcn_trainer_lr_scale(p),
                                          .plateau_best = INFINITY};
         }
         pcn_model_push(m);
@@ -719,10 +673,10 @@ static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4],
     for (int64_t i = 0; i < t->count; i++) {
         const float *yh = out + (size_t)i * K, *yi = t->y + (size_t)i * K;
         if (p->task == PCN_TASK_CLASSIFICATION) {
-            const int pred = argmax(yh, K);
+            const int pred = pcn_trainer_argmax(yh, K);
             local[1] += pred == t->labels[i];
             if (p->confusion) p->confusion[(size_t)t->labels[i] * K + pred]++;
-            local[2] += in_top_k(yh, K, t->labels[i], p->top_k);
+            local[2] += pcn_trainer_in_top_k(yh, K, t->labels[i], p->top_k);
         } else {
             for (int j = 0; j < K; j++) local[3] += ((double)yh[j] - yi[j]) * (yh[j] - yi[j]);
         }
@@ -760,7 +714,9 @@ pcn_status pcn_test_sharded(const pcn_model *m, const pcn_data *d, const pcn_tra
     for (int64_t pos = 0, batch = 0; st == PCN_OK && pos < n; pos += B, batch++) {
         st = read_batch(&t, pos, n - pos < B ? n - pos : B, p->task, "test");
         if (st == PCN_OK) prefetch_next(&t, pos + B, n - pos - B < B ? n - pos - B : B);
-        if (st == PCN_OK) st = test_batch(&t, (int)batch, pos, sums, yhat);
+        if (st == PCN_OK)
+            st = t.disc ? pcn_trainer_disc_test(&t, (int)batch, sums, yhat)
+                        : test_batch(&t, (int)batch, pos, sums, yhat);
     }
     trainer_free(&t);
     if (st == PCN_OK && p->confusion && p->task == PCN_TASK_CLASSIFICATION)

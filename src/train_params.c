@@ -38,6 +38,19 @@ pcn_train_params pcn_train_default_params(void) {
         .learn_path = PCN_LEARN_AUTO,
         .learn_flops_per_byte = 80.0,
         .split_phases = true,
+        .optimizer = PCN_OPT_SGD,
+        .momentum = 0.9,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = 1e-8,
+        .weight_decay = 0.0,
+        .lr_warmup_frac = 0.0,
+        .lr_peak_factor = 1.0,
+        .lr_final_factor = 0.0,
+        .latent_start = PCN_LATENT_FORWARD,
+        .latent_init_std = 1.0,
+        .infer_momentum = 0.0,
+        .ipc = false,
         .callbacks = {0},
         .latent_init = NULL,
         .latent_user = NULL,
@@ -56,8 +69,14 @@ static pcn_status check_lr(const pcn_train_params *p) {
     CHECK(pos_finite(p->lr_infer), "lr_infer must be finite and > 0, got %g", p->lr_infer);
     CHECK(pos_finite(p->lr_learn), "lr_learn must be finite and > 0, got %g", p->lr_learn);
     CHECK(p->lr_schedule == PCN_LR_NONE || p->lr_schedule == PCN_LR_PLATEAU ||
-              p->lr_schedule == PCN_LR_STEPS,
-          "lr_schedule must be none, plateau or steps, got %d", (int)p->lr_schedule);
+              p->lr_schedule == PCN_LR_STEPS || p->lr_schedule == PCN_LR_COSINE,
+          "lr_schedule must be none, plateau, steps or cosine, got %d", (int)p->lr_schedule);
+    CHECK(isfinite(p->lr_warmup_frac) && p->lr_warmup_frac >= 0.0 && p->lr_warmup_frac < 1.0,
+          "lr_warmup_frac must be in [0, 1), got %g", p->lr_warmup_frac);
+    CHECK(pos_finite(p->lr_peak_factor), "lr_peak_factor must be finite and > 0, got %g",
+          p->lr_peak_factor);
+    CHECK(isfinite(p->lr_final_factor) && p->lr_final_factor >= 0.0,
+          "lr_final_factor must be finite and >= 0, got %g", p->lr_final_factor);
     CHECK(p->lr_decay_factor > 0.0 && p->lr_decay_factor < 1.0,
           "lr_decay_factor must be in (0, 1) exclusive, got %g", p->lr_decay_factor);
     CHECK(p->lr_patience >= 1, "lr_patience must be >= 1, got %d", p->lr_patience);
@@ -81,6 +100,27 @@ static pcn_status check_lr(const pcn_train_params *p) {
     return PCN_OK;
 }
 
+static bool unit(double v) { return isfinite(v) && v >= 0.0 && v < 1.0; }
+
+// The optimizer and the discriminative mode's fields.
+static pcn_status check_optim(const pcn_train_params *p) {
+    CHECK((unsigned)p->optimizer <= PCN_OPT_ADAMW, "optimizer must be sgd, momentum or adamw, "
+          "got %d", (int)p->optimizer);
+    CHECK(unit(p->momentum), "momentum must be in [0, 1), got %g", p->momentum);
+    CHECK(unit(p->beta1), "beta1 must be in [0, 1), got %g", p->beta1);
+    CHECK(unit(p->beta2), "beta2 must be in [0, 1), got %g", p->beta2);
+    CHECK(pos_finite(p->eps), "eps must be finite and > 0, got %g", p->eps);
+    CHECK(isfinite(p->weight_decay) && p->weight_decay >= 0.0,
+          "weight_decay must be finite and >= 0, got %g", p->weight_decay);
+    CHECK(p->latent_start == PCN_LATENT_FORWARD || p->latent_start == PCN_LATENT_RANDOM,
+          "latent_start must be forward or random, got %d", (int)p->latent_start);
+    CHECK(pos_finite(p->latent_init_std), "latent_init_std must be finite and > 0, got %g",
+          p->latent_init_std);
+    CHECK(unit(p->infer_momentum), "infer_momentum must be in [0, 1), got %g",
+          p->infer_momentum);
+    return PCN_OK;
+}
+
 pcn_status pcn_train_params_validate(const pcn_train_params *p) {
     CHECK(p, "train params: NULL");
     CHECK(p->task == PCN_TASK_CLASSIFICATION || p->task == PCN_TASK_REGRESSION,
@@ -97,6 +137,7 @@ pcn_status pcn_train_params_validate(const pcn_train_params *p) {
     CHECK(p->energy_window_size >= 1, "energy_window_size must be >= 1, got %d",
           p->energy_window_size);
     pcn_status st = check_lr(p);
+    if (st == PCN_OK) st = check_optim(p);
     if (st != PCN_OK) return st;
     CHECK(p->batch_size >= 1, "batch_size must be >= 1, got %d", p->batch_size);
     CHECK(p->test_batch_size >= 0, "test_batch_size must be >= 1 (or 0 for batch_size), got %d",
