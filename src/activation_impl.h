@@ -26,12 +26,34 @@ static inline float act_identity_d(float a) {
     return 1.0f;
 }
 
+// tanh as a rational function (a 13/6 minimax fit on [-7.905, 7.905], clamped outside;
+// Eigen's and so XLA's float tanh, which PCX's GELU runs through): branch-free, so loops
+// over it vectorise. Relative error <= 4e-7 against tanh in double (libm's tanhf: 1.5e-7),
+// checked over [-20, 20] in steps of 1e-4.
+static inline float act_tanh_rational(float x) {
+    const float c = 7.90531110763549805f;
+    const float xc = x > c ? c : x < -c ? -c : x, x2 = xc * xc;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return fabsf(x) < 0.0004f ? x : p * xc / q;
+}
+
 // GELU, tanh form (jax.nn.gelu approximate=True): f = a/2 (1 + tanh(c (a + k a^3))),
-// c = sqrt(2/pi), k = 0.044715; f' = 1/2 (1 + t) + a/2 (1 - t^2) c (1 + 3 k a^2).
+// c = sqrt(2/pi), k = 0.044715; f' = 1/2 (1 + t) + a/2 (1 - t^2) c (1 + 3 k a^2); tanh is
+// act_tanh_rational.
 #define ACT_GELU_C 0.7978845608028654f
 #define ACT_GELU_K 0.044715f
 static inline float act_gelu_both(float a, float *d) {
-    float u = ACT_GELU_C * (a + ACT_GELU_K * a * a * a), t = tanhf(u);
+    float u = ACT_GELU_C * (a + ACT_GELU_K * a * a * a), t = act_tanh_rational(u);
     *d = 0.5f * (1.0f + t) + 0.5f * a * (1.0f - t * t) * ACT_GELU_C *
                                  (1.0f + 3.0f * ACT_GELU_K * a * a);
     return 0.5f * a * (1.0f + t);

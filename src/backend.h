@@ -156,6 +156,7 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
     .disc_error = pcn_host_disc_error, .latent_step = pcn_host_latent_step,                      \
     .optim_step = pcn_host_optim_step
 pcn_status pcn_disc_phase_plain(void *ws, struct pcn_disc_phase *ph); // disc.c
+pcn_status pcn_disc_phase_cpu(void *ws, struct pcn_disc_phase *ph);   // disc_cpu.c
 // The plain phases (phases.c), for every backend without its own.
 #define PCN_PLAIN_PHASES                                                                    \
     .phase_init = pcn_phase_plain_init, .phase_free = pcn_phase_plain_free,                  \

@@ -171,6 +171,6 @@ const pcn_backend_ops pcn_backend_cpu = {
     .name = "cpu", .gemm = cpu_gemm, .error_pass = cpu_error_pass, .sup_error = cpu_sup_error,
     .axpy = cpu_axpy, .phase_init = pcn_cpu_phase_init, .phase_free = pcn_cpu_phase_free,
     .infer_phase = pcn_cpu_infer_phase, .gram_phase = pcn_cpu_gram_phase, .splits_units = true,
-    .disc_phase = pcn_disc_phase_plain,
+    .disc_phase = pcn_disc_phase_cpu,
     PCN_HOST_BACKEND_COMMON,
 };

@@ -33,17 +33,23 @@ void pcn_host_latent_step(size_t n, float lr, float beta, const float *e, const 
     pcn_disc_latent_block(n, lr, beta, e, t, m, x);
 }
 
-void pcn_host_optim_step(const pcn_optim_step *o, size_t n, const float *g, float *m, float *v,
-                         float *w) {
+// Threads share a step from this many weights on (below, one thread is faster).
+#define OPTIM_PAR_MIN 65536
+
+DISC_CLONES void pcn_host_optim_step(const pcn_optim_step *o, size_t n, const float *g, float *m,
+                                     float *v, float *w) {
+    const long long N = (long long)n;
     switch (o->kind) {
     case PCN_OPT_MOMENTUM:
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for simd if (N >= OPTIM_PAR_MIN) schedule(static)
+        for (long long i = 0; i < N; i++) {
             m[i] = o->scale * g[i] + o->momentum * m[i];
             w[i] -= o->lr * (m[i] + o->wd * w[i]);
         }
         break;
     case PCN_OPT_ADAMW:
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for simd if (N >= OPTIM_PAR_MIN) schedule(static)
+        for (long long i = 0; i < N; i++) {
             const float gi = o->scale * g[i];
             m[i] = o->b1 * m[i] + (1.0f - o->b1) * gi;
             v[i] = o->b2 * v[i] + (1.0f - o->b2) * gi * gi;
@@ -52,7 +58,8 @@ void pcn_host_optim_step(const pcn_optim_step *o, size_t n, const float *g, floa
         }
         break;
     default:
-        for (size_t i = 0; i < n; i++) w[i] -= o->lr * (o->scale * g[i] + o->wd * w[i]);
+#pragma omp parallel for simd if (N >= OPTIM_PAR_MIN) schedule(static)
+        for (long long i = 0; i < N; i++) w[i] -= o->lr * (o->scale * g[i] + o->wd * w[i]);
         break;
     }
 }

@@ -57,6 +57,8 @@ pcn_disc *pcn_disc_init(const pcn_model *m, int max_rows) {
 void pcn_disc_free(pcn_disc *w) {
     if (!w) return;
     w->ops->release(w->mem);
+    pcn_free(w->pack);
+    free(w->part);
     free(w);
 }
 

@@ -29,6 +29,12 @@ typedef struct pcn_disc {
     float *t[PCN_MAX_LAYERS + 1];   // t[1..L-1] = -d_{l+1} W_{l+1}
     float *mom[PCN_MAX_LAYERS + 1]; // m[1..L-1] latent momentum
     float *ones;                    // (max_rows) ones, for the bias gradient
+    // Host backends: the weights packed for the CPU's split phase (disc_cpu.c), once per
+    // phase: wt[l] = W_l^T for a_l = x_{l-1} W_l^T, wn[l] = W_l for t_{l-1} = -d_l W_l.
+    float *pack;
+    float *wt[PCN_MAX_LAYERS + 1], *wn[PCN_MAX_LAYERS + 1];
+    double *part;                   // (threads, steps) each thread's sum per step
+    int part_cap;
 } pcn_disc;
 
 // A workspace for batches of up to max_rows rows of m (on m's backend); NULL on failure.
@@ -59,6 +65,11 @@ typedef struct pcn_disc_phase {
     pcn_status (*weights)(void *ctx, int step); // ipc only
     void *ctx;
 } pcn_disc_phase;
+
+// The CPU backend's phase: without iPC, each OpenMP thread runs every step on its own
+// rows with the weights packed once (cpu.h's kernel); with iPC (the weights move every
+// step) or few rows, the plain phase.
+pcn_status pcn_disc_phase_cpu(void *ws, pcn_disc_phase *ph);
 
 // The phase step by step with each product threading itself (every backend; the
 // reference the CPU's split phase is tested against).
