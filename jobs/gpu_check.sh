@@ -13,7 +13,9 @@
 #   libs        ldd of every executable under the bundle's library path: no "not found", where
 #               cudart/cuBLAS/NCCL/libcuda resolved, glibc new enough
 #   mpi_smoke   mpirun -np 2 uname -n, pcn_dist --help, mpirun -np 2 test_dist (CPU)
-#   ctest_gpu   ctest -L gpu --output-on-failure (tests labelled gpu; skipped if there are none)
+#   ctest_gpu   ctest -L gpu --output-on-failure (tests labelled gpu; skipped if there are none):
+#               test_gpu (ops), test_gpu_train(_nographs), test_gpu_disc (the discriminative
+#               mode's ops and runs), gpu_dist_*, program_gpu; the list is printed first
 #   pip_whl     pcn-torch from .whl/ into GPU_CHECK_SITE (pip --target, or unzipped if pip
 #               fails: a pure-Python wheel), then PYTHONPATH points there
 #   bench_*     the engineer's benchmark hook (the marked section below)
@@ -213,6 +215,8 @@ $(echo "$out" | grep "=> /" | grep -v "=> $PCN_BUNDLE/" | awk "{print \$1, \$2, 
       cd "$PCN_BUNDLE/build"
       n=$("$ctest" -N -L gpu | sed -n "s/^Total Tests: //p")
       if [ "${n:-0}" -eq 0 ]; then echo "no tests labelled gpu in this build"; exit 77; fi
+      "$ctest" -N -L gpu | grep "Test *#"
+      "$ctest" -N -L gpu | grep -q "test_gpu_disc\$" || echo "note: this build has no test_gpu_disc (the bundle predates it?)"
       "$ctest" -L gpu --output-on-failure --timeout 240 2>&1 | tee "$OUT/ctest_gpu.txt"; rc=${PIPESTATUS[0]}
       mkdir -p "$OUT/ctest_gpu" && cp Testing/Temporary/LastTest*.log "$OUT/ctest_gpu/" 2> /dev/null
       skipped=$(grep -c "\*\*\*Skipped" "$OUT/ctest_gpu.txt")

@@ -18,6 +18,16 @@
  *          with the batch-space learning path and with the per-step path, classification
  *          and regression, relu and tanh. Run once with graphs and once with
  *          PCN_CUDA_GRAPHS=0 (CTest runs both).
+ *   disc   the discriminative mode against the reference backend: fill_rows (with and
+ *          without b), act_pass and disc_error for every activation (kinks included; the sum
+ *          of e^2 read back and bitwise repeatable), latent_step with and without momentum,
+ *          optim_step for sgd, momentum and adamw with weight decay over three steps (the
+ *          bias corrections move); short training runs (biases; gelu + adamw, with and
+ *          without iPC; leaky_relu + momentum from random latents with a cosine schedule and
+ *          per-step energies; hard_tanh + sgd): weights, optimizer moments, per-batch and
+ *          per-step energies and test outputs to 1e-4 (of max |value| for tensors).
+ *          "disc-host" runs the same checks with the CPU backend standing in for the GPU
+ *          (every machine): the checks themselves work (CTest gpu_disc_checks_on_cpu).
  *
  * Tolerances (|got - ref| <= atol + rtol |ref|):
  *   gemm fp32: 2e-6 sqrt(k) as test_backend (cuBLAS accumulates in float32 in another order);
@@ -37,8 +47,8 @@
  *          refusal's words; the reason worded from a failed probe (driver older than the
  *          runtime, the stub driver, no device).
  *
- * Usage: test_gpu [ops|train|all|select|count|gate|module]   ("count" prints the visible
- * device count; "gate" exits as a GPU test without a GPU would, 0 with one; "module" exits 0
+ * Usage: test_gpu [ops|train|disc|all|disc-host|select|count|gate|module]   ("count" prints
+ * the visible device count; "gate" exits as a GPU test without a GPU would, 0 with one; "module" exits 0
  * when the CUDA module loads, which CTest checks against the toolkit's stub driver on
  * machines without a GPU)
  */
@@ -303,6 +313,209 @@ static void check_runs(void) {
     check_run((run_case){"reg tanh early stop", PCN_TASK_REGRESSION, PCN_ACT_TANH, PCN_LEARN_PLAIN, true, 1e-3});
 }
 
+// ---- the discriminative mode: ops ------------------------------------------------------------
+
+// The activations' kinks and edges first (relu/leaky at 0, hard_tanh at +-1), then U(lo, hi).
+static float *rand_kinks(size_t n, float lo, float hi) {
+    static const float kinks[] = {0.0f, -0.0f, 1.0f, -1.0f, 1.0001f, -0.9999f};
+    float *v = rand_u(n, lo, hi);
+    for (size_t i = 0; i < n && i < sizeof kinks / sizeof kinks[0]; i++) v[i] = kinks[i];
+    return v;
+}
+
+static void check_fill_rows(int rows, int cols) {
+    const size_t n = (size_t)rows * cols;
+    float *b = rand_u((size_t)cols, -1, 1), *ref = nan_f(n), *got = nan_f(n);
+    float *db = to_dev(b, (size_t)cols), *da = to_dev(got, n);
+    char label[96];
+    for (int with_b = 0; with_b < 2; with_b++) {
+        REF->fill_rows(rows, cols, with_b ? b : NULL, ref);
+        GPU->fill_rows(rows, cols, with_b ? db : NULL, da);
+        to_host(got, da, n);
+        snprintf(label, sizeof label, "fill_rows %dx%d %s", rows, cols, with_b ? "b" : "NULL");
+        tu_close_f(label, got, ref, n, 0, 0);
+    }
+    GPU->release(db), GPU->release(da);
+    free(b), free(ref), free(got);
+}
+
+// act_pass and disc_error of one activation on n elements (the error's sum read back as the
+// engine reads it; outside sum_begin/sum_finish the device sums nothing).
+static void check_disc_error(pcn_activation act, float slope, size_t n) {
+    float *a = rand_kinks(n, -3, 3), *x = rand_u(n, -2, 2);
+    float *mr = nan_f(n), *er = nan_f(n), *dr = nan_f(n), *got = nan_f(n);
+    REF->act_pass(act, slope, n, a, mr);
+    double sref = REF->disc_error(act, slope, n, x, a, er, dr);
+    float *da = to_dev(a, n), *dx = to_dev(x, n), *dm = to_dev(got, n), *de = to_dev(got, n),
+          *dd = to_dev(got, n);
+    char label[96];
+    snprintf(label, sizeof label, "disc %s slope %g n=%zu", pcn_activation_name(act), slope, n);
+    GPU->act_pass(act, slope, n, da, dm);
+    to_host(got, dm, n), tu_close_f(label, got, mr, n, 1e-6, 1e-6);
+    GPU->sum_begin();
+    double ret = GPU->disc_error(act, slope, n, dx, da, de, dd);
+    double sum = ret + read_sum();
+    to_host(got, de, n), tu_close_f(label, got, er, n, 1e-6, 1e-6);
+    to_host(got, dd, n), tu_close_f(label, got, dr, n, 1e-6, 1e-6);
+    tu_close_d(label, &sum, &sref, 1, 1e-9, 1e-6);
+    GPU->sum_begin();
+    GPU->disc_error(act, slope, n, dx, da, de, dd);
+    double again = read_sum();
+    TU_CHECK(again == sum - ret, "%s: sum not repeatable (%.17g vs %.17g)", label, again, sum - ret);
+    GPU->release(da), GPU->release(dx), GPU->release(dm), GPU->release(de), GPU->release(dd);
+    free(a), free(x), free(mr), free(er), free(dr), free(got);
+}
+
+static void check_latent_step(size_t n, float beta) {
+    float *e = rand_u(n, -1, 1), *t = rand_u(n, -1, 1), *m = rand_u(n, -1, 1), *x = rand_u(n, -2, 2);
+    float *de = to_dev(e, n), *dt = to_dev(t, n), *dm = to_dev(m, n), *dx = to_dev(x, n);
+    float *got = nan_f(n);
+    char label[96];
+    snprintf(label, sizeof label, "latent_step n=%zu beta=%g", n, beta);
+    for (int step = 0; step < 3; step++) { // momentum carried over steps
+        REF->latent_step(n, 0.1f, beta, e, t, m, x);
+        GPU->latent_step(n, 0.1f, beta, de, dt, dm, dx);
+    }
+    to_host(got, dx, n), tu_close_f(label, got, x, n, 1e-6, 1e-6);
+    to_host(got, dm, n), tu_close_f(label, got, m, n, 1e-6, 1e-6);
+    GPU->release(de), GPU->release(dt), GPU->release(dm), GPU->release(dx);
+    free(e), free(t), free(m), free(x), free(got);
+}
+
+// Three steps of one optimizer with weight decay (adamw's bias corrections of t = 1, 2, 3).
+static void check_optim(pcn_optimizer kind, size_t n) {
+    float *w = rand_u(n, -1, 1), *m = rand_u(n, -0.1f, 0.1f), *v = rand_u(n, 0, 0.01f);
+    float *dw = to_dev(w, n), *dm = to_dev(m, n), *dv = to_dev(v, n), *got = nan_f(n);
+    char label[96];
+    snprintf(label, sizeof label, "optim_step %s n=%zu", pcn_optimizer_name(kind), n);
+    for (int t = 1; t <= 3; t++) {
+        float *g = rand_u(n, -2, 2), *dg = to_dev(g, n);
+        g[0] = 0.0f, GPU->upload(dg, g, sizeof(float)); // a zero gradient
+        const pcn_optim_step o = {kind, 0.01f, 0.25f, 0.9f, 0.9f, 0.999f, 1e-8f,
+                                  (float)(1.0 - pow(0.9, t)), (float)(1.0 - pow(0.999, t)), 0.05f};
+        REF->optim_step(&o, n, g, m, v, w);
+        GPU->optim_step(&o, n, dg, dm, dv, dw);
+        GPU->release(dg), free(g);
+    }
+    to_host(got, dw, n), tu_close_f(label, got, w, n, 1e-6, 1e-5);
+    if (kind != PCN_OPT_SGD) to_host(got, dm, n), tu_close_f(label, got, m, n, 1e-7, 1e-5);
+    if (kind == PCN_OPT_ADAMW) to_host(got, dv, n), tu_close_f(label, got, v, n, 1e-9, 1e-5);
+    GPU->release(dw), GPU->release(dm), GPU->release(dv);
+    free(w), free(m), free(v), free(got);
+}
+
+static void check_disc_ops(void) {
+    check_fill_rows(1, 1), check_fill_rows(7, 5), check_fill_rows(300, 129);
+    static const size_t sizes[] = {1, 7, 1000, 131073, 1536000};
+    for (int act = 0; act < PCN_ACT_COUNT; act++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            check_disc_error((pcn_activation)act, act == PCN_ACT_LEAKY_RELU ? 0.07f : 0.01f,
+                             sizes[s]);
+    for (size_t s = 0; s < 4; s++)
+        check_latent_step(sizes[s], 0.0f), check_latent_step(sizes[s], 0.1f);
+    for (int k = 0; k <= PCN_OPT_ADAMW; k++)
+        check_optim((pcn_optimizer)k, 5), check_optim((pcn_optimizer)k, 200001);
+}
+
+// ---- the discriminative mode: whole runs -------------------------------------------------------
+
+// |got - ref| <= tol max |ref| over n values.
+static void close_to_max(const char *label, const float *got, const float *ref, size_t n,
+                         double tol) {
+    double big = 0.0;
+    for (size_t i = 0; i < n; i++) big = fmax(big, fabs(ref[i]));
+    tu_close_f(label, got, ref, n, tol * (big > 0.0 ? big : 1.0), 0.0);
+}
+
+typedef struct {
+    const char *name;
+    pcn_activation act;
+    pcn_optimizer opt;
+    bool ipc, random_start, callbacks;
+    pcn_lr_schedule schedule;
+} disc_case;
+
+// The model on the device under test: the CUDA device, or (disc-host) the host backend
+// GPU stands in for.
+static pcn_status onto_gpu(pcn_model *m) {
+    return GPU->on_device ? pcn_model_to_device(m, PCN_DEVICE_CUDA)
+                          : pcn_model_to_backend(m, GPU, PCN_DEVICE_CPU);
+}
+
+static pcn_train_params disc_train_params(disc_case dc) {
+    pcn_train_params p = pcn_train_default_params();
+    p.t_infer = 8, p.batch_size = 40, p.num_epochs = 2, p.seed = 5, p.lr_infer = 0.1;
+    p.lr_learn = dc.opt == PCN_OPT_ADAMW ? 1e-3 : 0.02, p.optimizer = dc.opt;
+    // No decay with iPC, and adamw's eps 1e-6 (test_devpath's disc_params says why).
+    p.weight_decay = dc.ipc ? 0.0 : 1e-2, p.eps = 1e-6, p.infer_momentum = 0.1, p.ipc = dc.ipc;
+    p.latent_start = dc.random_start ? PCN_LATENT_RANDOM : PCN_LATENT_FORWARD;
+    p.lr_schedule = dc.schedule, p.train_accuracy_every = 1, p.use_mixed_precision = false;
+    p.keep_step_energies = dc.callbacks;
+    if (dc.callbacks) p.callbacks.on_inference_step = on_step;
+    return p;
+}
+
+// A discriminative run on the device against the same run on the reference backend:
+// weights (biases and optimizer moments included), per-batch energies, step callbacks,
+// test outputs and energy, to 1e-4 (of max |value| for tensors, relative for energies).
+static void check_disc_run(disc_case dc) {
+    const int dims[] = {40, 32, 24, 6}, K = 6;
+    const int64_t n = 230, ntest = 70;
+    blobs tr = make_data(n, dims[0], K), te = make_data(ntest, dims[0], K);
+    pcn_arrays atr = {tr.x, tr.lab, NULL, n, dims[0], 0}, ate = {te.x, te.lab, NULL, ntest, dims[0], 0};
+    pcn_data dtr = pcn_data_from_arrays(&atr), dte = pcn_data_from_arrays(&ate);
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 4, mp.output_dim = K, mp.activation = dc.act, mp.seed = 11;
+    mp.direction = PCN_DIR_DISCRIMINATIVE, mp.bias = true, mp.leaky_slope = 0.05f;
+    pcn_model *ref = pcn_model_init(&mp), *gpu = pcn_model_init(&mp);
+    TU_CHECK(ref && gpu && pcn_model_to_backend(ref, REF, PCN_DEVICE_CPU) == PCN_OK &&
+                 onto_gpu(gpu) == PCN_OK, "%s: %s", dc.name, pcn_last_error());
+    const pcn_train_params p = disc_train_params(dc);
+    pcn_history *hr = pcn_history_init(), *hg = pcn_history_init();
+    step_calls = 0;
+    TU_CHECK(pcn_train(ref, &dtr, &p, hr) == PCN_OK, "%s ref: %s", dc.name, pcn_last_error());
+    const int ref_calls = step_calls;
+    step_calls = 0;
+    TU_CHECK(pcn_train(gpu, &dtr, &p, hg) == PCN_OK, "%s gpu: %s", dc.name, pcn_last_error());
+    TU_CHECK(step_calls == ref_calls, "%s: %d step callbacks, %d on the reference", dc.name,
+             step_calls, ref_calls);
+    char label[128];
+    const size_t nw = pcn_model_num_weights(ref), slots = (size_t)pcn_model_optimizer_slots(ref);
+    snprintf(label, sizeof label, "%s: weights", dc.name);
+    close_to_max(label, pcn_model_weights(gpu), pcn_model_weights(ref), nw, 1e-4);
+    TU_CHECK(pcn_model_optimizer_slots(gpu) == (int)slots, "%s: optimizer slots", dc.name);
+    snprintf(label, sizeof label, "%s: optimizer moments", dc.name);
+    if (slots && pcn_model_optimizer_slots(gpu) == (int)slots)
+        close_to_max(label, pcn_model_optimizer_state(gpu), pcn_model_optimizer_state(ref),
+                     slots * nw, 1e-4);
+    for (int s = PCN_HIST_PER_BATCH; s <= PCN_HIST_STEP_INFER; s++) {
+        const size_t len = pcn_history_len(hr, (pcn_history_series)s);
+        TU_CHECK(len == pcn_history_len(hg, (pcn_history_series)s), "%s: history lengths", dc.name);
+        snprintf(label, sizeof label, "%s: %s", dc.name, pcn_history_series_name((pcn_history_series)s));
+        if (len == pcn_history_len(hg, (pcn_history_series)s))
+            tu_close_d(label, pcn_history_data(hg, (pcn_history_series)s),
+                       pcn_history_data(hr, (pcn_history_series)s), len, 1e-8, 1e-4);
+    }
+    pcn_test_result rr, rg;
+    float *yr = nan_f((size_t)ntest * K), *yg = nan_f((size_t)ntest * K);
+    TU_CHECK(pcn_test(ref, &dte, &p, &rr, yr) == PCN_OK && pcn_test(gpu, &dte, &p, &rg, yg) == PCN_OK,
+             "%s: %s", dc.name, pcn_last_error());
+    snprintf(label, sizeof label, "%s: test outputs", dc.name);
+    close_to_max(label, yg, yr, (size_t)ntest * K, 1e-4);
+    tu_close_d(label, &rg.energy, &rr.energy, 1, 1e-8, 1e-4);
+    printf("%-32s ref acc %.4f energy %.6f | gpu acc %.4f energy %.6f\n", dc.name, rr.accuracy,
+           rr.energy, rg.accuracy, rg.energy);
+    pcn_history_free(hr), pcn_history_free(hg), pcn_model_free(ref), pcn_model_free(gpu);
+    free(yr), free(yg), free(tr.x), free(tr.t), free(tr.lab), free(te.x), free(te.t), free(te.lab);
+}
+
+static void check_disc_runs(void) {
+    check_disc_run((disc_case){"disc gelu adamw", PCN_ACT_GELU, PCN_OPT_ADAMW, false, false, false, PCN_LR_NONE});
+    check_disc_run((disc_case){"disc gelu adamw ipc", PCN_ACT_GELU, PCN_OPT_ADAMW, true, false, false, PCN_LR_NONE});
+    check_disc_run((disc_case){"disc leaky momentum random callbacks", PCN_ACT_LEAKY_RELU, PCN_OPT_MOMENTUM, false, true, true, PCN_LR_COSINE});
+    check_disc_run((disc_case){"disc hard_tanh sgd callbacks", PCN_ACT_HARD_TANH, PCN_OPT_SGD, false, false, true, PCN_LR_NONE});
+}
+
 // ---- select: the loader's pure decisions, on any machine --------------------------------------
 
 // Whether a device of capability major.minor runs a build for archs, as expected.
@@ -365,6 +578,11 @@ int main(int argc, char **argv) {
         check_select();
         return tu_finish("test_gpu select");
     }
+    if (strcmp(what, "disc-host") == 0) { // the disc checks themselves, on the CPU backend
+        GPU = &pcn_backend_cpu;
+        check_disc_ops(), check_disc_runs();
+        return tu_finish("test_gpu disc-host");
+    }
     int n = pcn_cuda_device_count();
     if (strcmp(what, "count") == 0) {
         printf("%d\n", n);
@@ -386,5 +604,6 @@ int main(int argc, char **argv) {
     TU_CHECK(!missing, "the CUDA backend has no %s operation", missing);
     if (!strcmp(what, "ops") || !strcmp(what, "all")) check_ops();
     if (!strcmp(what, "train") || !strcmp(what, "all")) check_runs();
+    if (!strcmp(what, "disc") || !strcmp(what, "all")) check_disc_ops(), check_disc_runs();
     return tu_finish("test_gpu");
 }

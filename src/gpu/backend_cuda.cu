@@ -16,8 +16,10 @@
  * - A graph is keyed by the caller's description of everything it depends on; releasing
  *   any buffer drops every graph (a new buffer may reuse an old address).
  *
- * Built as the module libpcn_cuda.so (gpu_module.h): everything here is static but the
- * one entry point at the end, which hands libpcn's loader the table of functions.
+ * Built as the module libpcn_cuda.so (gpu_module.h) with disc_cuda.cu (the discriminative
+ * mode's and the optimizers' kernels): everything here is static but the one entry point at
+ * the end, which hands libpcn's loader the table of functions, and the few helpers the two
+ * files share (cuda_impl.h; hidden, not exported).
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -37,8 +39,8 @@
 
 extern "C" {
 #include "gpu_module.h"
-#include "sums.h"
 }
+#include "cuda_impl.h"
 #ifndef PCN_CUDA_ARCHS
 #define PCN_CUDA_ARCHS "" // the build's CMAKE_CUDA_ARCHITECTURES, comma-separated (CMake)
 #endif
@@ -67,7 +69,7 @@ static void default_fatal(const char *msg) {
 
 static void (*fatal_handler)(const char *) = default_fatal;
 
-static void gpu_fatal(const char *file, int line, const char *fmt, ...) {
+void pcn_gpu_fatal(const char *file, int line, const char *fmt, ...) {
     char msg[1024];
     int n = snprintf(msg, sizeof msg, "%s:%d: ", file, line);
     va_list ap;
@@ -77,21 +79,6 @@ static void gpu_fatal(const char *file, int line, const char *fmt, ...) {
     fatal_handler(msg);
     abort(); // a handler must not return
 }
-
-#define PCN_GPU_CHECK(ok, call, errstr)                                                     \
-    do {                                                                                    \
-        if (!(ok)) gpu_fatal(__FILE__, __LINE__, "%s in %s: %s", #call, __func__, errstr); \
-    } while (0)
-#define PCN_CUDA_CHECK(call)                                                                \
-    do {                                                                                    \
-        cudaError_t e_ = (call);                                                            \
-        PCN_GPU_CHECK(e_ == cudaSuccess, call, cudaGetErrorString(e_));                     \
-    } while (0)
-#define PCN_CUBLAS_CHECK(call)                                                              \
-    do {                                                                                    \
-        cublasStatus_t s_ = (call);                                                         \
-        PCN_GPU_CHECK(s_ == CUBLAS_STATUS_SUCCESS, call, cublasGetStatusString(s_));        \
-    } while (0)
 #ifdef PCN_HAVE_NCCL
 #define PCN_NCCL_CHECK(call)                                                                \
     do {                                                                                    \
@@ -99,15 +86,12 @@ static void gpu_fatal(const char *file, int line, const char *fmt, ...) {
         PCN_GPU_CHECK(r_ == ncclSuccess, call, ncclGetErrorString(r_));                     \
     } while (0)
 #endif
-#define LAUNCHED() PCN_CUDA_CHECK(cudaGetLastError())
 
 // ----------------------------------------------------------------------------------------
 // The process's device
 // ----------------------------------------------------------------------------------------
 
 enum {
-    THREADS = 256,                       // threads per block of the element-wise kernels
-    MAX_BLOCKS = 1024,                   // blocks of a summing pass (grid-stride beyond)
     SLOTS = 2 * (PCN_MAX_LAYERS + 2),    // summing passes between sum_begin and sum_finish
     MAX_GRAPHS = 16,
     MAX_KEY = 128,
@@ -159,14 +143,14 @@ static void wait_stream(const char *what) {
         cudaError_t e = cudaStreamQuery(g.stream);
         if (e == cudaSuccess) return;
         if (e != cudaErrorNotReady)
-            gpu_fatal(__FILE__, __LINE__, "waiting for %s: %s", what, cudaGetErrorString(e));
+            pcn_gpu_fatal(__FILE__, __LINE__, "waiting for %s: %s", what, cudaGetErrorString(e));
 #ifdef PCN_HAVE_NCCL
         ncclResult_t async = ncclSuccess;
         ncclCommGetAsyncError(g.nccl, &async);
         if (async != ncclSuccess && async != ncclInProgress) {
             ncclCommAbort(g.nccl);
             g.nccl_up = false;
-            gpu_fatal(__FILE__, __LINE__, "NCCL failed while waiting for %s: %s", what,
+            pcn_gpu_fatal(__FILE__, __LINE__, "NCCL failed while waiting for %s: %s", what,
                       ncclGetErrorString(async));
         }
 #endif
@@ -175,7 +159,7 @@ static void wait_stream(const char *what) {
             ncclCommAbort(g.nccl);
 #endif
             g.nccl_up = false;
-            gpu_fatal(__FILE__, __LINE__,
+            pcn_gpu_fatal(__FILE__, __LINE__,
                       "timed out after %.0f s waiting for %s: another rank died or hangs in a "
                       "collective (raise --comm-timeout if the work is just slow)",
                       g.timeout, what);
@@ -274,44 +258,6 @@ static pcn_status m_pcn_cuda_select(int device) {
 // Kernels (private) and their launchers
 // ----------------------------------------------------------------------------------------
 
-// Activation and derivative from one evaluation, as activation_impl.h on the host.
-template <int ACT> __device__ __forceinline__ float act_both(float a, float *d) {
-    if (ACT == PCN_ACT_RELU) {
-        *d = a > 0.0f ? 1.0f : 0.0f;
-        return a > 0.0f ? a : 0.0f;
-    } else if (ACT == PCN_ACT_TANH) {
-        float t = tanhf(a);
-        *d = 1.0f - t * t;
-        return t;
-    } else if (ACT == PCN_ACT_SIGMOID) {
-        float s = 1.0f / (1.0f + expf(-a));
-        *d = s * (1.0f - s);
-        return s;
-    }
-    *d = 1.0f;
-    return a;
-}
-
-// Sum of v over the block, in double, into out (thread 0 writes).
-__device__ void block_sum(double v, double *out) {
-    __shared__ double warp_sums[THREADS / 32];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = v;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        v = threadIdx.x < THREADS / 32 ? warp_sums[threadIdx.x] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-        if (threadIdx.x == 0) *out = v;
-    }
-}
-
-// Block b writes partial[b]; block 0 also zeroes the slot's unused entries.
-__device__ void write_partial(pcn_gpu_acc part, double *partial) {
-    block_sum(part, &partial[blockIdx.x]);
-    if (blockIdx.x == 0)
-        for (int j = gridDim.x + threadIdx.x; j < MAX_BLOCKS; j += blockDim.x) partial[j] = 0.0;
-}
-
 // e = x - f(a); h = e f'(a); x -= lr e when UPDATE; sum e^2 into partial when given.
 template <int ACT, bool UPDATE>
 __global__ void error_kernel(size_t n, float *x, const float *a, float *e, float *h, float lr,
@@ -319,7 +265,7 @@ __global__ void error_kernel(size_t n, float *x, const float *a, float *e, float
     pcn_gpu_acc part = 0.0; // in double (sums.h)
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        float d, f = act_both<ACT>(a[i], &d);
+        float d, f = act_both<ACT>(a[i], 0.0f, &d); // generative: no leaky_relu
         float xi = x[i], ei = xi - f;
         e[i] = ei;
         h[i] = ei * d;
@@ -387,15 +333,16 @@ __global__ void total_kernel(const double *partials, int n, double *out) {
     block_sum(v, out);
 }
 
-static int blocks_for(size_t n, int cap) {
+cudaStream_t pcn_gpu_stream(void) { return g.stream; }
+
+int pcn_gpu_blocks_for(size_t n, int cap) {
     size_t b = (n + THREADS - 1) / THREADS;
     return (int)(b < 1 ? 1 : b > (size_t)cap ? cap : b);
 }
 
-// The slot of the next summing pass, or NULL outside sum_begin/sum_finish.
-static double *next_partial(void) {
+double *pcn_gpu_next_partial(void) {
     if (g.slot < 0) return NULL;
-    if (g.slot >= SLOTS) gpu_fatal(__FILE__, __LINE__, "more than %d summing passes in one sum", SLOTS);
+    if (g.slot >= SLOTS) pcn_gpu_fatal(__FILE__, __LINE__, "more than %d summing passes in one sum", SLOTS);
     return g.partials + (size_t)MAX_BLOCKS * g.slot++;
 }
 
@@ -410,7 +357,7 @@ static void cuda_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alp
                       int ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) { // an empty product (a rank holding no rows): C = beta C
-        scale_kernel<<<blocks_for((size_t)m * n, 4096), THREADS, 0, g.stream>>>(m, n, beta, c, ldc);
+        scale_kernel<<<pcn_gpu_blocks_for((size_t)m * n, 4096), THREADS, 0, g.stream>>>(m, n, beta, c, ldc);
         LAUNCHED();
         return;
     }
@@ -422,8 +369,8 @@ static void cuda_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alp
 
 template <int ACT>
 static void launch_error(size_t n, float *x, const float *a, float *e, float *h, float lr) {
-    double *partial = next_partial();
-    int blocks = blocks_for(n, MAX_BLOCKS);
+    double *partial = pcn_gpu_next_partial();
+    int blocks = pcn_gpu_blocks_for(n, MAX_BLOCKS);
     if (lr != 0.0f)
         error_kernel<ACT, true><<<blocks, THREADS, 0, g.stream>>>(n, x, a, e, h, lr, partial);
     else
@@ -445,15 +392,15 @@ static double cuda_error_pass(pcn_activation act, size_t n, float *x, const floa
 
 static double cuda_sup_error(size_t n, const float *yhat, const float *y, float *esup) {
     if (n == 0) return 0.0;
-    sup_error_kernel<<<blocks_for(n, MAX_BLOCKS), THREADS, 0, g.stream>>>(n, yhat, y, esup,
-                                                                        next_partial());
+    sup_error_kernel<<<pcn_gpu_blocks_for(n, MAX_BLOCKS), THREADS, 0, g.stream>>>(n, yhat, y, esup,
+                                                                        pcn_gpu_next_partial());
     LAUNCHED();
     return 0.0;
 }
 
 static void cuda_axpy(size_t n, float alpha, const float *x, float *y) {
     if (n == 0) return;
-    axpy_kernel<<<blocks_for(n, 8192), THREADS, 0, g.stream>>>(n, alpha, x, y);
+    axpy_kernel<<<pcn_gpu_blocks_for(n, MAX_ELEMENT_BLOCKS), THREADS, 0, g.stream>>>(n, alpha, x, y);
     LAUNCHED();
 }
 
@@ -582,6 +529,7 @@ static pcn_backend_ops make_ops(void) {
     o.sum_read = cuda_sum_read;
     o.set_precision = cuda_set_precision;
     o.replay = cuda_replay;
+    pcn_gpu_disc_ops(&o); // disc_cuda.cu
     return o;
 }
 

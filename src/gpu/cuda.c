@@ -185,6 +185,7 @@ const pcn_backend_ops *pcn_cuda_backend(void) {
     ops = *dev;
     ops.phase_init = pcn_phase_plain_init, ops.phase_free = pcn_phase_plain_free;
     ops.infer_phase = pcn_phase_plain_infer, ops.gram_phase = pcn_gram_phase_plain;
+    ops.disc_phase = pcn_disc_phase_plain;
     return &ops;
 }
 

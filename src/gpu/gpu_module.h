@@ -7,7 +7,9 @@
  * run never maps those libraries (they cost over 200 MiB of resident memory at load).
  * The module calls nothing in libpcn; it reports errors through the function it is given.
  * Its backend table leaves the phase operations NULL: the loader fills in the plain phases
- * (phases.c), which run on the module's operations.
+ * (phases.c, and disc.c's pcn_disc_phase_plain), which run on the module's operations.
+ * The ABI covers this table and pcn_backend_ops (backend.h), whose layout the module fills:
+ * bump it when either changes (4: the discriminative mode's and the optimizers' operations).
  */
 #ifndef PCN_GPU_MODULE_H
 #define PCN_GPU_MODULE_H
@@ -16,7 +18,7 @@
 
 #include "backend.h"
 
-#define PCN_GPU_MODULE_ABI 3
+#define PCN_GPU_MODULE_ABI 4
 #define PCN_GPU_MODULE_NAME "libpcn_cuda.so"
 #define PCN_GPU_MODULE_ENTRY "pcn_gpu_module_init"
 
