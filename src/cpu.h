@@ -50,6 +50,8 @@ int pcn_cpu_unit_threads(const pcn_model *m, int max);
 // a step on the calling thread (tests; the row split steps with them).
 pcn_products pcn_cpu_packed_products(void *ws, const pcn_model *m);
 int pcn_cpu_rows_last_team(void);
+// Whether the workspace's phases split over threads (pcn_phase_params.split). Local.
+bool pcn_cpu_phase_splits(const void *ws);
 int pcn_cpu_units_last_team(void);
 
 #endif // PCN_CPU_H

@@ -49,6 +49,7 @@ int pcn_cpu_threads_max(void) {
 }
 
 int pcn_cpu_rows_last_team(void) { return last_rows_team; }
+bool pcn_cpu_phase_splits(const void *ws) { return ((const cpu_ws *)ws)->split; }
 int pcn_cpu_units_last_team(void) { return last_units_team; }
 
 // ----------------------------------------------------------------------------------------

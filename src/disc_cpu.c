@@ -13,7 +13,8 @@
  *
  * Threads: as cpu_phases.c (OpenMP's with an OpenMP OpenBLAS, else 1), at most one per
  * SPLIT_MIN_ROWS rows. iPC moves the weights every step (a global gradient sum each
- * step), so it runs the plain phase.
+ * step), so it runs the plain phase; so does a workspace made with split off (the plain
+ * path, PCN_ROW_PATH=0 in pcn_dist).
  */
 #include <omp.h>
 #include <stdlib.h>
@@ -92,7 +93,8 @@ pcn_status pcn_disc_phase_cpu(void *ws, pcn_disc_phase *ph) {
     int n = pcn_cpu_threads_max();
     if (n > rows / SPLIT_MIN_ROWS) n = rows / SPLIT_MIN_ROWS;
     if (n < 1) n = 1;
-    if (ph->ipc || ph->steps < 1 || ph->m->L < 2 || !pack(w, ph->m))
+    if (!pcn_cpu_phase_splits(ws) || ph->ipc || ph->steps < 1 || ph->m->L < 2 ||
+        !pack(w, ph->m))
         return pcn_disc_phase_plain(ws, ph);
     if (w->part_cap < n * ph->steps) {
         free(w->part);
