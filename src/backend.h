@@ -35,6 +35,8 @@ typedef struct pcn_optim_step {
     float scale;          // the gradient buffer times this is the gradient (e.g. 1/B)
     float momentum;       // PCN_OPT_MOMENTUM
     float b1, b2, eps;    // PCN_OPT_ADAMW
+    float c1, c2;         // adamw 1 - b1, 1 - b2 formed in double, then rounded (optax forms
+                          //   1 - decay from Python floats; 1.0f - 0.999f is 1.3e-5 off)
     float bc1, bc2;       // adamw bias corrections 1 - b1^t, 1 - b2^t (t = step + 1)
     float wd;             // decoupled weight decay (times lr)
 } pcn_optim_step;

@@ -51,8 +51,8 @@ DISC_CLONES void pcn_host_optim_step(const pcn_optim_step *o, size_t n, const fl
 #pragma omp parallel for simd if (N >= OPTIM_PAR_MIN) schedule(static)
         for (long long i = 0; i < N; i++) {
             const float gi = o->scale * g[i];
-            m[i] = o->b1 * m[i] + (1.0f - o->b1) * gi;
-            v[i] = o->b2 * v[i] + (1.0f - o->b2) * gi * gi;
+            m[i] = o->b1 * m[i] + o->c1 * gi;
+            v[i] = o->b2 * v[i] + o->c2 * gi * gi;
             const float mh = m[i] / o->bc1, vh = v[i] / o->bc2;
             w[i] -= o->lr * (mh / (sqrtf(vh) + o->eps) + o->wd * w[i]);
         }

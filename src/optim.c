@@ -68,6 +68,8 @@ pcn_status pcn_optim_apply(pcn_model *m, const pcn_train_params *p, double lr, d
         .momentum = (float)p->momentum,
         .b1 = (float)p->beta1,
         .b2 = (float)p->beta2,
+        .c1 = (float)(1.0 - p->beta1),
+        .c2 = (float)(1.0 - p->beta2),
         .eps = (float)p->eps,
         .bc1 = (float)(1.0 - pow(p->beta1, t)),
         .bc2 = (float)(1.0 - pow(p->beta2, t)),
