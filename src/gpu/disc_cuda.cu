@@ -79,8 +79,8 @@ static __global__ void optim_kernel(pcn_optim_step o, size_t n, const float *g, 
             w[i] -= o.lr * (mi + o.wd * w[i]);
         } else if (KIND == PCN_OPT_ADAMW) {
             const float gi = o.scale * g[i];
-            const float mi = o.b1 * m[i] + (1.0f - o.b1) * gi;
-            const float vi = o.b2 * v[i] + (1.0f - o.b2) * gi * gi;
+            const float mi = o.b1 * m[i] + o.c1 * gi;
+            const float vi = o.b2 * v[i] + o.c2 * gi * gi;
             m[i] = mi, v[i] = vi;
             const float mh = mi / o.bc1, vh = vi / o.bc2;
             w[i] -= o.lr * (mh / (sqrtf(vh) + o.eps) + o.wd * w[i]);
