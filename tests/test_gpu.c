@@ -391,8 +391,11 @@ static void check_optim(pcn_optimizer kind, size_t n) {
     for (int t = 1; t <= 3; t++) {
         float *g = rand_u(n, -2, 2), *dg = to_dev(g, n);
         g[0] = 0.0f, GPU->upload(dg, g, sizeof(float)); // a zero gradient
-        const pcn_optim_step o = {kind, 0.01f, 0.25f, 0.9f, 0.9f, 0.999f, 1e-8f,
-                                  (float)(1.0 - pow(0.9, t)), (float)(1.0 - pow(0.999, t)), 0.05f};
+        const pcn_optim_step o = {.kind = kind, .lr = 0.01f, .scale = 0.25f, .momentum = 0.9f,
+                                  .b1 = 0.9f, .b2 = 0.999f, .eps = 1e-8f,
+                                  .c1 = (float)(1.0 - 0.9), .c2 = (float)(1.0 - 0.999),
+                                  .bc1 = (float)(1.0 - pow(0.9, t)),
+                                  .bc2 = (float)(1.0 - pow(0.999, t)), .wd = 0.05f};
         REF->optim_step(&o, n, g, m, v, w);
         GPU->optim_step(&o, n, dg, dm, dv, dw);
         GPU->release(dg), free(g);
