@@ -88,15 +88,16 @@ static pcn_status read_activations(hid_t f, const char *path, pcn_ckpt_info *inf
     return ps;
 }
 
-// Version 2: direction, bias and leaky_slope (version 1: generative, no biases, 0.01).
+// Version 2: direction, bias and leaky_slope (version 1: generative, no biases, 0.01);
+// a generative model's activations are pcn-torch's.
 static pcn_status read_direction(hid_t f, const char *path, pcn_ckpt_info *info) {
     char dir[32] = "";
     int bias = 0;
     info->direction = PCN_DIR_GENERATIVE, info->bias = false, info->leaky_slope = 0.01f;
-    if (info->version < 2) return PCN_OK;
-    if (pcn_h5_attr_read_str(f, "direction", dir, sizeof dir) < 0 ||
+    snprintf(dir, sizeof dir, "generative");
+    if (info->version >= 2 && (pcn_h5_attr_read_str(f, "direction", dir, sizeof dir) < 0 ||
         pcn_h5_attr_read(f, "bias", H5T_NATIVE_INT, 1, &bias) < 0 ||
-        pcn_h5_attr_read(f, "leaky_slope", H5T_NATIVE_FLOAT, 1, &info->leaky_slope) < 0)
+        pcn_h5_attr_read(f, "leaky_slope", H5T_NATIVE_FLOAT, 1, &info->leaky_slope) < 0))
         return pcn_set_error(PCN_EDATA, "%s: checkpoint has no direction, bias or leaky_slope "
                              "(version 2 files have them)%s", path, h5_cause());
     if (pcn_direction_from_name(dir, &info->direction) != PCN_OK)
@@ -107,6 +108,11 @@ static pcn_status read_direction(hid_t f, const char *path, pcn_ckpt_info *info)
                              "%s model", path, bias, (double)info->leaky_slope, dir);
     info->bias = bias;
     const int L = info->n_dims - 1;
+    for (int l = 0; info->direction == PCN_DIR_GENERATIVE && l < L; l++)
+        if (info->activations[l] >= PCN_ACT_GENERATIVE_COUNT)
+            return pcn_set_error(PCN_EDATA, "%s: layer %d has activation '%s', which a generative "
+                                 "model does not take", path, l,
+                                 pcn_activation_name(info->activations[l]));
     if (info->direction == PCN_DIR_DISCRIMINATIVE &&
         (info->output_dim != info->dims[L] || info->activations[L - 1] != PCN_ACT_IDENTITY))
         return pcn_set_error(PCN_EDATA, "%s: a discriminative checkpoint needs output_dim = "

@@ -131,6 +131,10 @@ static void describe_direction(hid_t f, int nd, FILE *out) {
         first_activation(f, act, sizeof act);
         fprintf(out, "  hidden activation %s", nd > 2 ? act : "(none: one layer)");
     }
+    if (slots == 0) {
+        fprintf(out, "\n  optimizer %s, no state\n", opt);
+        return;
+    }
     fprintf(out, "\n  optimizer %s, state %d slot%s x %llu floats (%.1f MiB)\n", opt, slots,
             slots == 1 ? "" : "s", (unsigned long long)shape[1],
             (double)slots * (double)shape[1] * 4.0 / (1 << 20));

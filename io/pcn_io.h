@@ -491,7 +491,8 @@ void pcn_io_lock_release(pcn_io_lock *lock);
 
 // Prints what `pcn_dist info` shows about path to out: its pcn_format, then for a data set
 // its version, classes, normalisation and split shapes, for a checkpoint its version,
-// writer, dims, activation, mode and next batch, for predictions their rows, outputs,
+// writer, dims, activation, mode, direction, biases, optimizer (and its state's size),
+// next batch and optimizer steps, for predictions their rows, outputs,
 // source and, when the data set they name is readable (as named, else beside the
 // predictions file), their accuracy against its labels. Lenient: missing attributes print as 0 or
 // empty. PCN_EIO when path is not readable, PCN_EDATA when it is not an HDF5 file (message
