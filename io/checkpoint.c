@@ -1,5 +1,5 @@
 /*
- * checkpoint.c — checkpoint writer and reader (layout in pcn_io.h, "Checkpoints").
+ * checkpoint.c — the checkpoint writer (layout in pcn_io.h, "Checkpoints").
  *
  * Writing is collective, atomic and rank 0's alone. The weights, the position and the
  * history are replicated on every rank, so a collective MPI-IO write would add nothing but
@@ -28,10 +28,8 @@
  * in contiguous storage, so every dataset carries an attribute `checksum` (lookup3 of its
  * little-endian bytes); the reader checks it where present (files from before it have none).
  *
- * Reading happens on rank 0 (a checkpoint is small) and is broadcast. Before any model is
- * allocated, every weight dataset's shape and type class are checked against the header;
- * weights must be finite; per-layer activations come from `activations` (or, in files
- * without it, `activation` for every layer).
+ * Reading is in checkpoint_read.c; the checksum helpers both use are declared in
+ * checkpoint_impl.h.
  */
 #include "pcn_io.h"
 
@@ -42,6 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint_impl.h"
 #include "h5util.h"
 
 static int fault_rank = PCN_CKPT_FAULT_OFF;
@@ -58,7 +57,7 @@ static bool fault_here(int rank) {
 
 // Bob Jenkins' lookup3 hashlittle (public domain), byte by byte: HDF5's metadata checksum.
 #define ROT(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
-static uint32_t lookup3(const void *data, size_t len, uint32_t init) {
+uint32_t pcn_ckpt_lookup3(const void *data, size_t len, uint32_t init) {
     const uint8_t *k = data;
     uint32_t a, b, c;
     a = b = c = 0xdeadbeefu + (uint32_t)len + init;
@@ -82,7 +81,7 @@ static uint32_t lookup3(const void *data, size_t len, uint32_t init) {
 #undef ROT
 
 // Datasets' checksums are of their little-endian bytes: taken only on little-endian hosts.
-static bool little_endian(void) {
+bool pcn_ckpt_little_endian(void) {
     const uint16_t one = 1;
     return *(const uint8_t *)&one == 1;
 }
@@ -94,7 +93,7 @@ static void fix_superblock(uint8_t *img, size_t n) {
     if (n < 12 || memcmp(img, sig, 8) != 0 || img[8] < 2 || img[8] > 3) return;
     size_t at = 12 + 4 * (size_t)img[9];
     if (at + 4 > n) return;
-    uint32_t sum = lookup3(img, at, 0);
+    uint32_t sum = pcn_ckpt_lookup3(img, at, 0);
     for (int i = 0; i < 4; i++) img[at + i] = (uint8_t)(sum >> (8 * i));
 }
 
@@ -112,8 +111,8 @@ static herr_t write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtyp
     for (int i = 0; i < rank; i++) count *= dims[i];
     if (sp >= 0) d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (d >= 0) st = count ? H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
-    if (st >= 0 && little_endian()) {
-        uint32_t sum = lookup3(data, (size_t)count * elem, 0);
+    if (st >= 0 && pcn_ckpt_little_endian()) {
+        uint32_t sum = pcn_ckpt_lookup3(data, (size_t)count * elem, 0);
         st = pcn_h5_attr_write(d, "checksum", H5T_NATIVE_UINT32, 1, &sum);
     }
     if (d >= 0) H5Dclose(d);
@@ -121,26 +120,58 @@ static herr_t write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtyp
     return st;
 }
 
+// Layer l's weights (l = L: the readout, generative only) as /weights/W<l> or Wout.
+static herr_t write_layer(hid_t g, pcn_model *m, int l) {
+    const int L = pcn_model_num_layers(m);
+    char name[32];
+    hsize_t dims[2];
+    const float *w;
+    if (l < L) {
+        pcn_layer_view v = pcn_model_layer(m, l);
+        snprintf(name, sizeof name, "W%d", l);
+        dims[0] = (hsize_t)v.out_features, dims[1] = (hsize_t)v.in_features, w = v.weight;
+    } else {
+        snprintf(name, sizeof name, "Wout");
+        dims[0] = (hsize_t)pcn_model_output_dim(m), dims[1] = (hsize_t)pcn_model_dim(m, L);
+        w = pcn_model_readout(m);
+    }
+    return write_dataset(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, w, sizeof(float));
+}
+
 static pcn_status write_model(hid_t f, const pcn_model *m) {
     hid_t g = -1;
     const int L = pcn_model_num_layers(m);
     pcn_model *mm = (pcn_model *)m; // accessors take non-const; nothing is written
+    const bool disc = pcn_model_direction(m) == PCN_DIR_DISCRIMINATIVE;
     PCN_H5_TRY(g = H5Gcreate2(f, "weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    for (int l = 0; l <= L; l++) {
+    for (int l = 0; l < (disc ? L : L + 1); l++) PCN_H5_TRY(write_layer(g, mm, l));
+    for (int l = 0; disc && pcn_model_has_bias(m) && l < L; l++) { // b_{l+1}, (d_{l+1})
         char name[32];
-        hsize_t dims[2];
-        const float *w;
-        if (l < L) {
-            pcn_layer_view v = pcn_model_layer(mm, l);
-            snprintf(name, sizeof name, "W%d", l);
-            dims[0] = (hsize_t)v.out_features, dims[1] = (hsize_t)v.in_features, w = v.weight;
-        } else {
-            snprintf(name, sizeof name, "Wout");
-            dims[0] = (hsize_t)pcn_model_output_dim(m), dims[1] = (hsize_t)pcn_model_dim(m, L);
-            w = pcn_model_readout(mm);
-        }
-        PCN_H5_TRY(write_dataset(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, w,
-                                 sizeof(float)));
+        hsize_t n = (hsize_t)pcn_model_dim(m, l + 1);
+        snprintf(name, sizeof name, "b%d", l);
+        PCN_H5_TRY(write_dataset(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n,
+                                 pcn_model_bias(mm, l + 1), sizeof(float)));
+    }
+    H5Gclose(g);
+    return PCN_OK;
+fail:
+    if (g >= 0) H5Gclose(g);
+    return PCN_EIO;
+}
+
+// /optimizer: its name and slots, and with slots the state [slots, num_weights].
+static pcn_status write_optimizer(hid_t f, const pcn_model *m, const pcn_ckpt_meta *meta) {
+    hid_t g = -1;
+    pcn_model *mm = (pcn_model *)m;
+    const int slots = pcn_model_optimizer_slots(m);
+    const char *name = meta && meta->optimizer ? meta->optimizer : "sgd";
+    PCN_H5_TRY(g = H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    PCN_H5_TRY(pcn_h5_attr_write_str(g, "optimizer", name));
+    PCN_H5_TRY(pcn_h5_attr_write(g, "slots", H5T_NATIVE_INT, 1, &slots));
+    if (slots > 0) {
+        const hsize_t dims[2] = {(hsize_t)slots, (hsize_t)pcn_model_num_weights(m)};
+        PCN_H5_TRY(write_dataset(g, "state", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims,
+                                 pcn_model_optimizer_state(mm), sizeof(float)));
     }
     H5Gclose(g);
     return PCN_OK;
@@ -185,6 +216,12 @@ static pcn_status write_root_attrs(hid_t f, const pcn_model *m, const pcn_ckpt_m
     PCN_H5_TRY(pcn_h5_attr_write_str(f, "mode", pcn_task_name(pcn_model_mode(m))));
     PCN_H5_TRY(pcn_h5_attr_write(f, "seed", H5T_NATIVE_ULLONG, 1, &seed));
     PCN_H5_TRY(pcn_h5_attr_write_str(f, "config", meta && meta->config ? meta->config : ""));
+    const int bias = pcn_model_has_bias(m);
+    const float slope = pcn_model_leaky_slope(m);
+    PCN_H5_TRY(pcn_h5_attr_write_str(f, "direction",
+                                     pcn_direction_name(pcn_model_direction(m))));
+    PCN_H5_TRY(pcn_h5_attr_write(f, "bias", H5T_NATIVE_INT, 1, &bias));
+    PCN_H5_TRY(pcn_h5_attr_write(f, "leaky_slope", H5T_NATIVE_FLOAT, 1, &slope));
     return PCN_OK;
 fail:
     return PCN_EIO;
@@ -201,6 +238,8 @@ static pcn_status write_state(hid_t f, const pcn_train_position *pos, const pcn_
     const double sums[4] = {pos->sums.energy, pos->sums.pre_learn, pos->sums.correct,
                             pos->sums.scored};
     PCN_H5_TRY(pcn_h5_attr_write(s, "epoch_sums", H5T_NATIVE_DOUBLE, 4, sums));
+    const long long opt_steps = (long long)pos->opt_steps;
+    PCN_H5_TRY(pcn_h5_attr_write(s, "opt_steps", H5T_NATIVE_LLONG, 1, &opt_steps));
     PCN_H5_TRY(g = H5Gcreate2(f, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     for (int k = 0; k < PCN_HIST_COUNT; k++) {
         hsize_t n = pcn_history_len(h, (pcn_history_series)k);
@@ -277,7 +316,7 @@ static pcn_status build_image(const char *path, const pcn_model *m, const pcn_tr
     PCN_H5_TRY(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18));
     PCN_H5_TRY(f = H5Fcreate("pcn-checkpoint-image", H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
     if (write_root_attrs(f, m, meta, ranks) != PCN_OK || write_model(f, m) != PCN_OK ||
-        write_state(f, pos, h) != PCN_OK)
+        write_optimizer(f, m, meta) != PCN_OK || write_state(f, pos, h) != PCN_OK)
         goto fail;
     PCN_H5_TRY(H5Fflush(f, H5F_SCOPE_GLOBAL));
     PCN_H5_TRY(size = H5Fget_file_image(f, NULL, 0));
@@ -413,379 +452,4 @@ pcn_status pcn_io_ckpt_write(pcn_comm *c, const char *path, const pcn_model *m,
     pcn_status st = ckpt_write(c, path, m, pos, h, meta, keep);
     pcn_h5_unlock();
     return st;
-}
-
-// ----------------------------------------------------------------------------------------
-// Reading (rank 0): the header
-// ----------------------------------------------------------------------------------------
-
-// "; HDF5: <cause>" when HDF5 left an error on its stack (e.g. a failed checksum), else "".
-static const char *h5_cause(void) {
-    static char buf[480];
-    char msg[448];
-    pcn_h5_describe(msg, sizeof msg);
-    if (strncmp(msg, "no HDF5 message", 15) == 0) return "";
-    snprintf(buf, sizeof buf, "; HDF5: %s", msg);
-    return buf;
-}
-
-// An integer attribute of 1..max values (its count in *n): -1 when missing or not integer.
-static herr_t read_ints(hid_t obj, const char *name, int max, int *v, int *n) {
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = -1, sp = -1;
-    herr_t st = -1;
-    if (a >= 0 && (t = H5Aget_type(a)) >= 0 && H5Tget_class(t) == H5T_INTEGER &&
-        (sp = H5Aget_space(a)) >= 0) {
-        hssize_t count = H5Sget_simple_extent_npoints(sp);
-        if (count >= 1 && count <= max) st = H5Aread(a, H5T_NATIVE_INT, v), *n = (int)count;
-    }
-    if (sp >= 0) H5Sclose(sp);
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return st;
-}
-
-// `activations` (one per layer), or `activation` for every layer in files without it.
-static pcn_status read_activations(hid_t f, const char *path, pcn_ckpt_info *info) {
-    const int L = info->n_dims - 1;
-    char one[32] = "";
-    if (pcn_h5_attr_read_str(f, "activation", one, sizeof one) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint has no activation%s", path, h5_cause());
-    if (H5Aexists(f, "activations") <= 0) { // files written before per-layer activations
-        if (pcn_activation_from_name(one, &info->activation) != PCN_OK)
-            return pcn_set_error(PCN_EDATA, "%s: checkpoint has activation '%s'", path, one);
-        for (int l = 0; l < L; l++) info->activations[l] = info->activation;
-        return PCN_OK;
-    }
-    hid_t a = H5Aopen(f, "activations", H5P_DEFAULT), t = -1, sp = -1, mt = -1;
-    char (*names)[PCN_CKPT_ACT_LEN] = calloc((size_t)L, sizeof *names);
-    herr_t st = -1;
-    if (a >= 0 && (t = H5Aget_type(a)) >= 0 && H5Tget_class(t) == H5T_STRING &&
-        H5Tis_variable_str(t) == 0 && H5Tget_size(t) == PCN_CKPT_ACT_LEN &&
-        (sp = H5Aget_space(a)) >= 0 && H5Sget_simple_extent_npoints(sp) == L && names &&
-        (mt = H5Tcopy(H5T_C_S1)) >= 0 && H5Tset_size(mt, PCN_CKPT_ACT_LEN) >= 0)
-        st = H5Aread(a, mt, names);
-    pcn_status ps = st < 0 ? pcn_set_error(PCN_EDATA, "%s: attribute activations is not %d "
-                                           "strings of %d bytes%s", path, L, PCN_CKPT_ACT_LEN,
-                                           h5_cause()) : PCN_OK;
-    for (int l = 0; ps == PCN_OK && l < L; l++) {
-        names[l][PCN_CKPT_ACT_LEN - 1] = '\0';
-        if (pcn_activation_from_name(names[l], &info->activations[l]) != PCN_OK)
-            ps = pcn_set_error(PCN_EDATA, "%s: layer %d has activation '%s'", path, l, names[l]);
-        else if (strcmp(one, "mixed") != 0 && strcmp(one, names[l]) != 0)
-            ps = pcn_set_error(PCN_EDATA, "%s: activation is '%s' but layer %d's is '%s'",
-                               path, one, l, names[l]);
-    }
-    info->activation = info->activations[0];
-    free(names);
-    if (mt >= 0) H5Tclose(mt);
-    if (sp >= 0) H5Sclose(sp);
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return ps;
-}
-
-static pcn_status read_header(hid_t f, const char *path, pcn_ckpt_info *info) {
-    char fmt[64] = "", mode[32] = "";
-    int version = 0, one = 1;
-    unsigned long long seed = 0;
-    htri_t has = H5Aexists(f, "pcn_format"); // < 0: the root object does not read
-    if (has < 0)
-        return pcn_set_error(PCN_EDATA, "%s: cannot read the checkpoint's root object (the file "
-                             "is damaged)%s", path, h5_cause());
-    if (!has || pcn_h5_attr_read_str(f, "pcn_format", fmt, sizeof fmt) < 0 ||
-        strcmp(fmt, "pcn-checkpoint"))
-        return pcn_set_error(PCN_EDATA, "%s is not a pcn_dist checkpoint (no pcn_format = "
-                             "\"pcn-checkpoint\" attribute%s)", path, h5_cause());
-    if (pcn_h5_attr_read(f, "format_version", H5T_NATIVE_INT, 1, &version) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint has no format_version%s", path,
-                             h5_cause());
-    if (version != PCN_CKPT_FORMAT_VERSION)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint format version %d, this pcn_dist reads "
-                             "version %d; HINT: resume it with the pcn_dist that wrote it, or "
-                             "start a new run", path, version, PCN_CKPT_FORMAT_VERSION);
-    if (read_ints(f, "dims", 65, info->dims, &info->n_dims) < 0 || info->n_dims < 2 ||
-        read_ints(f, "output_dim", 1, &info->output_dim, &one) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint has no dims (2 to 65 integers) or no "
-                             "output_dim%s", path, h5_cause());
-    for (int l = 0; l <= info->n_dims; l++) {
-        int d = l < info->n_dims ? info->dims[l] : info->output_dim;
-        if (d < 1)
-            return pcn_set_error(PCN_EDATA, "%s: checkpoint has a %s of %d", path,
-                                 l < info->n_dims ? "layer width" : "output_dim", d);
-    }
-    if (pcn_h5_attr_read(f, "ranks", H5T_NATIVE_INT, 1, &info->ranks) < 0 ||
-        pcn_h5_attr_read(f, "seed", H5T_NATIVE_ULLONG, 1, &seed) < 0 ||
-        pcn_h5_attr_read_str(f, "mode", mode, sizeof mode) < 0 ||
-        pcn_h5_attr_read_str(f, "library_version", info->library_version,
-                             sizeof info->library_version) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint header is incomplete%s", path,
-                             h5_cause());
-    info->seed = seed;
-    if (pcn_task_from_name(mode, &info->mode) != PCN_OK)
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint has mode '%s'", path, mode);
-    return read_activations(f, path, info);
-}
-
-static pcn_status read_config(hid_t f, const char *path, pcn_ckpt_info *info) {
-    hid_t a = H5Aopen(f, "config", H5P_DEFAULT);
-    if (a < 0) return pcn_set_error(PCN_EDATA, "%s: checkpoint has no config%s", path, h5_cause());
-    hid_t t = H5Aget_type(a);
-    size_t n = t < 0 ? 0 : H5Tis_variable_str(t) > 0 ? 1 << 20 : H5Tget_size(t) + 1;
-    if (t >= 0) H5Tclose(t);
-    H5Aclose(a);
-    info->config = n > 1 && n <= (16u << 20) ? calloc(n, 1) : NULL;
-    if (!info->config || pcn_h5_attr_read_str(f, "config", info->config, n) < 0)
-        return pcn_set_error(PCN_EDATA, "%s: cannot read the checkpoint's config%s", path,
-                             h5_cause());
-    return PCN_OK;
-}
-
-// ----------------------------------------------------------------------------------------
-// Reading (rank 0): datasets
-// ----------------------------------------------------------------------------------------
-
-static const char *class_name(H5T_class_t c) {
-    switch (c) {
-    case H5T_INTEGER: return "integer";
-    case H5T_FLOAT: return "float";
-    case H5T_STRING: return "string";
-    case H5T_COMPOUND: return "compound";
-    default: return "non-numeric";
-    }
-}
-
-// Opens /name and checks it is float, of rank nd and shape want; else an error naming the
-// dataset, the shape found and the shape wanted. Returns the dataset or -1.
-static hid_t open_checked(hid_t f, const char *path, const char *name, int nd,
-                          const hsize_t *want, const char *what) {
-    hsize_t have[H5S_MAX_RANK];
-    htri_t has = H5Lexists(f, name, H5P_DEFAULT);
-    hid_t d = has > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-    if (d < 0)
-        return pcn_set_error(PCN_EDATA, "%s: /%s %s%s", path, name, has == 0 ? "is missing"
-                             : "does not read (the file is damaged)", h5_cause()), -1;
-    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
-    H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
-    int r = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
-    bool same = r == nd && H5Sget_simple_extent_dims(sp, have, NULL) == nd;
-    for (int i = 0; same && i < nd; i++) same = have[i] == want[i];
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    if (cls == H5T_FLOAT && same) return d;
-    H5Dclose(d);
-    if (cls != H5T_FLOAT)
-        return pcn_set_error(PCN_EDATA, "%s: /%s holds %s values, %s must be float", path, name,
-                             class_name(cls), what), -1;
-    char hs[96] = "", ws[96] = "";
-    for (int i = 0; i < r && i < H5S_MAX_RANK; i++)
-        snprintf(hs + strlen(hs), sizeof hs - strlen(hs), i ? ", %llu" : "%llu",
-                 (unsigned long long)have[i]);
-    for (int i = 0; i < nd; i++)
-        snprintf(ws + strlen(ws), sizeof ws - strlen(ws), i ? ", %llu" : "%llu",
-                 (unsigned long long)want[i]);
-    return pcn_set_error(PCN_EDATA, "%s: /%s has shape [%s], %s must be [%s]", path, name, hs,
-                         what, ws), -1;
-}
-
-// Reads an open dataset whole (n values of elem bytes) and checks its `checksum` attribute
-// where it has one. Closes d.
-static pcn_status read_checked(hid_t d, const char *path, const char *name, hid_t mtype,
-                               size_t n, size_t elem, void *out) {
-    uint32_t want = 0, got;
-    hid_t t = H5Dget_type(d);
-    bool sum = little_endian() && t >= 0 && H5Tget_size(t) == elem &&
-               H5Tget_order(t) == H5T_ORDER_LE && H5Aexists(d, "checksum") > 0;
-    if (t >= 0) H5Tclose(t);
-    herr_t st = n ? H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : 0;
-    if (st >= 0 && sum) st = pcn_h5_attr_read(d, "checksum", H5T_NATIVE_UINT32, 1, &want);
-    H5Dclose(d);
-    if (st < 0) return pcn_set_error(PCN_EDATA, "%s: cannot read /%s%s", path, name, h5_cause());
-    if (sum && (got = lookup3(out, n * elem, 0)) != want)
-        return pcn_set_error(PCN_EDATA, "%s: /%s fails its checksum (stored %08x, data %08x): "
-                             "the file is damaged", path, name, (unsigned)want, (unsigned)got);
-    return PCN_OK;
-}
-
-// Layer l's weights (l = L: the readout): its dataset name and shape (out, in).
-static void weight_shape(const pcn_ckpt_info *info, int l, char *name, size_t size,
-                         hsize_t dims[2]) {
-    const int L = info->n_dims - 1;
-    if (l < L) snprintf(name, size, "weights/W%d", l);
-    else snprintf(name, size, "weights/Wout");
-    dims[0] = (hsize_t)(l < L ? info->dims[l] : info->output_dim);
-    dims[1] = (hsize_t)(l < L ? info->dims[l + 1] : info->dims[L]);
-}
-
-// Every weight dataset present, float, of the header's shape: before any allocation.
-static pcn_status check_weights(hid_t f, const char *path, const pcn_ckpt_info *info) {
-    for (int l = 0; l < info->n_dims; l++) {
-        char name[40];
-        hsize_t dims[2];
-        weight_shape(info, l, name, sizeof name, dims);
-        hid_t d = open_checked(f, path, name, 2, dims, l < info->n_dims - 1
-                               ? "a layer's weights (out x in)" : "the readout (K x d_L)");
-        if (d < 0) return PCN_EDATA;
-        H5Dclose(d);
-    }
-    return PCN_OK;
-}
-
-static pcn_status read_weights(hid_t f, const char *path, const pcn_ckpt_info *info,
-                               pcn_model *m) {
-    const int L = info->n_dims - 1;
-    for (int l = 0; l <= L; l++) {
-        char name[40];
-        hsize_t dims[2];
-        weight_shape(info, l, name, sizeof name, dims);
-        float *w = l < L ? pcn_model_layer(m, l).weight : pcn_model_readout(m);
-        hid_t d = open_checked(f, path, name, 2, dims, "the weights");
-        pcn_status st = d < 0 ? PCN_EDATA
-                              : read_checked(d, path, name, H5T_NATIVE_FLOAT,
-                                             (size_t)(dims[0] * dims[1]), sizeof(float), w);
-        if (st != PCN_OK) return st;
-        for (hsize_t i = 0; i < dims[0] * dims[1]; i++)
-            if (!isfinite(w[i]))
-                return pcn_set_error(PCN_EDATA, "%s: /%s holds a non-finite weight (%s) at "
-                                     "[%llu, %llu]", path, name, isnan(w[i]) ? "nan"
-                                     : w[i] > 0 ? "inf" : "-inf",
-                                     (unsigned long long)(i / dims[1]),
-                                     (unsigned long long)(i % dims[1]));
-    }
-    return PCN_OK;
-}
-
-static pcn_status read_state(hid_t f, const char *path, pcn_ckpt_info *info, pcn_history *h) {
-    hid_t s = H5Lexists(f, "state", H5P_DEFAULT) > 0 ? H5Gopen2(f, "state", H5P_DEFAULT) : -1;
-    pcn_train_position *p = &info->pos;
-    double sums[4];
-    if (s < 0 || pcn_h5_attr_read(s, "epoch", H5T_NATIVE_INT, 1, &p->epoch) < 0 ||
-        pcn_h5_attr_read(s, "batch", H5T_NATIVE_INT, 1, &p->batch) < 0 ||
-        pcn_h5_attr_read(s, "lr", H5T_NATIVE_DOUBLE, 1, &p->lr) < 0 ||
-        pcn_h5_attr_read(s, "plateau_best", H5T_NATIVE_DOUBLE, 1, &p->plateau_best) < 0 ||
-        pcn_h5_attr_read(s, "plateau_patience", H5T_NATIVE_INT, 1, &p->plateau_patience) < 0 ||
-        pcn_h5_attr_read(s, "epoch_sums", H5T_NATIVE_DOUBLE, 4, sums) < 0) {
-        if (s >= 0) H5Gclose(s);
-        return pcn_set_error(PCN_EDATA, "%s: checkpoint /state is missing or incomplete%s",
-                             path, h5_cause());
-    }
-    H5Gclose(s);
-    p->sums = (pcn_epoch_sums){sums[0], sums[1], sums[2], sums[3]};
-    for (int k = 0; h && k < PCN_HIST_COUNT; k++) {
-        char name[64];
-        snprintf(name, sizeof name, "history/%s", pcn_history_series_name((pcn_history_series)k));
-        hid_t d = H5Lexists(f, "history", H5P_DEFAULT) > 0 && H5Lexists(f, name, H5P_DEFAULT) > 0
-                      ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-        hid_t sp = d < 0 ? -1 : H5Dget_space(d);
-        hssize_t n = sp < 0 || H5Sget_simple_extent_ndims(sp) != 1
-                         ? -1 : H5Sget_simple_extent_npoints(sp);
-        if (sp >= 0) H5Sclose(sp);
-        if (n < 0) {
-            if (d >= 0) H5Dclose(d);
-            return pcn_set_error(PCN_EDATA, "%s: /%s missing or not a vector%s", path, name,
-                                 h5_cause());
-        }
-        hsize_t len = (hsize_t)n;
-        H5Dclose(d);
-        d = open_checked(f, path, name, 1, &len, "a history series");
-        double *v = d < 0 ? NULL : malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
-        pcn_status st = !v ? (d < 0 ? PCN_EDATA : pcn_set_error(PCN_ENOMEM, "%s: no memory "
-                                                               "for /%s", path, name))
-                           : read_checked(d, path, name, H5T_NATIVE_DOUBLE, (size_t)n,
-                                          sizeof(double), v);
-        if (!v && d >= 0) H5Dclose(d);
-        for (hssize_t i = 0; st == PCN_OK && i < n; i++)
-            pcn_history_append(h, (pcn_history_series)k, v[i]);
-        free(v);
-        if (st != PCN_OK) return st;
-    }
-    return PCN_OK;
-}
-
-// The model a checkpoint's header describes (weights Xavier-initialised until read).
-static pcn_model *model_from_info(const pcn_ckpt_info *info) {
-    const int L = info->n_dims - 1;
-    pcn_layer_spec layers[64];
-    for (int l = 0; l < L; l++)
-        layers[l] = (pcn_layer_spec){.out_features = info->dims[l],
-                                     .in_features = info->dims[l + 1],
-                                     .activation = info->activations[l], .weight = NULL};
-    return pcn_model_init_layers(layers, L, info->output_dim, info->mode, 0);
-}
-
-// Rank 0's part: open, check, read everything.
-static pcn_status read_all(const char *path, pcn_ckpt_info *info, pcn_history *h,
-                           pcn_model **out) {
-    if (access(path, R_OK) != 0) return pcn_set_error(PCN_EIO, "%s: no such file", path);
-    if (pcn_h5_is_hdf5(path) <= 0)
-        return pcn_set_error(PCN_EDATA, "%s: not an HDF5 file (or truncated)%s", path,
-                             h5_cause());
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
-        return pcn_set_error(PCN_EDATA, "%s: cannot open (truncated or corrupt?)%s", path,
-                             h5_cause());
-    pcn_status st = read_header(f, path, info);
-    if (st == PCN_OK) st = read_config(f, path, info);
-    if (st == PCN_OK) st = check_weights(f, path, info);
-    if (st == PCN_OK) {
-        *out = model_from_info(info);
-        st = *out ? read_weights(f, path, info, *out) : PCN_ENOMEM;
-    }
-    if (st == PCN_OK) st = read_state(f, path, info, h);
-    if (H5Fclose(f) < 0 && st == PCN_OK)
-        st = pcn_set_error(PCN_EDATA, "%s: closing the checkpoint failed%s", path, h5_cause());
-    H5Eclear2(H5E_DEFAULT);
-    return st;
-}
-
-// ----------------------------------------------------------------------------------------
-// Broadcasting
-// ----------------------------------------------------------------------------------------
-
-static void bcast_history(pcn_comm *c, pcn_history *h) {
-    MPI_Comm comm = pcn_dist_mpi(c);
-    for (int k = 0; k < PCN_HIST_COUNT; k++) {
-        long long n = (long long)pcn_history_len(h, (pcn_history_series)k);
-        PCN_MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, comm));
-        double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
-        if (pcn_dist_rank(c) == 0 && n > 0)
-            memcpy(v, pcn_history_data(h, (pcn_history_series)k), (size_t)n * sizeof *v);
-        PCN_MPI_CHECK(MPI_Bcast(v, (int)n, MPI_DOUBLE, 0, comm));
-        for (long long i = 0; pcn_dist_rank(c) != 0 && i < n; i++)
-            pcn_history_append(h, (pcn_history_series)k, v[i]);
-        free(v);
-    }
-}
-
-pcn_model *pcn_io_ckpt_read(pcn_comm *c, const char *path, pcn_ckpt_info *info,
-                            pcn_history *h) {
-    memset(info, 0, sizeof *info);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    pcn_model *m = NULL;
-    int rank = pcn_dist_rank(c);
-    MPI_Comm comm = pcn_dist_mpi(c);
-    pcn_h5_lock();
-    pcn_status st = rank == 0 ? read_all(path, info, h, &m) : PCN_OK;
-    pcn_h5_unlock();
-    if (pcn_dist_agree(c, st) != PCN_OK) {
-        pcn_model_free(m);
-        pcn_io_ckpt_info_free(info);
-        return NULL;
-    }
-    char *config = info->config;
-    PCN_MPI_CHECK(MPI_Bcast(info, sizeof *info, MPI_BYTE, 0, comm)); // plain data + pointer
-    int clen = rank == 0 ? (int)strlen(config) + 1 : 0;
-    PCN_MPI_CHECK(MPI_Bcast(&clen, 1, MPI_INT, 0, comm));
-    info->config = rank == 0 ? config : calloc((size_t)clen, 1);
-    PCN_MPI_CHECK(MPI_Bcast(info->config, clen, MPI_CHAR, 0, comm));
-    if (rank != 0 && !(m = model_from_info(info)))
-        pcn_fatal("out of memory re-creating the checkpoint's model");
-    PCN_MPI_CHECK(MPI_Bcast(pcn_model_weights(m), (int)pcn_model_num_weights(m), MPI_FLOAT, 0, comm));
-    if (h) bcast_history(c, h);
-    return m;
-}
-
-void pcn_io_ckpt_info_free(pcn_ckpt_info *info) {
-    if (!info) return;
-    free(info->config);
-    info->config = NULL;
 }

@@ -310,9 +310,21 @@ done:
     return st;
 }
 
+// The normalisation: the file's /norm (params.norm file), M and S for every feature
+// (given), or none. Collective.
 static pcn_status read_norm(pcn_dataset *ds) {
     pcn_status st = PCN_OK;
     htri_t there;
+    const pcn_io_dataset_params *p = &ds->params;
+    if (p->norm == PCN_IO_NORM_NONE) return PCN_OK;
+    if (p->norm == PCN_IO_NORM_GIVEN) {
+        ds->mean = malloc((size_t)ds->D * sizeof(float));
+        ds->std = malloc((size_t)ds->D * sizeof(float));
+        if (!ds->mean || !ds->std) BAD(PCN_ENOMEM, "out of memory for the norm (%d features)", ds->D);
+        for (int j = 0; j < ds->D; j++)
+            ds->mean[j] = (float)p->norm_mean, ds->std[j] = (float)p->norm_std;
+        return PCN_OK;
+    }
     H5_CHECK(there = H5Lexists(ds->file, "/norm", H5P_DEFAULT), "cannot look up /norm");
     if (!there) goto done;
     ds->mean = malloc((size_t)ds->D * sizeof(float));
@@ -516,8 +528,41 @@ static void close_file(pcn_dataset *ds) {
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) pcn_h5_close(ids[i]);
 }
 
+pcn_io_dataset_params pcn_io_dataset_default_params(void) {
+    return (pcn_io_dataset_params){
+        .mode = PCN_IO_MEMORY,
+        .norm = PCN_IO_NORM_FILE,
+        .norm_mean = 0.0,
+        .norm_std = 1.0,
+    };
+}
+
 pcn_dataset *pcn_io_dataset_open(pcn_comm *c, const char *path, const char *split,
                                  pcn_io_mode mode) {
+    pcn_io_dataset_params p = pcn_io_dataset_default_params();
+    p.mode = mode;
+    return pcn_io_dataset_open_with(c, path, split, &p);
+}
+
+// The reader's params: a known norm with a finite M and a finite, non-zero S (in float).
+static pcn_status check_params(const pcn_io_dataset_params *p) {
+    if (p->norm != PCN_IO_NORM_FILE && p->norm != PCN_IO_NORM_NONE &&
+        p->norm != PCN_IO_NORM_GIVEN)
+        return pcn_set_error(PCN_EINVAL, "data set params: norm must be file, none or given, "
+                             "got %d", (int)p->norm);
+    if (p->norm == PCN_IO_NORM_GIVEN &&
+        (!isfinite((float)p->norm_mean) || !isfinite((float)p->norm_std) ||
+         (float)p->norm_std == 0.0f))
+        return pcn_set_error(PCN_EINVAL, "data set params: the given norm needs a finite mean "
+                             "and a finite, non-zero std, got %g and %g", p->norm_mean,
+                             p->norm_std);
+    return PCN_OK;
+}
+
+pcn_dataset *pcn_io_dataset_open_with(pcn_comm *c, const char *path, const char *split,
+                                      const pcn_io_dataset_params *params) {
+    const pcn_io_dataset_params prm = params ? *params : pcn_io_dataset_default_params();
+    const pcn_io_mode mode = prm.mode;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); // our messages only
     pcn_dataset *ds = calloc(1, sizeof *ds);
     char *p = path ? strdup(path) : NULL;
@@ -525,8 +570,9 @@ pcn_dataset *pcn_io_dataset_open(pcn_comm *c, const char *path, const char *spli
                                          : pcn_set_error(PCN_ENOMEM, "out of memory opening %s",
                                                          path ? path : "a data set");
     if (st == PCN_OK && !path) st = pcn_set_error(PCN_EINVAL, "data set path is NULL");
+    if (st == PCN_OK) st = check_params(&prm);
     if (ds) {
-        ds->c = c, ds->path = p, ds->mode = mode, ds->win = MPI_WIN_NULL;
+        ds->c = c, ds->path = p, ds->mode = mode, ds->win = MPI_WIN_NULL, ds->params = prm;
         ds->file = ds->dx = ds->dy = ds->fsx = ds->fsy = H5I_INVALID_HID;
         ds->msx = ds->msy = ds->msnone = ds->dxpl = H5I_INVALID_HID;
         ds->pf_file = ds->pf_dx = ds->pf_dy = ds->pf_dxpl = H5I_INVALID_HID;

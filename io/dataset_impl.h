@@ -56,7 +56,8 @@ struct pcn_dataset {
     int64_t N;               // rows
     bool x_u8;               // x is uint8 in the file (else float32)
     float scale;             // x@scale (1 when absent)
-    float *mean, *std;       // (D) each, or NULL without /norm
+    float *mean, *std;       // (D) each, or NULL without normalisation (/norm or given)
+    pcn_io_dataset_params params; // the caller's (norm: file, none or given)
     // HDF5 handles (file and datasets stay open in stream mode only)
     hid_t file, dx, dy, fsx, fsy, msx, msy, msnone, dxpl;
     // memory mode: the node's shared copy

@@ -99,6 +99,47 @@ static void describe_dataset(hid_t f, FILE *out) {
     describe_split(f, "test", out);
 }
 
+// Layer 0's name in the fixed-length string array `activations` into buf (size >= 17).
+static void first_activation(hid_t f, char *buf, size_t size) {
+    hid_t a = H5Aopen(f, "activations", H5P_DEFAULT), t = a < 0 ? -1 : H5Aget_type(a);
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
+    hssize_t n = sp < 0 ? 0 : H5Sget_simple_extent_npoints(sp);
+    size_t len = t < 0 || H5Tis_variable_str(t) != 0 ? 0 : H5Tget_size(t);
+    char *names = n > 0 && len > 0 && len < 256 ? calloc((size_t)n, len) : NULL;
+    if (names && H5Aread(a, t, names) >= 0) snprintf(buf, size, "%.*s", (int)len, names);
+    free(names);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+}
+
+// Version 2: the direction, biases and the optimizer with its state's size.
+static void describe_direction(hid_t f, int nd, FILE *out) {
+    char dir[32] = "generative", opt[32] = "sgd", act[32] = "";
+    int bias = 0, slots = 0;
+    hsize_t shape[3] = {0, 0, 0};
+    attr_str(f, "direction", dir, sizeof dir);
+    attr_int(f, "/", "bias", &bias);
+    if (has_link(f, "optimizer")) {
+        hid_t g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+        if (g >= 0) pcn_h5_attr_read_str(g, "optimizer", opt, sizeof opt), H5Gclose(g);
+        attr_int(f, "/optimizer", "slots", &slots);
+        dataset_shape(f, "/optimizer/state", shape);
+    }
+    fprintf(out, "  direction %s  bias %s", dir, bias ? "yes" : "no");
+    if (strcmp(dir, "discriminative") == 0) {
+        first_activation(f, act, sizeof act);
+        fprintf(out, "  hidden activation %s", nd > 2 ? act : "(none: one layer)");
+    }
+    if (slots == 0) {
+        fprintf(out, "\n  optimizer %s, no state\n", opt);
+        return;
+    }
+    fprintf(out, "\n  optimizer %s, state %d slot%s x %llu floats (%.1f MiB)\n", opt, slots,
+            slots == 1 ? "" : "s", (unsigned long long)shape[1],
+            (double)slots * (double)shape[1] * 4.0 / (1 << 20));
+}
+
 static void describe_checkpoint(hid_t f, FILE *out) {
     int version = 0, ranks = 0, dims[MAX_DIMS], K = 0, epoch = 0, batch = 0;
     char act[32] = "", mode[32] = "", lib[32] = "";
@@ -117,7 +158,11 @@ static void describe_checkpoint(hid_t f, FILE *out) {
             ranks, ranks == 1 ? "" : "s");
     for (int l = 0; l < nd; l++) fprintf(out, l ? ",%d" : "%d", dims[l]);
     fprintf(out, "  output_dim %d  activation %s  mode %s\n", K, act, mode);
-    fprintf(out, "  next batch: epoch %d, batch %d; lr_learn %g\n", epoch, batch, lr);
+    describe_direction(f, nd, out);
+    long long steps = 0;
+    attr_num(f, "/state", "opt_steps", H5T_NATIVE_LLONG, sizeof steps, &steps);
+    fprintf(out, "  next batch: epoch %d, batch %d; lr_learn %g; optimizer steps %lld\n", epoch,
+            batch, lr, steps);
 }
 
 // n int64 values of the 1-D dataset path (any integer type) of file f; NULL when missing,

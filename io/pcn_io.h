@@ -177,7 +177,9 @@ pcn_status pcn_io_convert_h5(const char *path, const pcn_io_array_names *names,
 //     (one small allreduce decides); otherwise all ranks read collectively as above.
 //
 // Values handed out, computed in float in this order:
-//   x = (float)x_file * (float)scale;  then, where /norm exists, x = (x - mean[j]) / std[j];
+//   x = (float)x_file * (float)scale;  then, where /norm exists (params.norm file, the
+//   default), x = (x - mean[j]) / std[j]; with params.norm given, x = (x - (float)M) /
+//   (float)S for every feature j; with params.norm none, nothing more;
 //   labels as int32 (from any integer type); targets as float32.
 //
 // Errors: pcn_io_dataset_open agrees every check across the ranks (pcn_dist_agree), so on a
@@ -193,12 +195,33 @@ typedef enum {
 
 typedef struct pcn_dataset pcn_dataset;
 
+// Which normalisation the reader applies after x@scale.
+typedef enum {
+    PCN_IO_NORM_FILE = 0,  // the file's /norm where it has one (none where it has not)
+    PCN_IO_NORM_NONE = 1,  // none: x = x_file * scale (/norm is not read)
+    PCN_IO_NORM_GIVEN = 2  // x = (x_file * scale - norm_mean) / norm_std for every feature
+                           //   (/norm is not read); PCX's Fashion-MNIST recipe: 0.5, 0.5
+} pcn_io_norm;
+
+typedef struct {
+    pcn_io_mode mode;      // memory or stream; default PCN_IO_MEMORY
+    pcn_io_norm norm;      // default PCN_IO_NORM_FILE (what the file says)
+    double norm_mean;      // PCN_IO_NORM_GIVEN: M, finite; default 0
+    double norm_std;       // PCN_IO_NORM_GIVEN: S, finite and non-zero; default 1
+} pcn_io_dataset_params;
+
+pcn_io_dataset_params pcn_io_dataset_default_params(void);
+
 // Opens split ("train" or "test") of the file at path on every rank of c with the MPI-IO
 // driver, validates the schema (and in memory mode every value) and, in memory mode, loads
 // the split. Collective. On any problem every rank returns NULL and pcn_last_error() holds
 // the same one-line message naming the file and the problem.
 pcn_dataset *pcn_io_dataset_open(pcn_comm *c, const char *path, const char *split,
                                  pcn_io_mode mode);
+// As pcn_io_dataset_open with the reader's params (NULL: the defaults); bad params are
+// refused (PCN_EINVAL) on every rank. Collective.
+pcn_dataset *pcn_io_dataset_open_with(pcn_comm *c, const char *path, const char *split,
+                                      const pcn_io_dataset_params *params);
 // Closes the file / frees the shared window. Collective; accepts NULL.
 void pcn_io_dataset_close(pcn_dataset *ds);
 
@@ -221,28 +244,42 @@ pcn_task pcn_io_dataset_task(const pcn_dataset *ds);      // Local.
 // Checkpoints (io/checkpoint.c)
 // ----------------------------------------------------------------------------------------
 //
-// checkpoints: the model, where training stands, its history and the run's
-// configuration in one HDF5 file (format version 1), written collectively and atomically.
+// checkpoints: the model, where training stands, its history, the weights' optimizer state
+// and the run's configuration in one HDF5 file (format version 2), written collectively and
+// atomically.
 //
 // Layout: root attributes pcn_format = "pcn-checkpoint", format_version, library_version,
 // ranks, dims (int array), activations (one fixed-length string of PCN_CKPT_ACT_LEN bytes
 // per layer l = 0..L-1), activation (their common name, or "mixed"), output_dim, mode,
-// seed, config (the run's settings as INI text, the --config format); /weights/W0 ..
-// /weights/W{L-1}, /weights/Wout float32 (out x in); /state attributes epoch, batch, lr,
-// plateau_best, plateau_patience, epoch_sums[4]; /history/<series> float64 vectors
+// seed, config (the run's settings as INI text, the --config format), and (version 2)
+// direction ("generative" or "discriminative"), bias (int 0 or 1), leaky_slope (float32).
+// /weights: generative: W0 .. W{L-1} (d_l x d_{l+1}) and Wout (K x d_L); discriminative:
+// W0 .. W{L-1}, layer l's (d_{l+1} x d_l: PCX's W_{l+1}), then with biases b0 .. b{L-1}
+// (d_{l+1} each: b_{l+1}); all float32 (out x in). A discriminative model's activations
+// are its hidden activation on layers 0..L-2 and identity on layer L-1 (so `activation`
+// is "mixed" for L >= 2).
+// /optimizer (version 2): attributes optimizer (its name: "sgd", "momentum", "adamw") and
+// slots (int: buffers of num_weights floats, 0, 1 or 2); with slots > 0 the dataset
+// /optimizer/state float32 [slots, num_weights] holds pcn_model_optimizer_state (momentum:
+// m; adamw: m then v), in the weight buffer's layout (pcn_model_weight_offset).
+// /state attributes epoch, batch, lr, plateau_best, plateau_patience, epoch_sums[4] and
+// (version 2) opt_steps (int64); /history/<series> float64 vectors
 // (pcn_history_series_name). Every dataset has a uint32 attribute checksum (Jenkins lookup3
 // of its little-endian bytes, as HDF5's own metadata checksums); the file is in the HDF5 1.8
 // format, whose metadata carries checksums.
 //
-// Version 1 files written before `activations` and `checksum` existed are read as before:
-// `activation` applies to every layer and datasets without a checksum are not checked. A
-// file whose layers differ says activation = "mixed", which such older readers refuse.
+// Version 1 files (written before the discriminative mode) are read as generative models
+// without biases, without optimizer state and with opt_steps 0. Version 1 files written
+// before `activations` and `checksum` existed are read as before: `activation` applies to
+// every layer and datasets without a checksum are not checked. A file whose layers differ
+// says activation = "mixed", which such older readers refuse.
 
-#define PCN_CKPT_FORMAT_VERSION 1
+#define PCN_CKPT_FORMAT_VERSION 2
 
 typedef struct {
     uint64_t seed;          // the run's seed
     const char *config;     // the run's settings as INI text (may be NULL)
+    const char *optimizer;  // the run's optimizer name (pcn_optimizer_name); NULL: "sgd"
 } pcn_ckpt_meta;
 
 // Length of one name in the `activations` attribute (NUL-padded).
@@ -265,6 +302,12 @@ typedef struct {
     pcn_activation activation;   // layer 0's (the activation of every layer, unless mixed)
     pcn_activation activations[64]; // layer l's, l = 0..n_dims-2
     pcn_task mode;
+    pcn_direction direction;     // generative in version 1 files
+    bool bias;                   // discriminative biases
+    float leaky_slope;           // leaky_relu's slope (0.01 in version 1 files)
+    int version;                 // format_version of the file
+    char optimizer[16];          // the optimizer whose state it holds ("sgd" in version 1)
+    int opt_slots;               // its state's buffers (the model holds them once read)
     uint64_t seed;
     int ranks;                   // ranks of the run that wrote it
     char library_version[32];
@@ -273,8 +316,9 @@ typedef struct {
 } pcn_ckpt_info;
 
 // Reads path on rank 0 and broadcasts it: returns the model (NULL on error, on every rank,
-// with the reason in pcn_last_error()); fills info and, if history is not NULL, appends the
-// saved history to it. Checks the format and version, every weight dataset's shape and type
+// with the reason in pcn_last_error()), its optimizer state loaded
+// (pcn_model_optimizer_reserve, written, pcn_model_optimizer_loaded); fills info (pos
+// includes opt_steps) and, if history is not NULL, appends the saved history to it. Checks the format and version, every weight dataset's shape and type
 // class against dims (before allocating), the datasets' checksums where present, and that
 // every weight is finite; errors name the file, the dataset and (for values) the index.
 // Collective.
@@ -447,7 +491,8 @@ void pcn_io_lock_release(pcn_io_lock *lock);
 
 // Prints what `pcn_dist info` shows about path to out: its pcn_format, then for a data set
 // its version, classes, normalisation and split shapes, for a checkpoint its version,
-// writer, dims, activation, mode and next batch, for predictions their rows, outputs,
+// writer, dims, activation, mode, direction, biases, optimizer (and its state's size),
+// next batch and optimizer steps, for predictions their rows, outputs,
 // source and, when the data set they name is readable (as named, else beside the
 // predictions file), their accuracy against its labels. Lenient: missing attributes print as 0 or
 // empty. PCN_EIO when path is not readable, PCN_EDATA when it is not an HDF5 file (message

@@ -30,19 +30,53 @@ static const option options[] = {
     OPT("data", K_STR, data, true, "data set file (HDF5, see pcn_convert)"),
     OPT("dims", K_STR, dims, true, "layer widths, input first: 784,256,64,10"),
     OPT("output-dim", K_INT, output_dim, true, "readout outputs K (default: last of --dims)"),
-    OPT("activation", K_STR, activation, true, "relu | tanh | sigmoid | identity (relu)"),
+    OPT("activation", K_STR, activation, true, "relu | tanh | sigmoid | identity (relu); "
+        "discriminative also gelu | leaky_relu | hard_tanh (hidden layers; the output is "
+        "identity)"),
+    OPT("direction", K_STR, direction, true,
+        "generative (pcn-torch, the default) | discriminative (PCX: the input predicts upwards, "
+        "test is one forward pass)"),
+    OPT("bias", K_INT, bias, true, "discriminative: biases b_1..b_L, 0 or 1 (0)"),
+    OPT("leaky-slope", K_DBL, leaky_slope, true,
+        "discriminative, leaky_relu: slope for a < 0 (0.01)"),
     OPT("task", K_STR, task, true, "classification | regression (classification)"),
     OPT("epochs", K_INT, epochs, true, "epochs (4)"),
     OPT("batch-size", K_INT, batch_size, true, "global batch, split over the ranks (500)"),
     OPT("test-batch-size", K_INT, test_batch_size, true, "global test batch (batch size)"),
     OPT("t-infer", K_INT, t_infer, true, "supervised inference steps per batch (50)"),
     OPT("t-infer-test", K_INT, t_infer_test, true, "free inference steps (10 x t-infer)"),
-    OPT("t-learn", K_INT, t_learn, true, "learning steps per batch (the batch size)"),
+    OPT("t-learn", K_INT, t_learn, true,
+        "generative: learning steps per batch (the batch size)"),
     OPT("lr-infer", K_DBL, lr_infer, true, "latent step size (0.05)"),
     OPT("lr-learn", K_DBL, lr_learn, true, "weight step size (0.005)"),
-    OPT("early-stop", K_DBL, early_stop, true, "stop inference when |dE| < X (0: off)"),
+    OPT("early-stop", K_DBL, early_stop, true,
+        "generative: stop inference when |dE| < X (0: off)"),
+    OPT("latent-init", K_STR, latent_init, true,
+        "discriminative: latents start from a forward pass (forward) or N(0, std^2) (random) "
+        "(forward)"),
+    OPT("latent-init-std", K_DBL, latent_init_std, true,
+        "discriminative: sigma of --latent-init random (1)"),
+    OPT("infer-momentum", K_DBL, infer_momentum, true,
+        "discriminative: heavy-ball momentum of the latent steps, in [0, 1) (0)"),
+    OPT("ipc", K_INT, ipc, true,
+        "discriminative: 1 = incremental PC, a weight step after every inference step (0)"),
     OPT("energy-window", K_INT, energy_window, true, "energy window of early stopping (10)"),
-    OPT("lr-schedule", K_STR, lr_schedule, true, "none | plateau | steps (none)"),
+    OPT("lr-schedule", K_STR, lr_schedule, true,
+        "none | plateau | steps | cosine (warm-up, then cosine decay over all optimizer "
+        "steps) (none)"),
+    OPT("lr-warmup-frac", K_DBL, lr_warmup_frac, true,
+        "cosine: share of the steps rising from lr to the peak, in [0, 1) (0)"),
+    OPT("lr-peak-factor", K_DBL, lr_peak_factor, true, "cosine: peak = X x lr-learn (1)"),
+    OPT("lr-final-factor", K_DBL, lr_final_factor, true,
+        "cosine: the last step's lr = X x lr-learn (0)"),
+    OPT("optimizer", K_STR, optimizer, true,
+        "weights: sgd | momentum | adamw (decoupled decay, as optax) (sgd)"),
+    OPT("momentum", K_DBL, momentum, true, "momentum optimizer's coefficient (0.9)"),
+    OPT("beta1", K_DBL, beta1, true, "adamw's beta1 (0.9)"),
+    OPT("beta2", K_DBL, beta2, true, "adamw's beta2 (0.999)"),
+    OPT("eps", K_DBL, eps, true, "adamw's eps (1e-8)"),
+    OPT("weight-decay", K_DBL, weight_decay, true,
+        "decoupled weight decay, times the step's lr, biases included (0)"),
     OPT("lr-decay", K_DBL, lr_decay, true, "plateau: lr *= X (0.5)"),
     OPT("lr-patience", K_INT, lr_patience, true, "plateau: batches without improvement (1)"),
     OPT("lr-steps", K_STR, lr_steps, true, "steps: epoch:batch:lr,... (0-based)"),
@@ -51,6 +85,9 @@ static const option options[] = {
     OPT("lr-ref-batch", K_INT, lr_ref_batch, true, "reference batch of --lr-scaling"),
     OPT("lr-warmup", K_INT, lr_warmup, true, "first N batches learn with lr x (k+1)/N (0)"),
     OPT("seed", K_LL, seed, true, "seed of weights, latents and shuffles (0)"),
+    OPT("input-norm", K_STR, input_norm, true,
+        "input after x@scale: file (the data set's /norm, if any) | none | M,S: (x - M)/S for "
+        "every feature (PCX's Fashion-MNIST: 0.5,0.5) (file)"),
     OPT("shuffle", K_INT, shuffle, true, "reshuffle training rows every epoch, 0 or 1 (1)"),
     OPT("train-accuracy-every", K_INT, train_accuracy_every, true,
         "free-inference train accuracy every N batches, 0 off (1)"),
@@ -92,11 +129,20 @@ static const option options[] = {
     OPT("version", K_FLAG, version, false, "print the version"),
 };
 #define N_OPTIONS (sizeof options / sizeof *options)
+_Static_assert(N_OPTIONS <= sizeof(((pcn_cli *)0)->given), "pcn_cli.given holds every option");
 
 void pcn_cli_defaults(pcn_cli *c) {
     memset(c, 0, sizeof *c);
     strcpy(c->activation, "relu");
     strcpy(c->task, "classification");
+    strcpy(c->direction, "generative");
+    c->leaky_slope = 0.01;
+    strcpy(c->latent_init, "forward");
+    c->latent_init_std = 1.0;
+    strcpy(c->optimizer, "sgd");
+    c->momentum = 0.9, c->beta1 = 0.9, c->beta2 = 0.999, c->eps = 1e-8;
+    c->lr_peak_factor = 1.0;
+    strcpy(c->input_norm, "file");
     c->epochs = 4;
     c->batch_size = 500;
     c->t_infer = 50;
@@ -133,6 +179,7 @@ static const option *find(const char *name, size_t len) {
 static pcn_status set_value(pcn_cli *c, const option *o, const char *v) {
     char *field = (char *)c + o->off, *end;
     errno = 0;
+    c->given[o - options] = true;
     switch (o->k) {
     case K_STR:
         if (strlen(v) >= o->size)
@@ -245,6 +292,13 @@ bool pcn_cli_given(int argc, char **argv, const char *name) {
             return true;
     return false;
 }
+
+bool pcn_cli_was_set(const pcn_cli *c, const char *name) {
+    const option *o = find(name, strlen(name));
+    return o && c->given[o - options];
+}
+
+void pcn_cli_forget(pcn_cli *c) { memset(c->given, 0, sizeof c->given); }
 
 char *pcn_cli_to_ini(const pcn_cli *c) {
     size_t cap = 8192, len = 0;

@@ -19,6 +19,9 @@ typedef struct {
     char dims[512];                 // "784,256,64,10"
     int output_dim;                 // 0: dL
     char activation[16];
+    char direction[16];             // generative | discriminative
+    int bias;                       // discriminative: biases, 0 or 1
+    double leaky_slope;             // leaky_relu's slope for a < 0
     char task[16];
     int epochs;
     int batch_size;
@@ -27,7 +30,15 @@ typedef struct {
     double lr_infer, lr_learn;
     double early_stop;
     int energy_window;
-    char lr_schedule[16];           // none | plateau | steps
+    char lr_schedule[16];           // none | plateau | steps | cosine
+    double lr_warmup_frac, lr_peak_factor, lr_final_factor; // cosine
+    char optimizer[16];             // sgd | momentum | adamw
+    double momentum, beta1, beta2, eps, weight_decay;
+    char latent_init[16];           // discriminative: forward | random
+    double latent_init_std;         // discriminative: random start's sigma
+    double infer_momentum;          // discriminative: latent heavy-ball momentum
+    int ipc;                        // discriminative: incremental PC, 0 or 1
+    char input_norm[64];            // file | none | M,S
     double lr_decay;
     int lr_patience;
     char lr_steps[1024];            // "epoch:batch:lr,..."
@@ -58,6 +69,8 @@ typedef struct {
     int stop_after_batches;         // testing: send ourselves SIGTERM after N batches
     char inject_fault[32];          // testing: ckpt-write
     int help, version;
+    bool given[128];                // by option: set by --config or a flag (not by defaults
+                                    //   or a checkpoint's stored settings)
 } pcn_cli;
 
 // Defaults (pcn-torch 1.1.0's where it has one).
@@ -72,6 +85,10 @@ pcn_status pcn_cli_apply_args(pcn_cli *c, int argc, char **argv, int first,
 const char *pcn_cli_find_config(int argc, char **argv);
 // Whether the option was given on the command line.
 bool pcn_cli_given(int argc, char **argv, const char *name);
+// Whether the option was set by --config or a flag since the last pcn_cli_forget.
+bool pcn_cli_was_set(const pcn_cli *c, const char *name);
+// Forgets which options were set (after laying a checkpoint's stored settings down).
+void pcn_cli_forget(pcn_cli *c);
 // The training settings as INI text (malloc'd), for checkpoints.
 char *pcn_cli_to_ini(const pcn_cli *c);
 void pcn_cli_usage(FILE *out);

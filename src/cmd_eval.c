@@ -93,7 +93,7 @@ void cmd_eval_print(app *a, const pcn_test_result *r, const char *split) {
 // outputs and *n the split's rows. Collective.
 static pcn_status score(app *a, const pcn_model *m, const pcn_train_params *p, const char *split,
                         bool want_yhat, float **yhat, int64_t *n, pcn_test_result *r) {
-    pcn_dataset *ds = pcn_io_dataset_open(a->comm, a->cli.data, split, a->choice.data_mode);
+    pcn_dataset *ds = pcn_io_dataset_open_with(a->comm, a->cli.data, split, &a->data);
     if (!ds) return PCN_EDATA;
     pcn_data d = pcn_io_dataset_source(ds);
     size_t K = (size_t)pcn_model_output_dim(m);

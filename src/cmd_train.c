@@ -212,7 +212,7 @@ static bool output_is_terminal(void) {
 static pcn_status train_loop(run_ctx *r, pcn_model *m, pcn_history *h, pcn_train_params *p,
                              const pcn_train_position *resume) {
     app *a = r->a;
-    pcn_dataset *ds = pcn_io_dataset_open(a->comm, a->cli.data, "train", a->choice.data_mode);
+    pcn_dataset *ds = pcn_io_dataset_open_with(a->comm, a->cli.data, "train", &a->data);
     if (!ds) return PCN_EDATA;
     pcn_data train = pcn_io_dataset_source(ds);
     r->n = train.n, r->t_last = pcn_now();
@@ -266,7 +266,7 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
                         const pcn_train_position *resume) {
     const pcn_cli *c = &a->cli;
     char *ini = pcn_cli_to_ini(c);
-    run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini}, .batch_size = p->batch_size,
+    run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini, c->optimizer}, .batch_size = p->batch_size,
                  .append = resume != NULL};
     pcn_status st = train_loop(&r, m, h, p, resume);
     int rc = st == PCN_OK ? EXIT_OK : st == PCN_STOPPED ? EXIT_STOPPED : EXIT_ERROR;
@@ -302,6 +302,7 @@ static pcn_status check_train(app *a, pcn_train_params *p, pcn_lr_step *steps, i
     if (!c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
     if (st == PCN_OK) st = settings_check(a);
     if (st == PCN_OK) st = settings_to_params(a, p, steps, max_steps);
+    if (st == PCN_OK) st = settings_check_direction(a);
     if (st == PCN_OK) st = settings_check_outputs(c, true);
     // --inject-fault ckpt-write (every rank) or ckpt-write@R (rank R only)
     int fault = PCN_CKPT_FAULT_OFF, fault_end = 0, size = pcn_dist_size(a->comm);

@@ -37,12 +37,16 @@ typedef struct {
     pcn_lr_scaling lr_scaling;   // --lr-scaling
     pcn_learn_path learn_path;   // --learn-path
     pcn_task task;               // --task (pcn_task_from_name)
+    pcn_direction direction;     // --direction
+    pcn_optimizer optimizer;     // --optimizer
+    pcn_latent_start latent_start; // --latent-init
 } choices;
 
 typedef struct {
     pcn_comm *comm;
     pcn_cli cli;
     choices choice;
+    pcn_io_dataset_params data;  // the data set reader's (--data-mode, --input-norm)
     int argc;
     char **argv;
     char device[192];    // where this run computes (device_setup)
@@ -73,6 +77,11 @@ pcn_status settings_check(app *a);
 // The training parameters of the settings (parses the schedule choices into a->choice);
 // steps holds the --lr-steps entries. Local.
 pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps);
+// The direction's refusals: an option of the other direction set by --config or a flag
+// (discriminative: --latent-init, --latent-init-std, --infer-momentum, --ipc,
+// --leaky-slope, --bias 1, --activation gelu|leaky_relu|hard_tanh; generative: --t-learn,
+// --early-stop), each naming the flag. After settings_to_params. Local; the caller agrees.
+pcn_status settings_check_direction(const app *a);
 // No output may be the same file as an input or another output. Local; the caller agrees.
 pcn_status settings_check_outputs(const pcn_cli *c, bool train);
 // Whether a training run may write its checkpoint path (the default file without

@@ -8,6 +8,7 @@
  * (pcn_dist_agree), so all ranks refuse together. The order of the checks is the order of
  * the messages a user sees first; keep it.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +27,10 @@ typedef struct {
 } choice_row;
 
 #define ROW(opt, field, ...) {opt, offsetof(pcn_cli, field), offsetof(choices, field), __VA_ARGS__}
+#define ROW2(opt, cfield, field, ...) \
+    {opt, offsetof(pcn_cli, cfield), offsetof(choices, field), __VA_ARGS__}
 
-// In the order the checks run (settings_check takes rows 0-4, settings_to_params 5-7).
+// In the order the checks run (settings_check takes rows 0-4, settings_to_params 5-10).
 static const choice_row rows[] = {
     ROW("device", device, {"auto", "cpu", "cuda"}, {DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA}),
     ROW("precision", precision, {"fp32", "tf32", "bf16", "fp16"},
@@ -35,18 +38,26 @@ static const choice_row rows[] = {
     ROW("comm", comm, {"auto", "nccl", "mpi"}, {COMM_AUTO, COMM_NCCL, COMM_MPI}),
     ROW("data-mode", data_mode, {"memory", "stream"}, {PCN_IO_MEMORY, PCN_IO_STREAM}),
     ROW("split", split, {"train", "test"}, {SPLIT_TRAIN, SPLIT_TEST}),
-    ROW("lr-schedule", lr_schedule, {"none", "plateau", "steps"},
-        {PCN_LR_NONE, PCN_LR_PLATEAU, PCN_LR_STEPS}),
+    ROW("lr-schedule", lr_schedule, {"none", "plateau", "steps", "cosine"},
+        {PCN_LR_NONE, PCN_LR_PLATEAU, PCN_LR_STEPS, PCN_LR_COSINE}),
     ROW("lr-scaling", lr_scaling, {"none", "linear", "sqrt"},
         {PCN_LR_SCALE_NONE, PCN_LR_SCALE_LINEAR, PCN_LR_SCALE_SQRT}),
     ROW("learn-path", learn_path, {"auto", "plain", "gram"},
         {PCN_LEARN_AUTO, PCN_LEARN_PLAIN, PCN_LEARN_GRAM}),
+    ROW("direction", direction, {"generative", "discriminative"},
+        {PCN_DIR_GENERATIVE, PCN_DIR_DISCRIMINATIVE}),
+    ROW("optimizer", optimizer, {"sgd", "momentum", "adamw"},
+        {PCN_OPT_SGD, PCN_OPT_MOMENTUM, PCN_OPT_ADAMW}),
+    ROW2("latent-init", latent_init, latent_start, {"forward", "random"},
+        {PCN_LATENT_FORWARD, PCN_LATENT_RANDOM}),
 };
 
 // Every enum field of choices is written through an int.
 _Static_assert(sizeof(device_choice) == sizeof(int) && sizeof(pcn_precision) == sizeof(int) &&
                sizeof(pcn_io_mode) == sizeof(int) && sizeof(pcn_lr_schedule) == sizeof(int) &&
-               sizeof(pcn_lr_scaling) == sizeof(int) && sizeof(pcn_learn_path) == sizeof(int),
+               sizeof(pcn_lr_scaling) == sizeof(int) && sizeof(pcn_learn_path) == sizeof(int) &&
+               sizeof(pcn_direction) == sizeof(int) && sizeof(pcn_optimizer) == sizeof(int) &&
+               sizeof(pcn_latent_start) == sizeof(int),
                "choices are ints");
 
 // Parses rows [first, last) from c into ch; the first unknown value is refused with
@@ -103,6 +114,22 @@ static pcn_status parse_steps(const char *s, pcn_lr_step *steps, int max, int *n
     return PCN_OK;
 }
 
+// --input-norm: file | none | M,S (M finite, S finite and non-zero).
+static pcn_status parse_input_norm(const char *s, pcn_io_dataset_params *d) {
+    *d = pcn_io_dataset_default_params();
+    if (strcmp(s, "file") == 0) return PCN_OK;
+    if (strcmp(s, "none") == 0) return d->norm = PCN_IO_NORM_NONE, PCN_OK;
+    char *end, *mid;
+    d->norm = PCN_IO_NORM_GIVEN;
+    d->norm_mean = strtod(s, &mid);
+    if (mid != s && *mid == ',') d->norm_std = strtod(mid + 1, &end);
+    if (mid == s || *mid != ',' || end == mid + 1 || *end || !isfinite(d->norm_mean) ||
+        !isfinite(d->norm_std) || d->norm_std == 0.0)
+        return pcn_set_error(PCN_EINVAL, "--input-norm must be file, none or M,S (two numbers, "
+                             "S not 0; e.g. 0.5,0.5), got '%s'", s);
+    return PCN_OK;
+}
+
 // ----------------------------------------------------------------------------------------
 // Parameters and checks
 // ----------------------------------------------------------------------------------------
@@ -122,6 +149,22 @@ static pcn_status environment_knobs(pcn_train_params *p) {
     return PCN_OK;
 }
 
+// The optimizer, the cosine schedule and the discriminative fields (choices parsed).
+static pcn_status optim_params(const app *a, pcn_train_params *p) {
+    const pcn_cli *c = &a->cli;
+    p->optimizer = a->choice.optimizer, p->momentum = c->momentum;
+    p->beta1 = c->beta1, p->beta2 = c->beta2, p->eps = c->eps;
+    p->weight_decay = c->weight_decay, p->lr_warmup_frac = c->lr_warmup_frac;
+    p->lr_peak_factor = c->lr_peak_factor, p->lr_final_factor = c->lr_final_factor;
+    p->latent_start = a->choice.latent_start, p->latent_init_std = c->latent_init_std;
+    p->infer_momentum = c->infer_momentum, p->ipc = c->ipc != 0;
+    if (c->ipc != 0 && c->ipc != 1)
+        return pcn_set_error(PCN_EINVAL, "--ipc must be 0 or 1, got %d", c->ipc);
+    if (c->bias != 0 && c->bias != 1)
+        return pcn_set_error(PCN_EINVAL, "--bias must be 0 or 1, got %d", c->bias);
+    return PCN_OK;
+}
+
 pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps) {
     const pcn_cli *c = &a->cli;
     *p = pcn_train_default_params();
@@ -134,7 +177,8 @@ pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, i
     p->batch_size = c->batch_size, p->test_batch_size = c->test_batch_size;
     p->shuffle = c->shuffle != 0, p->seed = (uint64_t)c->seed;
     p->train_accuracy_every = c->train_accuracy_every, p->top_k = c->top_k;
-    pcn_status st = parse_choices(c, &a->choice, 5, 8);
+    pcn_status st = parse_choices(c, &a->choice, 5, 11);
+    if (st == PCN_OK) st = optim_params(a, p);
     if (st != PCN_OK) return st;
     p->lr_schedule = a->choice.lr_schedule, p->lr_scaling = a->choice.lr_scaling;
     p->learn_path = a->choice.learn_path;
@@ -161,12 +205,45 @@ pcn_status settings_check(app *a) {
     if (ch->device == DEVICE_CPU && ch->comm == COMM_NCCL)
         return pcn_set_error(PCN_EINVAL, "--comm nccl needs --device cuda (or auto with GPUs)");
     if ((st = parse_choices(c, &a->choice, 3, 5)) != PCN_OK) return st;
+    if ((st = parse_input_norm(c->input_norm, &a->data)) != PCN_OK) return st;
+    a->data.mode = ch->data_mode;
     if (c->checkpoint_every < 0)
         return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0, got %d",
                              c->checkpoint_every);
     if (c->keep_checkpoints < 1 || c->keep_checkpoints > PCN_KEEP_MAX)
         return pcn_set_error(PCN_EINVAL, "--keep-checkpoints must be in [1, %d], got %d",
                              PCN_KEEP_MAX, c->keep_checkpoints);
+    return PCN_OK;
+}
+
+pcn_status settings_check_direction(const app *a) {
+    static const char *const disc_only[] = {"latent-init", "latent-init-std", "infer-momentum",
+                                            "ipc", "leaky-slope"};
+    static const char *const gen_only[] = {"t-learn", "early-stop"};
+    const pcn_cli *c = &a->cli;
+    pcn_activation act;
+    if (a->choice.direction == PCN_DIR_DISCRIMINATIVE) {
+        for (size_t i = 0; i < sizeof gen_only / sizeof *gen_only; i++)
+            if (pcn_cli_was_set(c, gen_only[i]))
+                return pcn_set_error(PCN_EINVAL, "--%s is a generative-mode option; this run is "
+                                     "--direction discriminative (its inference runs exactly "
+                                     "--t-infer steps, then one optimizer step): drop --%s",
+                                     gen_only[i], gen_only[i]);
+        return PCN_OK;
+    }
+    for (size_t i = 0; i < sizeof disc_only / sizeof *disc_only; i++)
+        if (pcn_cli_was_set(c, disc_only[i]))
+            return pcn_set_error(PCN_EINVAL, "--%s is a discriminative-mode option; this run is "
+                                 "--direction generative: add --direction discriminative or drop "
+                                 "--%s", disc_only[i], disc_only[i]);
+    if (c->bias)
+        return pcn_set_error(PCN_EINVAL, "--bias 1 needs --direction discriminative (pcn-torch's "
+                             "generative network has no biases)");
+    if (pcn_activation_from_name(c->activation, &act) == PCN_OK &&
+        act >= PCN_ACT_GENERATIVE_COUNT)
+        return pcn_set_error(PCN_EINVAL, "--activation %s needs --direction discriminative; "
+                             "generative runs take relu, tanh, sigmoid or identity",
+                             c->activation);
     return PCN_OK;
 }
 
@@ -234,6 +311,8 @@ static pcn_model *model_from_settings(const pcn_cli *c) {
     }
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = dims, mp.n_dims = n, mp.output_dim = c->output_dim, mp.seed = (uint64_t)c->seed;
+    mp.bias = c->bias != 0, mp.leaky_slope = (float)c->leaky_slope;
+    if (pcn_direction_from_name(c->direction, &mp.direction) != PCN_OK) return NULL;
     if (c->output_dim < 0) {
         pcn_set_error(PCN_EINVAL, "--output-dim must be >= 1, got %d", c->output_dim);
         return NULL;
@@ -249,6 +328,23 @@ pcn_status settings_new_model(app *a, pcn_model **m) {
     if (!a->cli.dims[0]) st = pcn_set_error(PCN_EINVAL, "--dims is required (e.g. --dims 784,256,64,10)");
     if (st == PCN_OK && !(*m = model_from_settings(&a->cli))) st = PCN_EINVAL;
     return pcn_dist_agree(a->comm, st);
+}
+
+// The direction, biases and leaky slope of a model file against the settings. Local.
+static pcn_status check_model_direction(const pcn_cli *c, const pcn_ckpt_info *info,
+                                        const char *path) {
+    pcn_direction dir;
+    if (pcn_direction_from_name(c->direction, &dir) != PCN_OK) return PCN_EINVAL;
+    if (dir != info->direction)
+        return pcn_set_error(PCN_EINVAL, "%s holds a %s model, but --direction is %s", path,
+                             pcn_direction_name(info->direction), c->direction);
+    if ((c->bias != 0) != info->bias)
+        return pcn_set_error(PCN_EINVAL, "%s holds a model %s biases, but --bias is %d", path,
+                             info->bias ? "with" : "without", c->bias);
+    if ((float)c->leaky_slope != info->leaky_slope)
+        return pcn_set_error(PCN_EINVAL, "%s holds a model of leaky slope %g, but --leaky-slope "
+                             "is %g", path, (double)info->leaky_slope, c->leaky_slope);
+    return PCN_OK;
 }
 
 // A model file against the settings read over its own (settings_read): a setting that
@@ -271,7 +367,10 @@ static pcn_status check_model(const pcn_cli *c, const pcn_ckpt_info *info, const
     if (pcn_activation_from_name(c->activation, &act) != PCN_OK ||
         pcn_task_from_name(c->task, &task) != PCN_OK)
         return PCN_EINVAL;
-    if (act != info->activation)
+    pcn_status st = check_model_direction(c, info, path);
+    if (st != PCN_OK) return st;
+    const bool one_disc = info->direction == PCN_DIR_DISCRIMINATIVE && info->n_dims == 2;
+    if (act != info->activation && !one_disc) // (a one-layer discriminative net: identity)
         return pcn_set_error(PCN_EINVAL, "%s holds a model with activation %s, but --activation "
                              "is %s", path, pcn_activation_name(info->activation), c->activation);
     if (task != info->mode)
@@ -300,6 +399,7 @@ static char *slurp(const char *path) {
 pcn_status settings_load(app *a, const char *base, const char **pos, int max_pos, int *npos) {
     pcn_cli_defaults(&a->cli);
     pcn_status st = base ? pcn_cli_apply_ini(&a->cli, base, "checkpoint settings") : PCN_OK;
+    pcn_cli_forget(&a->cli); // what --config and the flags set, not the stored settings
     const char *cfg = pcn_cli_find_config(a->argc, a->argv);
     if (st == PCN_OK && cfg) st = pcn_io_file_regular(cfg, "--config");
     if (st == PCN_OK && cfg) {

@@ -4,7 +4,8 @@
  *   pcn_testtool mkdata OUT.h5 N_TRAIN N_TEST D K SEED
  *       writes a data set (schema v1, float32 x, int32 labels) of K separable blobs;
  *   pcn_testtool compare A.h5 B.h5 exact|RTOL
- *       compares two checkpoints' weights and history series: bitwise with "exact",
+ *       compares two checkpoints' weights, history series and optimizer state (where A
+ *       has one): bitwise with "exact",
  *       else |a - b| <= 1e-6 + RTOL |b|; prints the first mismatches; exit 0 when equal.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -98,8 +99,8 @@ static int compare(const char *pa, const char *pb, const char *mode) {
     hid_t a = H5Fopen(pa, H5F_ACC_RDONLY, H5P_DEFAULT), b = H5Fopen(pb, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (a < 0 || b < 0) return 2;
     int bad = 0;
-    const char *groups[2] = {"/weights", "/history"};
-    for (int g = 0; g < 2; g++) {
+    const char *groups[3] = {"/weights", "/history", "/optimizer"}; // (optimizer: version 2)
+    for (int g = 0; g < 3; g++) {
         char *names[64] = {0};
         H5Literate_by_name(a, groups[g], H5_INDEX_NAME, H5_ITER_INC, NULL, collect, names,
                             H5P_DEFAULT);

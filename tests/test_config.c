@@ -114,7 +114,7 @@ static void test_model_params(void) {
              "empty layers accepted");
     expect_msg(PCN_EINVAL, PCN_EINVAL, "empty", "empty layers");
     pcn_activation act;
-    expect_msg(pcn_activation_from_name("gelu", &act), PCN_EINVAL, "gelu", "activation name");
+    expect_msg(pcn_activation_from_name("swish", &act), PCN_EINVAL, "swish", "activation name");
     pcn_task task;
     expect_msg(pcn_task_from_name("ranking", &task), PCN_EINVAL, "ranking", "task name");
 }

@@ -48,7 +48,7 @@ good_run)
   fi
   expect_ok info info C.h5 || exit 1
   grep -q '^C.h5: pcn-checkpoint$' "$log/info.out" &&
-    grep -q 'format_version 1, written by libpcn .* with 2 ranks' "$log/info.out" &&
+    grep -q 'format_version 2, written by libpcn .* with 2 ranks' "$log/info.out" &&
     grep -q 'dims 16,8,4  output_dim 4  activation relu  mode classification' "$log/info.out" &&
     grep -q 'next batch: epoch 2, batch 0' "$log/info.out" ||
     { say "FAIL: pcn_dist info does not describe the checkpoint: $(cat "$log/info.out")"; exit 1; }
