@@ -15,6 +15,9 @@
 // gemm_packed computes C = alpha A B + beta C with A (m, k) and C (m, n) row-major.
 size_t pcn_packed_size(int k, int n);
 void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp);
+// Rows [k0, k1) of every panel of that packed form (threads may pack disjoint ranges).
+void pcn_pack_range(bool trans, int k, int n, const float *b, int ldb, float *bp, int k0,
+                    int k1);
 void pcn_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const float *bp,
                      float beta, float *c, int ldc);
 void pcn_gemm_packed_generic(int m, int n, int k, float alpha, const float *a, int lda,

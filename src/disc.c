@@ -43,6 +43,7 @@ pcn_disc *pcn_disc_init(const pcn_model *m, int max_rows) {
         w->t[l] = p, p += n;
         w->mom[l] = p, p += n;
     }
+    w->out = w->t[L]; // t_L is never used
     float *ones = malloc((size_t)max_rows * sizeof *ones);
     if (!ones) {
         pcn_disc_free(w);
@@ -58,6 +59,7 @@ void pcn_disc_free(pcn_disc *w) {
     if (!w) return;
     w->ops->release(w->mem);
     pcn_free(w->pack);
+    pcn_free(w->dt);
     free(w->part);
     free(w);
 }
@@ -160,6 +162,13 @@ pcn_status pcn_disc_phase_plain(void *ws, pcn_disc_phase *ph) {
     (void)ws;
     pcn_disc *w = ph->w;
     pcn_model *m = ph->m;
+    const pcn_backend_ops *ops = m->ops;
+    if (ph->forward) pcn_disc_forward(w, m, ph->x0, w->rows);
+    if (ph->forward && ph->out0) {
+        const size_t n = (size_t)w->rows * m->dims[m->L];
+        ops->zero(n, ph->out0);
+        ops->axpy(n, 1.0f, w->a[m->L], ph->out0);
+    }
     if (ph->beta != 0.0f)
         for (int l = 1; l < m->L; l++) m->ops->zero((size_t)w->rows * m->dims[l], w->mom[l]);
     for (int step = 0; step < ph->steps; step++) {
@@ -175,5 +184,7 @@ pcn_status pcn_disc_phase_plain(void *ws, pcn_disc_phase *ph) {
         latents(w, m, ph->lr, ph->beta);
         pcn_disc_preact(w, m, ph->ipc ? 1 : 2);
     }
+    ph->final_sq = pcn_disc_sum(m, pcn_disc_errors(w, m, ph->y, true));
+    if (ph->gradient) pcn_disc_gradient(w, m);
     return PCN_OK;
 }

@@ -27,14 +27,18 @@ typedef struct pcn_disc {
     float *e[PCN_MAX_LAYERS + 1];   // e[1..L] errors
     float *d[PCN_MAX_LAYERS + 1];   // d[1..L] = e f'(a)
     float *t[PCN_MAX_LAYERS + 1];   // t[1..L-1] = -d_{l+1} W_{l+1}
+    float *out;                     // (rows, d_L): a place for the forward pass's outputs
     float *mom[PCN_MAX_LAYERS + 1]; // m[1..L-1] latent momentum
     float *ones;                    // (max_rows) ones, for the bias gradient
     // Host backends: the weights packed for the CPU's split phase (disc_cpu.c), once per
     // phase: wt[l] = W_l^T for a_l = x_{l-1} W_l^T, wn[l] = W_l for t_{l-1} = -d_l W_l.
     float *pack;
     float *wt[PCN_MAX_LAYERS + 1], *wn[PCN_MAX_LAYERS + 1];
-    double *part;                   // (threads, steps) each thread's sum per step
+    double *part;                   // (threads, steps + 1) each thread's sum per step
     int part_cap;
+    float *dt;                      // (threads, max d_l, max_rows) each thread's d^T block
+    size_t dt_stride;               // floats between two threads' blocks
+    int dt_threads;
 } pcn_disc;
 
 // A workspace for batches of up to max_rows rows of m (on m's backend); NULL on failure.
@@ -49,21 +53,29 @@ void pcn_disc_forward(pcn_disc *w, const pcn_model *m, const float *x0, int rows
 void pcn_disc_random(pcn_disc *w, const pcn_model *m, const float *x0, int rows,
                      const pcn_latent_key *key, float std);
 
-// One phase of supervised inference (the target y clamps x_L): `steps` steps of
-//   errors (sum to watch from sum_from on) -> t_l = -d_{l+1} W_{l+1}
-//   -> [ipc: gradient into m->g, then weights(ctx, step) sums it and steps the optimizer]
-//   -> m_l = g_l + beta m_l, x_l -= lr m_l -> a_l recomputed from the new latents.
+// A training batch's phase on the workspace's rows (w->rows), the target y clamping x_L:
+//   [forward: the forward start from x0; out0, unless NULL, gets mu_L (rows, K) of it]
+//   `steps` steps of: errors (sum to watch from sum_from on) -> t_l = -d_{l+1} W_{l+1}
+//     -> [ipc: gradient into m->g, then weights(ctx, step) sums it and steps the optimizer]
+//     -> m_l = g_l + beta m_l, x_l -= lr m_l -> a_l recomputed from the new latents;
+//   the errors of the final latents (final_sq: their sum of squares, complete);
+//   [gradient: m->g = the gradient of the rows' energy sum at the final latents].
+// Without forward the latents and a_1..a_L must be set (pcn_disc_random).
 typedef struct pcn_disc_phase {
     pcn_model *m;
     pcn_disc *w;
     const float *x0, *y;  // (rows, d0), (rows, K) in the backend's memory
+    bool forward;         // start with the forward pass
+    float *out0;          // (rows, K) backend memory: mu_L of the forward pass, or NULL
     int steps;
     float lr, beta;       // lr_infer, infer_momentum
     bool ipc;
+    bool gradient;        // end with the weight gradient
     int sum_from;         // the first step whose sum goes to watch (steps: none)
     pcn_status (*watch)(void *ctx, int step, double sumsq);
     pcn_status (*weights)(void *ctx, int step); // ipc only
     void *ctx;
+    double final_sq;      // out
 } pcn_disc_phase;
 
 // The CPU backend's phase: without iPC, each OpenMP thread runs every step on its own

@@ -1,15 +1,17 @@
 /*
- * disc_cpu.c — the CPU backend's discriminative inference phase: split by rows over its
- * OpenMP threads, the weights packed once per phase.
+ * disc_cpu.c — the CPU backend's discriminative batch phase (disc.h): split over its
+ * OpenMP threads, every product against weights packed once per phase.
  *
  * Inference is row-local (each sample's latents step on that sample's errors alone), so
- * each thread runs all T steps on its own contiguous rows with no barrier between steps:
- * per step the fused error pass of every layer, the back products t_l = -d_{l+1} W_{l+1},
- * the latent step, and the preactivations a_2..a_L of the new latents, each product through
- * pcn_gemm_packed (cpu.h) against the packed weights. Each thread keeps its sum of squares
- * per step; the watch callback (collective) runs after the parallel region, in step
- * order, on the calling thread. a_1 does not change within the phase (x_0 is clamped and
- * the weights move only between batches), so it is never recomputed here.
+ * in one parallel region each thread runs, on its own contiguous rows and with no barrier,
+ * the forward start, all T steps (per step: the fused error pass of every layer, the back
+ * products t_l = -d_{l+1} W_{l+1}, the latent step, the preactivations a_2..a_L of the new
+ * latents) and the final errors, keeping its sum of squares per step. One barrier, then the
+ * weight gradient split by output units: each thread transposes its units' columns of d_l
+ * and multiplies them by x_{l-1} (pcn_gemm_inplace), and sums them for the bias. The watch
+ * callback (collective) runs after the region, in step order, on the calling thread. a_1
+ * does not change within the phase (x_0 is clamped and the weights move only between
+ * batches), so it is computed once, by the forward start.
  *
  * Threads: as cpu_phases.c (OpenMP's with an OpenMP OpenBLAS, else 1), at most one per
  * SPLIT_MIN_ROWS rows. iPC moves the weights every step (a global gradient sum each
@@ -26,83 +28,174 @@
 
 #define SPLIT_MIN_ROWS 16
 
-// Packs W_2..W_L twice (see disc.h; W_1 takes part in no product of the phase); allocates
-// the buffer on first use.
-static bool pack(pcn_disc *w, const pcn_model *m) {
+// The packs (see disc.h; wn[1] is never used) and each thread's d^T block for the
+// gradient, allocated on first use.
+static bool reserve(pcn_disc *w, const pcn_model *m, int threads) {
     const int L = m->L;
     if (!w->pack) {
         size_t total = 0, at[2 * (PCN_MAX_LAYERS + 1)];
-        for (int l = 2; l <= L; l++) {
+        for (int l = 1; l <= L; l++) {
             const int out = m->dims[l], in = m->dims[l - 1];
             at[2 * l] = total, total += pcn_packed_size(in, out);
-            at[2 * l + 1] = total, total += pcn_packed_size(out, in);
+            at[2 * l + 1] = total, total += l > 1 ? pcn_packed_size(out, in) : 0;
         }
         if (!(w->pack = pcn_alloc(total * sizeof(float)))) return false;
-        for (int l = 2; l <= L; l++) w->wt[l] = w->pack + at[2 * l], w->wn[l] = w->pack + at[2 * l + 1];
+        for (int l = 1; l <= L; l++) w->wt[l] = w->pack + at[2 * l], w->wn[l] = w->pack + at[2 * l + 1];
     }
-    for (int l = 2; l <= L; l++) {
-        const int out = m->dims[l], in = m->dims[l - 1];
-        const float *wl = m->w + m->woff[l - 1];
-        pcn_pack(true, in, out, wl, in, w->wt[l]);  // B = W_l^T (in, out)
-        pcn_pack(false, out, in, wl, in, w->wn[l]); // B = W_l (out, in)
+    if (w->dt_threads < threads) {
+        int widest = 1;
+        for (int l = 1; l <= L; l++) widest = m->dims[l] > widest ? m->dims[l] : widest;
+        pcn_free(w->dt);
+        w->dt_threads = 0;
+        w->dt_stride = (size_t)widest * w->max_rows;
+        if (!(w->dt = pcn_alloc((size_t)threads * w->dt_stride * sizeof(float)))) return false;
+        w->dt_threads = threads;
     }
     return true;
 }
 
-// Rows [r0, r0 + rows) through every step; part[step] gets their sum of squares.
-static void run_rows(const pcn_disc_phase *ph, int r0, int rows, double *part) {
-    const pcn_model *m = ph->m;
-    pcn_disc *w = ph->w;
-    const int L = m->L;
+// Thread id of k packs its share of every layer's packed rows: wt[l] = W_l^T (in, out),
+// wn[l] = W_l (out, in).
+static void pack_share(pcn_disc *w, const pcn_model *m, int id, int k) {
+    for (int l = 1; l <= m->L; l++) {
+        const int out = m->dims[l], in = m->dims[l - 1];
+        const float *wl = m->w + m->woff[l - 1];
+        pcn_pack_range(true, in, out, wl, in, w->wt[l], in * id / k, in * (id + 1) / k);
+        if (l > 1)
+            pcn_pack_range(false, out, in, wl, in, w->wn[l], out * id / k, out * (id + 1) / k);
+    }
+}
+
+// One thread's view of the workspace: its rows' slices of every tensor.
+typedef struct {
     float *x[PCN_MAX_LAYERS + 1], *a[PCN_MAX_LAYERS + 1], *e[PCN_MAX_LAYERS + 1];
     float *d[PCN_MAX_LAYERS + 1], *t[PCN_MAX_LAYERS + 1], *mo[PCN_MAX_LAYERS + 1];
-    for (int l = 0; l <= L; l++) {
+    int rows;
+} rows_view;
+
+static void view_rows(const pcn_disc_phase *ph, int r0, int rows, rows_view *v) {
+    const pcn_model *m = ph->m;
+    pcn_disc *w = ph->w;
+    v->rows = rows;
+    for (int l = 0; l <= m->L; l++) {
         const size_t off = (size_t)r0 * m->dims[l];
-        x[l] = (l == 0 ? (float *)ph->x0 : l == L ? (float *)ph->y : w->x[l]) + off;
+        v->x[l] = (l == 0 ? (float *)ph->x0 : l == m->L ? (float *)ph->y : w->x[l]) + off;
         if (l == 0) continue;
-        a[l] = w->a[l] + off, e[l] = w->e[l] + off, d[l] = w->d[l] + off;
-        t[l] = w->t[l] + off, mo[l] = w->mom[l] + off;
+        v->a[l] = w->a[l] + off, v->e[l] = w->e[l] + off, v->d[l] = w->d[l] + off;
+        v->t[l] = w->t[l] + off, v->mo[l] = w->mom[l] + off;
     }
+}
+
+// a_l = b_l + x_{l-1} W_l^T on the view's rows (x_{l-1}: the input, a latent, or mu).
+static void preact_rows(const pcn_model *m, const pcn_disc *w, const rows_view *v, int l,
+                        const float *xin) {
+    const int out = m->dims[l], in = m->dims[l - 1];
+    const float *b = m->bias ? m->w + m->woff[m->L] + pcn_disc_bias_off(m, l - 1) : NULL;
+    for (int r = 0; b && r < v->rows; r++)
+        memcpy(v->a[l] + (size_t)r * out, b, (size_t)out * sizeof(float));
+    pcn_gemm_packed(v->rows, out, in, 1.0f, xin, in, w->wt[l], b ? 1.0f : 0.0f, v->a[l], out);
+}
+
+// The forward start on the view's rows; out0 (if any) gets mu_L.
+static void forward_rows(const pcn_disc_phase *ph, const rows_view *v, int r0) {
+    const pcn_model *m = ph->m;
+    const int L = m->L;
+    for (int l = 1; l <= L; l++) {
+        preact_rows(m, ph->w, v, l, l == 1 ? v->x[0] : ph->w->x[l - 1] + (size_t)r0 * m->dims[l - 1]);
+        if (l < L)
+            pcn_disc_act_block(m->act[l - 1], m->slope, (size_t)v->rows * m->dims[l], v->a[l],
+                               ph->w->x[l] + (size_t)r0 * m->dims[l]);
+    }
+    if (ph->out0)
+        memcpy(ph->out0 + (size_t)r0 * m->dims[L], v->a[L],
+               (size_t)v->rows * m->dims[L] * sizeof(float));
+}
+
+// The errors of layers lo..L on the view's rows; returns their sum of squares.
+static double errors_rows(const pcn_model *m, const rows_view *v, int lo) {
+    double sq = 0.0;
+    for (int l = lo; l <= m->L; l++)
+        sq += pcn_disc_error_block(m->act[l - 1], m->slope, (size_t)v->rows * m->dims[l], v->x[l],
+                                   v->a[l], v->e[l], v->d[l]);
+    return sq;
+}
+
+// Rows [r0, r0 + rows): the start, every step, the final errors; part[step] gets each
+// step's sum of squares, part[steps] the final one.
+static void run_rows(const pcn_disc_phase *ph, int r0, int rows, double *part) {
+    const pcn_model *m = ph->m;
+    const pcn_disc *w = ph->w;
+    const int L = m->L;
+    rows_view v;
+    view_rows(ph, r0, rows, &v);
+    if (ph->forward) forward_rows(ph, &v, r0);
     if (ph->beta != 0.0f)
-        for (int l = 1; l < L; l++) memset(mo[l], 0, (size_t)rows * m->dims[l] * sizeof(float));
+        for (int l = 1; l < L; l++) memset(v.mo[l], 0, (size_t)rows * m->dims[l] * sizeof(float));
     for (int step = 0; step < ph->steps; step++) {
-        double sq = 0.0;
-        for (int l = 1; l <= L; l++)
-            sq += pcn_disc_error_block(m->act[l - 1], m->slope, (size_t)rows * m->dims[l], x[l],
-                                       a[l], e[l], d[l]);
-        part[step] = sq;
-        for (int l = 1; l < L; l++) { // t_l = -d_{l+1} W_{l+1}, then the latent step
-            pcn_gemm_packed(rows, m->dims[l], m->dims[l + 1], -1.0f, d[l + 1], m->dims[l + 1],
-                            w->wn[l + 1], 0.0f, t[l], m->dims[l]);
-            pcn_disc_latent_block((size_t)rows * m->dims[l], ph->lr, ph->beta, e[l], t[l], mo[l],
-                                  x[l]);
+        // From the forward start, step s moves only x_l for l >= L - 1 - s: below, every
+        // error and every latent's gradient is still exactly 0 (x_l = mu_l), so the step
+        // skips those layers' passes and products, which would give 0 (up to rounding).
+        const int lo = ph->forward && L - 1 - step > 1 ? L - 1 - step : 1;
+        part[step] = errors_rows(m, &v, lo);
+        for (int l = lo; l < L; l++) { // t_l = -d_{l+1} W_{l+1}, then the latent step
+            pcn_gemm_packed(rows, m->dims[l], m->dims[l + 1], -1.0f, v.d[l + 1], m->dims[l + 1],
+                            w->wn[l + 1], 0.0f, v.t[l], m->dims[l]);
+            pcn_disc_latent_block((size_t)rows * m->dims[l], ph->lr, ph->beta, v.e[l], v.t[l],
+                                  v.mo[l], v.x[l]);
         }
-        for (int l = 2; l <= L; l++) { // a_l = b_l + x_{l-1} W_l^T
-            const float *b = m->bias ? m->w + m->woff[L] + pcn_disc_bias_off(m, l - 1) : NULL;
-            for (int r = 0; b && r < rows; r++)
-                memcpy(a[l] + (size_t)r * m->dims[l], b, (size_t)m->dims[l] * sizeof(float));
-            pcn_gemm_packed(rows, m->dims[l], m->dims[l - 1], 1.0f, x[l - 1], m->dims[l - 1],
-                            w->wt[l], b ? 1.0f : 0.0f, a[l], m->dims[l]);
+        for (int l = lo + 1 > 2 ? lo + 1 : 2; l <= L; l++) preact_rows(m, w, &v, l, v.x[l - 1]);
+    }
+    part[ph->steps] = errors_rows(m, &v, 1);
+}
+
+// Thread id of k's share of the gradient, split by output units: for every layer its
+// units [j0, j1) as d^T (units, B) times x_{l-1} (B, d_{l-1}), and their bias sums.
+static void gradient_units(const pcn_disc_phase *ph, int id, int k) {
+    pcn_model *m = ph->m;
+    const pcn_disc *w = ph->w;
+    const int B = w->rows, L = m->L;
+    for (int l = 1; l <= L; l++) {
+        const int out = m->dims[l], in = m->dims[l - 1];
+        const int base = out / k, extra = out % k;
+        const int j0 = id * base + (id < extra ? id : extra), n = base + (id < extra ? 1 : 0);
+        if (n == 0) continue;
+        float *dt = w->dt + (size_t)id * w->dt_stride, *g = m->g + m->woff[l - 1];
+        const float *d = w->d[l], *x = l == 1 ? ph->x0 : w->x[l - 1];
+        for (int j = 0; j < n; j++)
+            for (int r = 0; r < B; r++) dt[(size_t)j * B + r] = d[(size_t)r * out + j0 + j];
+        if (B == 0) memset(g + (size_t)j0 * in, 0, (size_t)n * in * sizeof(float));
+        else pcn_gemm_inplace(n, in, B, -1.0f, dt, B, x, in, 0.0f, g + (size_t)j0 * in, in);
+        float *gb = m->bias ? m->g + m->woff[L] + pcn_disc_bias_off(m, l - 1) + j0 : NULL;
+        for (int j = 0; gb && j < n; j++) {
+            float sum = 0.0f;
+            for (int r = 0; r < B; r++) sum += dt[(size_t)j * B + r];
+            gb[j] = -sum;
         }
     }
 }
 
+static int team_size(const pcn_disc_phase *ph) {
+    int n = pcn_cpu_threads_max();
+    if (n > ph->w->rows / SPLIT_MIN_ROWS) n = ph->w->rows / SPLIT_MIN_ROWS;
+    return n < 1 ? 1 : n;
+}
+
+static bool reserve_part(pcn_disc *w, int n) {
+    if (w->part_cap >= n) return true;
+    free(w->part);
+    w->part_cap = 0;
+    if (!(w->part = malloc((size_t)n * sizeof *w->part))) return false;
+    w->part_cap = n;
+    return true;
+}
+
 pcn_status pcn_disc_phase_cpu(void *ws, pcn_disc_phase *ph) {
     pcn_disc *w = ph->w;
-    const int rows = w->rows;
-    int n = pcn_cpu_threads_max();
-    if (n > rows / SPLIT_MIN_ROWS) n = rows / SPLIT_MIN_ROWS;
-    if (n < 1) n = 1;
-    if (!pcn_cpu_phase_splits(ws) || ph->ipc || ph->steps < 1 || ph->m->L < 2 ||
-        !pack(w, ph->m))
+    const int rows = w->rows, n = team_size(ph), S = ph->steps + 1;
+    if (!pcn_cpu_phase_splits(ws) || ph->ipc || ph->m->L < 2 || !reserve(w, ph->m, n))
         return pcn_disc_phase_plain(ws, ph);
-    if (w->part_cap < n * ph->steps) {
-        free(w->part);
-        w->part_cap = 0;
-        if (!(w->part = malloc((size_t)n * ph->steps * sizeof *w->part)))
-            return pcn_set_error(PCN_ENOMEM, "out of memory for the phase's sums");
-        w->part_cap = n * ph->steps;
-    }
+    if (!reserve_part(w, n * S))
+        return pcn_set_error(PCN_ENOMEM, "out of memory for the phase's sums");
     int team = 1;
 #pragma omp parallel num_threads(n)
     {
@@ -111,11 +204,19 @@ pcn_status pcn_disc_phase_cpu(void *ws, pcn_disc_phase *ph) {
         team = k;
         const int base = rows / k, extra = rows % k;
         const int r0 = id * base + (id < extra ? id : extra);
-        run_rows(ph, r0, base + (id < extra ? 1 : 0), w->part + (size_t)id * ph->steps);
+        pack_share(w, ph->m, id, k);
+#pragma omp barrier
+        run_rows(ph, r0, base + (id < extra ? 1 : 0), w->part + (size_t)id * S);
+        if (ph->gradient) {
+#pragma omp barrier
+            gradient_units(ph, id, k);
+        }
     }
+    ph->final_sq = 0.0;
+    for (int i = 0; i < team; i++) ph->final_sq += w->part[(size_t)i * S + ph->steps];
     for (int step = ph->sum_from; step < ph->steps; step++) {
         double sq = 0.0;
-        for (int i = 0; i < team; i++) sq += w->part[(size_t)i * ph->steps + step];
+        for (int i = 0; i < team; i++) sq += w->part[(size_t)i * S + step];
         pcn_status st = ph->watch(ph->ctx, step, sq);
         if (st != PCN_OK) return st;
     }

@@ -45,13 +45,13 @@
 
 size_t pcn_packed_size(int k, int n) { return (size_t)(n + NR - 1) / NR * NR * (size_t)k; }
 
-void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp) {
-#pragma omp parallel for schedule(static) if ((size_t)k * n >= 65536)
+void pcn_pack_range(bool trans, int k, int n, const float *b, int ldb, float *bp, int k0,
+                    int k1) {
     for (int j0 = 0; j0 < n; j0 += NR) {
         float *p = bp + (size_t)j0 * k;
         const int w = n - j0 < NR ? n - j0 : NR;
         if (!trans) { // row kk of the panel: B[kk][j0 .. j0 + w), then zeros
-            for (int kk = 0; kk < k; kk++) {
+            for (int kk = k0; kk < k1; kk++) {
                 const float *src = b + (size_t)kk * ldb + j0;
                 float *dst = p + (size_t)kk * NR;
                 for (int j = 0; j < w; j++) dst[j] = src[j];
@@ -61,14 +61,24 @@ void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp) {
         }
         // B = W^T: row kk of the panel is column kk of W's rows j0 .. j0 + w. Blocks of 16
         // k read 16 contiguous floats of each W row and write a 16 x 48 block that stays in L1.
-        for (int k0 = 0; k0 < k; k0 += 16) {
-            const int kb = k - k0 < 16 ? k - k0 : 16;
+        for (int kb0 = k0; kb0 < k1; kb0 += 16) {
+            const int kb = k1 - kb0 < 16 ? k1 - kb0 : 16;
             for (int j = 0; j < NR; j++) {
-                const float *src = b + (size_t)(j0 + j) * ldb + k0;
-                float *dst = p + (size_t)k0 * NR + j;
+                const float *src = b + (size_t)(j0 + j) * ldb + kb0;
+                float *dst = p + (size_t)kb0 * NR + j;
                 for (int q = 0; q < kb; q++) dst[(size_t)q * NR] = j < w ? src[q] : 0.0f;
             }
         }
+    }
+}
+
+void pcn_pack(bool trans, int k, int n, const float *b, int ldb, float *bp) {
+    const int panels = (n + NR - 1) / NR;
+#pragma omp parallel for schedule(static) if ((size_t)k * n >= 65536)
+    for (int q = 0; q < panels; q++) { // each panel on its own: the columns q NR ..
+        const int j0 = q * NR, w = n - j0 < NR ? n - j0 : NR;
+        pcn_pack_range(trans, k, w, trans ? b + (size_t)j0 * ldb : b + j0, ldb,
+                       bp + (size_t)j0 * k, 0, k);
     }
 }
 

@@ -62,11 +62,11 @@ static pcn_status watch(void *ctx, int step, double sumsq) {
     return PCN_OK;
 }
 
-// The outputs mu_L of the workspace's rows on the host.
-static const float *outputs(trainer *t) {
+// The outputs (rows, K) at out (backend memory) on the host.
+static const float *outputs(trainer *t, const float *out) {
     const pcn_backend_ops *ops = t->m->ops;
-    if (!ops->on_device) return t->disc->a[t->m->L];
-    ops->download(t->yhat, t->disc->a[t->m->L], (size_t)t->count * t->K * sizeof(float));
+    if (!ops->on_device) return out;
+    ops->download(t->yhat, out, (size_t)t->count * t->K * sizeof(float));
     return t->yhat;
 }
 
@@ -77,18 +77,18 @@ static double correct(trainer *t, const float *out) {
     return n;
 }
 
-// The batch's start, and (counts[0], counts[1]) = (correct, scored) of its forward pass
-// when train accuracy is due.
-static void start(trainer *t, int epoch, int64_t pos, bool score, double counts[2]) {
+// A random start (the forward start is the phase's own), scoring the forward pass first
+// when train accuracy is due: counts = (correct, scored).
+static void start_random(trainer *t, int epoch, int64_t pos, bool score, double counts[2]) {
     const pcn_train_params *p = t->p;
     pcn_disc *w = t->disc;
-    const bool random = p->latent_start == PCN_LATENT_RANDOM;
-    if (!random || score) pcn_disc_forward(w, t->m, t->dx, (int)t->count);
-    if (score) counts[0] = correct(t, outputs(t)), counts[1] = (double)t->count;
-    if (random) {
-        const pcn_latent_key key = {p->seed, PCN_STREAM_TRAIN, (uint32_t)epoch, pos + t->lo};
-        pcn_disc_random(w, t->m, t->dx, (int)t->count, &key, (float)p->latent_init_std);
+    w->rows = (int)t->count;
+    if (score) {
+        pcn_disc_forward(w, t->m, t->dx, (int)t->count);
+        counts[0] = correct(t, outputs(t, w->a[t->m->L])), counts[1] = (double)t->count;
     }
+    const pcn_latent_key key = {p->seed, PCN_STREAM_TRAIN, (uint32_t)epoch, pos + t->lo};
+    pcn_disc_random(w, t->m, t->dx, (int)t->count, &key, (float)p->latent_init_std);
 }
 
 pcn_status pcn_trainer_disc_batch(trainer *t, int epoch, int batch, int nbatches, int64_t pos) {
@@ -100,20 +100,23 @@ pcn_status pcn_trainer_disc_batch(trainer *t, int epoch, int batch, int nbatches
     const bool score = p->task == PCN_TASK_CLASSIFICATION && p->train_accuracy_every > 0 &&
                        batch % p->train_accuracy_every == 0;
     double v[3] = {0.0, 0.0, 0.0}; // sum e^2, correct, scored
-    start(t, epoch, pos, score, v + 1);
+    const bool forward = p->latent_start == PCN_LATENT_FORWARD;
+    t->disc->rows = (int)t->count;
+    if (!forward) start_random(t, epoch, pos, score, v + 1);
     disc_run r = {t, total_steps(t, nbatches), epoch, batch, nbatches,
                   cb->on_inference_step || (p->keep_step_energies && t->h), t->pos.lr};
-    pcn_disc_phase ph = {t->m, t->disc, t->dx, t->dy, p->t_infer, (float)p->lr_infer,
-                         (float)p->infer_momentum, p->ipc, r.report ? 0 : p->t_infer, watch,
-                         ipc_step, &r};
+    pcn_disc_phase ph = {.m = t->m, .w = t->disc, .x0 = t->dx, .y = t->dy,
+                         .forward = forward, .out0 = forward && score ? t->disc->out : NULL,
+                         .steps = p->t_infer, .lr = (float)p->lr_infer,
+                         .beta = (float)p->infer_momentum, .ipc = p->ipc, .gradient = !p->ipc,
+                         .sum_from = r.report ? 0 : p->t_infer, .watch = watch,
+                         .weights = ipc_step, .ctx = &r};
     pcn_status st = t->m->ops->disc_phase(t->phases, &ph);
     if (st != PCN_OK) return st;
+    if (ph.out0) v[1] = correct(t, outputs(t, ph.out0)), v[2] = (double)t->count;
     const double t1 = pcn_now();
-    v[0] = pcn_disc_sum(t->m, pcn_disc_errors(t->disc, t->m, t->dy, true));
-    if (!p->ipc) {
-        pcn_disc_gradient(t->disc, t->m);
-        if ((st = weight_step(&r)) != PCN_OK) return st;
-    }
+    v[0] = ph.final_sq;
+    if (!p->ipc && (st = weight_step(&r)) != PCN_OK) return st;
     const double t2 = pcn_now();
     if ((st = pcn_trainer_sum(t, v, 3)) != PCN_OK) return st;
     double energy = 0.5 * v[0] / (double)gb;
@@ -144,7 +147,7 @@ pcn_status pcn_trainer_disc_test(trainer *t, int batch, double sums[4], float *y
     const pcn_train_params *p = t->p;
     const int K = t->K;
     pcn_disc_forward(t->disc, t->m, t->dx, (int)t->count);
-    const float *out = outputs(t);
+    const float *out = outputs(t, t->disc->a[t->m->L]);
     double local[4] = {0, 0, 0, 0};
     for (int64_t i = 0; i < t->count; i++) {
         const float *yh = out + (size_t)i * K, *yi = t->y + (size_t)i * K;
