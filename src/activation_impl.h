@@ -47,6 +47,19 @@ static inline float act_tanh_rational(float x) {
     return fabsf(x) < 0.0004f ? x : p * xc / q;
 }
 
+// tanh and sigmoid through act_tanh_rational (the discriminative mode's loops; generative
+// mode keeps libm's, as pcn-torch): sigmoid(a) = 1/2 + 1/2 tanh(a/2).
+static inline float act_tanh_rational_both(float a, float *d) {
+    float t = act_tanh_rational(a);
+    *d = 1.0f - t * t;
+    return t;
+}
+static inline float act_sigmoid_rational_both(float a, float *d) {
+    float s = 0.5f + 0.5f * act_tanh_rational(0.5f * a);
+    *d = s * (1.0f - s);
+    return s;
+}
+
 // GELU, tanh form (jax.nn.gelu approximate=True): f = a/2 (1 + tanh(c (a + k a^3))),
 // c = sqrt(2/pi), k = 0.044715; f' = 1/2 (1 + t) + a/2 (1 - t^2) c (1 + 3 k a^2); tanh is
 // act_tanh_rational.

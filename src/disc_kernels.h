@@ -1,7 +1,8 @@
 /*
  * disc_kernels.h — the discriminative mode's element-wise passes as inline loops (private):
  * one loop per activation so that the compiler vectorises each with its own f and f'
- * (GELU's tanh is the branch-free act_tanh_rational). Used by the host backends'
+ * (tanh, sigmoid and GELU's tanh through the branch-free act_tanh_rational, within 4e-7
+ * of tanh; libm's tanhf and expf do not vectorise). Used by the host backends'
  * operations (backend_disc.c) and the CPU's split phase (disc_cpu.c) on its row blocks.
  * Each pass is built three times, for SSE4.2 (the library's baseline), AVX2 and AVX-512,
  * and the CPU picks one at load time (GCC function multi-versioning, as backend_cpu.c).
@@ -24,8 +25,8 @@
 #define DISC_SWITCH(act, slope, LOOP)                                                       \
     switch (act) {                                                                          \
     case PCN_ACT_RELU: LOOP(act_relu_both) break;                                           \
-    case PCN_ACT_TANH: LOOP(act_tanh_both) break;                                           \
-    case PCN_ACT_SIGMOID: LOOP(act_sigmoid_both) break;                                     \
+    case PCN_ACT_TANH: LOOP(act_tanh_rational_both) break;                                  \
+    case PCN_ACT_SIGMOID: LOOP(act_sigmoid_rational_both) break;                            \
     case PCN_ACT_GELU: LOOP(act_gelu_both) break;                                           \
     case PCN_ACT_LEAKY_RELU: LOOP(LEAKY) break;                                             \
     case PCN_ACT_HARD_TANH: LOOP(act_hard_tanh_both) break;                                 \

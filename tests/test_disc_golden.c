@@ -279,8 +279,10 @@ static void by_phase(const variant *v, const float *x0, const float *y) {
     if (!m) return;
     pcn_disc *w = start(v, m, x0, y);
     phase_ctx c = {v, m, adamw(), 0, 0};
-    pcn_disc_phase ph = {m, w, x0, y, T, (float)tu_fixture_scalar(F, "lr_infer"), v->beta,
-                         v->ipc, 0, watch, weights, &c};
+    pcn_disc_phase ph = {.m = m, .w = w, .x0 = x0, .y = y, .steps = T,
+                         .lr = (float)tu_fixture_scalar(F, "lr_infer"), .beta = v->beta,
+                         .ipc = v->ipc, .sum_from = 0, .watch = watch, .weights = weights,
+                         .ctx = &c};
     TU_CHECK(pcn_disc_phase_plain(NULL, &ph) == PCN_OK, "%s", pcn_last_error());
     TU_CHECK(c.watched == T && c.stepped == (v->ipc ? T : 0), "%sphase: %d energies, %d "
              "weight steps", v->pre, c.watched, c.stepped);
