@@ -127,6 +127,7 @@ static pcn_status check_eval(app *a, const pcn_model *m, bool predict, pcn_train
         st = pcn_set_error(PCN_EINVAL, "--output is required");
     if (st == PCN_OK) st = settings_check(a);
     if (st == PCN_OK) st = settings_to_params(a, p, steps, max_steps);
+    if (st == PCN_OK) st = settings_check_direction(a); // e.g. --t-infer-test, discriminative
     if (st == PCN_OK) st = settings_check_outputs(c, false);
     return pcn_dist_agree(a->comm, st);
 }

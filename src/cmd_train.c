@@ -294,15 +294,17 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
 // The command
 // ----------------------------------------------------------------------------------------
 
-// The settings of a training run checked, --inject-fault included: usage errors. Local;
-// the caller agrees.
-static pcn_status check_train(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps) {
+// The settings of a training run checked, --inject-fault included: usage errors; resumed
+// is the checkpoint's info on a resume, else NULL. Local; the caller agrees.
+static pcn_status check_train(app *a, const pcn_ckpt_info *resumed, pcn_train_params *p,
+                              pcn_lr_step *steps, int max_steps) {
     const pcn_cli *c = &a->cli;
     pcn_status st = PCN_OK;
     if (!c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
     if (st == PCN_OK) st = settings_check(a);
     if (st == PCN_OK) st = settings_to_params(a, p, steps, max_steps);
     if (st == PCN_OK) st = settings_check_direction(a);
+    if (st == PCN_OK && resumed) st = settings_check_resume_optimizer(a, resumed, c->resume);
     if (st == PCN_OK) st = settings_check_outputs(c, true);
     // --inject-fault ckpt-write (every rank) or ckpt-write@R (rank R only)
     int fault = PCN_CKPT_FAULT_OFF, fault_end = 0, size = pcn_dist_size(a->comm);
@@ -354,7 +356,8 @@ int cmd_train(app *a) {
         if (rc == EXIT_USAGE) program_fail(a, EXIT_USAGE, NULL);
         goto done;
     }
-    if (pcn_dist_agree(a->comm, check_train(a, &p, steps, 256)) != PCN_OK) {
+    const pcn_ckpt_info *resumed = resume ? &info : NULL;
+    if (pcn_dist_agree(a->comm, check_train(a, resumed, &p, steps, 256)) != PCN_OK) {
         rc = program_fail(a, EXIT_USAGE, NULL);
         goto done;
     }

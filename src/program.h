@@ -80,8 +80,14 @@ pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, i
 // The direction's refusals: an option of the other direction set by --config or a flag
 // (discriminative: --latent-init, --latent-init-std, --infer-momentum, --ipc,
 // --leaky-slope, --bias 1, --activation gelu|leaky_relu|hard_tanh; generative: --t-learn,
-// --early-stop), each naming the flag. After settings_to_params. Local; the caller agrees.
+// --early-stop, --t-infer-test), each naming the flag. After settings_to_params. Local;
+// the caller agrees.
 pcn_status settings_check_direction(const app *a);
+// A resume's optimizer against the checkpoint's (path; info from settings_read): refused
+// when the name or the number of moment slots differs, unless the checkpoint holds no
+// moments and the run is sgd. After settings_to_params. Local; the caller agrees.
+pcn_status settings_check_resume_optimizer(const app *a, const pcn_ckpt_info *info,
+                                           const char *path);
 // No output may be the same file as an input or another output. Local; the caller agrees.
 pcn_status settings_check_outputs(const pcn_cli *c, bool train);
 // Whether a training run may write its checkpoint path (the default file without
