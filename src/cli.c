@@ -96,6 +96,9 @@ static const option options[] = {
     OPT("checkpoint", K_STR, checkpoint, false, "checkpoint file (written atomically)"),
     OPT("checkpoint-every", K_INT, checkpoint_every, false,
         "write the checkpoint every N batches (0: at the end and on a stop signal)"),
+    OPT("test-every", K_INT, test_every, false,
+        "train: also score the test split after every N-th epoch (a line and a metrics "
+        "record each; the weights are unchanged); 0: only after training (0)"),
     OPT("keep-checkpoints", K_INT, keep_checkpoints, false, "keep the last K files (1)"),
     OPT("resume", K_STR, resume, false, "resume from this checkpoint"),
     OPT("overwrite", K_FLAG, overwrite, false,

@@ -105,6 +105,9 @@ pcn_status device_setup(app *a, pcn_model *m, pcn_train_params *p);
 // ---- cmd_eval.c ------------------------------------------------------------------------
 // Prints a test result on rank 0 (text, or JSON with --json). Local.
 void cmd_eval_print(app *a, const pcn_test_result *r, const char *split);
+// Prints the test split's score after `epoch` epochs (1-based: epochs done) on rank 0 as
+// one line, "epoch E test: ..." (or one JSON object with "epoch" under --json). Local.
+void cmd_eval_print_epoch(app *a, const pcn_test_result *r, int epoch);
 // Scores split of --data with m; sets a->test_seconds. Collective.
 pcn_status cmd_eval_split(app *a, const pcn_model *m, const pcn_train_params *p, const char *split,
                       pcn_test_result *r);

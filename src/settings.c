@@ -210,6 +210,9 @@ pcn_status settings_check(app *a) {
     if (c->checkpoint_every < 0)
         return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0, got %d",
                              c->checkpoint_every);
+    if (c->test_every < 0)
+        return pcn_set_error(PCN_EINVAL, "--test-every must be >= 0 epochs (0: off), got %d",
+                             c->test_every);
     if (c->keep_checkpoints < 1 || c->keep_checkpoints > PCN_KEEP_MAX)
         return pcn_set_error(PCN_EINVAL, "--keep-checkpoints must be in [1, %d], got %d",
                              PCN_KEEP_MAX, c->keep_checkpoints);
