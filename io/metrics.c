@@ -163,14 +163,27 @@ pcn_status pcn_io_metrics_epoch(pcn_io_metrics *m, const pcn_io_metrics_epoch_re
     return write_line(m, &l, true);
 }
 
-pcn_status pcn_io_metrics_test(pcn_io_metrics *m, const pcn_io_metrics_test_rec *r) {
+// A test record's line: the final test (epoch < 0) or an epoch's (--test-every).
+static pcn_status test_line(pcn_io_metrics *m, int epoch, const pcn_io_metrics_test_rec *r) {
     line l = {.len = 0};
-    put(&l, "{\"event\":\"test\",\"samples\":%lld,", (long long)r->samples);
+    if (epoch < 0) put(&l, "{\"event\":\"test\",");
+    else put(&l, "{\"event\":\"epoch_test\",\"epoch\":%d,", epoch);
+    put(&l, "\"samples\":%lld,", (long long)r->samples);
     static const char *const keys[] = {"accuracy", "top_k", "energy", "mse", "seconds"};
     const double v[] = {r->accuracy, r->top_k, r->energy, r->mse, r->seconds};
     nums(&l, 5, keys, v, true);
     put(&l, "}\n");
     return write_line(m, &l, true);
+}
+
+pcn_status pcn_io_metrics_test(pcn_io_metrics *m, const pcn_io_metrics_test_rec *r) {
+    return test_line(m, -1, r);
+}
+
+pcn_status pcn_io_metrics_epoch_test(pcn_io_metrics *m, int epoch,
+                                     const pcn_io_metrics_test_rec *r) {
+    if (epoch < 0) return pcn_set_error(PCN_EINVAL, "epoch_test record of epoch %d", epoch);
+    return test_line(m, epoch, r);
 }
 
 pcn_status pcn_io_metrics_close(pcn_io_metrics *m) {

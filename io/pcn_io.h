@@ -338,7 +338,8 @@ void pcn_io_ckpt_inject_fault(int rank);
 // ----------------------------------------------------------------------------------------
 //
 // the metrics file of a training run (--metrics): JSON Lines, one object per
-// batch, per epoch and one for the final test, written by one process (rank 0).
+// batch, per epoch, per scored epoch (--test-every) and one for the final test, written by
+// one process (rank 0).
 //
 // Records (keys in this order; numbers printed with %.10g, a non-finite number as null):
 //   {"event":"batch","epoch":E,"batch":B,"samples":S,"energy":..,"pre_learn_energy":..,
@@ -348,8 +349,15 @@ void pcn_io_ckpt_inject_fault(int rank);
 //   {"event":"epoch","epoch":E,"ranks":P,"energy":..,"pre_learn_energy":..,
 //    "train_accuracy":..,"lr":..,"seconds":..,"samples_per_s":..,
 //    "seconds_max":{<the five phases>},"seconds_mean":{<the five phases>}}
+//   {"event":"epoch_test","epoch":E,"samples":S,"accuracy":..,"top_k":..,"energy":..,
+//    "mse":..,"seconds":..}
 //   {"event":"test","samples":S,"accuracy":..,"top_k":..,"energy":..,"mse":..,"seconds":..}
 //
+// An epoch_test record scores the test split on the weights after epoch E (0-based, the
+// epoch record's E, which it follows); with --test-every N it comes after every epoch E
+// with (E + 1) % N == 0. The last epoch's, when due, is the final test's result, written
+// just before the test record. accuracy and top_k are fractions; a classification run's
+// mse and a regression run's accuracy and top_k are 0.
 // Invariants: the file only ever holds whole lines. Each record is formatted in memory and
 // handed to write() in one piece; a failed or short write (a full disk, a quota) cuts the
 // file back to the end of the previous record and makes the handle failed: every later call
@@ -407,6 +415,9 @@ pcn_status pcn_io_metrics_batch(pcn_io_metrics *m, const pcn_io_metrics_batch_re
 // As pcn_io_metrics_batch, then fsync. Local.
 pcn_status pcn_io_metrics_epoch(pcn_io_metrics *m, const pcn_io_metrics_epoch_rec *r);
 pcn_status pcn_io_metrics_test(pcn_io_metrics *m, const pcn_io_metrics_test_rec *r);
+// The epoch_test record of epoch (>= 0, 0-based), then fsync. Local.
+pcn_status pcn_io_metrics_epoch_test(pcn_io_metrics *m, int epoch,
+                                     const pcn_io_metrics_test_rec *r);
 
 // Syncs and closes the file and frees m (NULL is fine): PCN_EIO if the handle had failed or
 // the sync or close fails. Local.

@@ -51,6 +51,7 @@ typedef struct {
     int top_k;
     char checkpoint[PCN_CLI_PATH];
     int checkpoint_every;           // batches; 0: at the end and on stop only
+    int test_every;                 // train: score the test split every N epochs; 0: at the end
     int keep_checkpoints;
     int overwrite;                  // train: may replace a checkpoint it does not resume from
     char resume[PCN_CLI_PATH];

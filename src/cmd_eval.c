@@ -63,30 +63,45 @@ static void json_classes(const app *a) {
     printf("]");
 }
 
-void cmd_eval_print(app *a, const pcn_test_result *r, const char *split) {
+// A score on rank 0: the split's (epoch < 0, with the classes) or an epoch's during
+// training (epoch: epochs done; "epoch E test:", one line). Local.
+static void print_score(app *a, const pcn_test_result *r, const char *split, int epoch) {
     if (pcn_dist_rank(a->comm) != 0) return;
+    char label[48];
+    if (epoch < 0) snprintf(label, sizeof label, "%s", split);
+    else snprintf(label, sizeof label, "epoch %d %s", epoch, split);
+    const bool classes = a->confusion && epoch < 0;
     if (a->cli.json) {
         // JSON has no NaN or Infinity: a non-finite value (a diverged model) is null.
-        char acc[32], topk[32], energy[32], mse[32];
+        char acc[32], topk[32], energy[32], mse[32], at[32] = "";
+        if (epoch >= 0) snprintf(at, sizeof at, ",\"epoch\":%d", epoch);
         // The names of the metrics file's test record (accuracy and top_k as fractions).
-        printf("{\"split\":\"%s\",\"accuracy\":%s,\"top_k\":%s,\"k\":%d,\"energy\":%s,"
-               "\"mse\":%s,\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g", split,
+        printf("{\"split\":\"%s\"%s,\"accuracy\":%s,\"top_k\":%s,\"k\":%d,\"energy\":%s,"
+               "\"mse\":%s,\"samples\":%lld,\"ranks\":%d,\"seconds\":%.6g", split, at,
                json_value(acc, r->accuracy, "%.6f"), json_value(topk, r->top_k, "%.6f"), r->k,
                json_value(energy, r->energy, "%.8g"), json_value(mse, r->mse, "%.8g"),
                (long long)r->samples, pcn_dist_size(a->comm),
                isfinite(a->test_seconds) ? a->test_seconds : 0.0);
-        if (a->confusion) json_classes(a);
+        if (classes) json_classes(a);
         printf("}\n");
     } else if (a->choice.task == PCN_TASK_REGRESSION) {
-        printf("%s: mse %.6f | energy %.6f | %lld samples\n", split, r->mse, r->energy,
+        printf("%s: mse %.6f | energy %.6f | %lld samples\n", label, r->mse, r->energy,
                (long long)r->samples);
     } else {
         // Percentages for people; --json and the metrics file keep fractions.
-        printf("%s: accuracy %.2f %% | top-%d %.2f %% | energy %.6f | %lld samples\n", split,
+        printf("%s: accuracy %.2f %% | top-%d %.2f %% | energy %.6f | %lld samples\n", label,
                100 * r->accuracy, r->k, 100 * r->top_k, r->energy, (long long)r->samples);
-        if (a->confusion) print_classes(a);
+        if (classes) print_classes(a);
     }
     fflush(stdout);
+}
+
+void cmd_eval_print(app *a, const pcn_test_result *r, const char *split) {
+    print_score(a, r, split, -1);
+}
+
+void cmd_eval_print_epoch(app *a, const pcn_test_result *r, int epoch) {
+    print_score(a, r, "test", epoch);
 }
 
 // Scores split with m; with want_yhat, *yhat (malloc'd) receives this rank's rows of
@@ -127,6 +142,7 @@ static pcn_status check_eval(app *a, const pcn_model *m, bool predict, pcn_train
         st = pcn_set_error(PCN_EINVAL, "--output is required");
     if (st == PCN_OK) st = settings_check(a);
     if (st == PCN_OK) st = settings_to_params(a, p, steps, max_steps);
+    if (st == PCN_OK) st = settings_check_direction(a); // e.g. --t-infer-test, discriminative
     if (st == PCN_OK) st = settings_check_outputs(c, false);
     return pcn_dist_agree(a->comm, st);
 }

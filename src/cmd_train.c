@@ -25,6 +25,7 @@ typedef struct {
 
 typedef struct {
     app *a;
+    const pcn_train_params *p; // the run's parameters (the test split is scored with them)
     pcn_io_metrics *metrics;   // rank 0's metrics file, or NULL
     pcn_ckpt_meta meta;
     pcn_train_position last;   // position after the previous batch
@@ -110,6 +111,43 @@ static pcn_status metrics_epoch(run_ctx *r, const pcn_history *h, const pcn_trai
 }
 
 // ----------------------------------------------------------------------------------------
+// Scores during training (--test-every)
+// ----------------------------------------------------------------------------------------
+
+// Whether the test split is scored after `done` epochs: every --test-every-th epoch. The
+// batch hook scores all but the run's last, whose score is the final test's (test_after).
+static bool test_due(const run_ctx *r, int done) {
+    const int n = r->a->cli.test_every;
+    return n > 0 && done > 0 && done % n == 0;
+}
+
+// The score after `done` epochs as a line and, on rank 0, an epoch_test record (0-based
+// epoch, as the epoch records). Local; the caller agrees.
+static pcn_status report_epoch_test(run_ctx *r, const pcn_test_result *tr, int done) {
+    cmd_eval_print_epoch(r->a, tr, done);
+    if (!r->metrics) return PCN_OK;
+    pcn_io_metrics_test_rec t = {tr->samples, tr->accuracy, tr->top_k, tr->energy, tr->mse,
+                                 r->a->test_seconds};
+    return pcn_io_metrics_epoch_test(r->metrics, done - 1, &t);
+}
+
+// In the batch hook after `done` epochs: the test split scored on the current weights (the
+// final test's path; the weights and the trainer's state are only read), printed and
+// recorded. Its time leaves the next batch's and epoch's wall clocks and its collectives
+// the next batch record. Collective.
+static pcn_status epoch_test(run_ctx *r, pcn_model *m, int done) {
+    pcn_test_result tr;
+    const double t0 = pcn_now();
+    pcn_status st = cmd_eval_split(r->a, m, r->p, "test", &tr); // agreed
+    free(r->a->confusion), r->a->confusion = NULL;
+    if (st == PCN_OK) st = pcn_dist_agree(r->a->comm, report_epoch_test(r, &tr, done));
+    const double dt = pcn_now() - t0;
+    r->t_last += dt, r->mark.wall += dt;
+    pcn_dist_traffic(r->a->comm, &r->calls, &r->bytes);
+    return st;
+}
+
+// ----------------------------------------------------------------------------------------
 // The batch hook
 // ----------------------------------------------------------------------------------------
 
@@ -161,6 +199,11 @@ static pcn_status batch_hook(void *u, pcn_model *m, const pcn_history *h,
         r->ckpt_seconds += pcn_now() - t0;
         if (st != PCN_OK) return st;
         r->ckpt_at = r->batches;
+    }
+    // After the checkpoint, so a stop signal's checkpoint does not wait for the score.
+    if (next->batch == 0 && next->epoch < r->p->num_epochs && test_due(r, next->epoch)) {
+        pcn_status st = epoch_test(r, m, next->epoch);
+        if (st != PCN_OK) return st;
     }
     if (any) {
         *stop = true;
@@ -234,15 +277,18 @@ static pcn_status train_loop(run_ctx *r, pcn_model *m, pcn_history *h, pcn_train
     return st;
 }
 
-// The run's last metrics line, its test result, then the file closed (synced): rank 0
-// writes (opening the file if no batch ran), every rank agrees. Collective.
-static pcn_status metrics_test(run_ctx *r, const pcn_test_result *tr) {
+// The run's last metrics lines, its test result (after the last epoch's epoch_test record
+// when one is due: last_due is that epoch, 0-based, else -1), then the file closed
+// (synced): rank 0 writes (opening the file if no batch ran), every rank agrees. Collective.
+static pcn_status metrics_test(run_ctx *r, const pcn_test_result *tr, int last_due) {
     const pcn_cli *c = &r->a->cli;
     pcn_status ms = PCN_OK;
     if (pcn_dist_rank(r->a->comm) == 0 && c->metrics[0]) {
         if (!r->metrics && !(r->metrics = pcn_io_metrics_open(c->metrics, true))) ms = PCN_EIO;
         pcn_io_metrics_test_rec t = {tr->samples, tr->accuracy, tr->top_k, tr->energy, tr->mse,
                                      r->a->test_seconds};
+        if (ms == PCN_OK && last_due >= 0)
+            ms = pcn_io_metrics_epoch_test(r->metrics, last_due, &t);
         if (ms == PCN_OK) ms = pcn_io_metrics_test(r->metrics, &t);
         pcn_status closed = pcn_io_metrics_close(r->metrics);
         if (ms == PCN_OK) ms = closed;
@@ -251,14 +297,17 @@ static pcn_status metrics_test(run_ctx *r, const pcn_test_result *tr) {
     return pcn_dist_agree(r->a->comm, ms);
 }
 
-// After a finished run: the test split scored, printed and recorded. Collective.
+// After a finished run: the test split scored, printed and recorded; with --test-every
+// due after the last epoch, the same score is that epoch's too. Collective.
 static pcn_status test_after(run_ctx *r, pcn_model *m, const pcn_train_params *p) {
     pcn_test_result tr;
     pcn_status st = cmd_eval_split(r->a, m, p, "test", &tr);
     if (st != PCN_OK) return st;
+    const bool due = test_due(r, p->num_epochs);
+    if (due) cmd_eval_print_epoch(r->a, &tr, p->num_epochs);
     cmd_eval_print(r->a, &tr, "test");
     free(r->a->confusion), r->a->confusion = NULL;
-    return metrics_test(r, &tr);
+    return metrics_test(r, &tr, due ? p->num_epochs - 1 : -1);
 }
 
 // Trains (or resumes), writes the final checkpoint, then scores the test split. Collective.
@@ -266,8 +315,8 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
                         const pcn_train_position *resume) {
     const pcn_cli *c = &a->cli;
     char *ini = pcn_cli_to_ini(c);
-    run_ctx r = {.a = a, .meta = {(uint64_t)c->seed, ini, c->optimizer}, .batch_size = p->batch_size,
-                 .append = resume != NULL};
+    run_ctx r = {.a = a, .p = p, .meta = {(uint64_t)c->seed, ini, c->optimizer},
+                 .batch_size = p->batch_size, .append = resume != NULL};
     pcn_status st = train_loop(&r, m, h, p, resume);
     int rc = st == PCN_OK ? EXIT_OK : st == PCN_STOPPED ? EXIT_STOPPED : EXIT_ERROR;
     // The final checkpoint: where training ended (schedule state included, so a resume with
@@ -294,15 +343,17 @@ static int run_training(app *a, pcn_model *m, pcn_history *h, pcn_train_params *
 // The command
 // ----------------------------------------------------------------------------------------
 
-// The settings of a training run checked, --inject-fault included: usage errors. Local;
-// the caller agrees.
-static pcn_status check_train(app *a, pcn_train_params *p, pcn_lr_step *steps, int max_steps) {
+// The settings of a training run checked, --inject-fault included: usage errors; resumed
+// is the checkpoint's info on a resume, else NULL. Local; the caller agrees.
+static pcn_status check_train(app *a, const pcn_ckpt_info *resumed, pcn_train_params *p,
+                              pcn_lr_step *steps, int max_steps) {
     const pcn_cli *c = &a->cli;
     pcn_status st = PCN_OK;
     if (!c->data[0]) st = pcn_set_error(PCN_EINVAL, "--data is required");
     if (st == PCN_OK) st = settings_check(a);
     if (st == PCN_OK) st = settings_to_params(a, p, steps, max_steps);
     if (st == PCN_OK) st = settings_check_direction(a);
+    if (st == PCN_OK && resumed) st = settings_check_resume_optimizer(a, resumed, c->resume);
     if (st == PCN_OK) st = settings_check_outputs(c, true);
     // --inject-fault ckpt-write (every rank) or ckpt-write@R (rank R only)
     int fault = PCN_CKPT_FAULT_OFF, fault_end = 0, size = pcn_dist_size(a->comm);
@@ -354,7 +405,8 @@ int cmd_train(app *a) {
         if (rc == EXIT_USAGE) program_fail(a, EXIT_USAGE, NULL);
         goto done;
     }
-    if (pcn_dist_agree(a->comm, check_train(a, &p, steps, 256)) != PCN_OK) {
+    const pcn_ckpt_info *resumed = resume ? &info : NULL;
+    if (pcn_dist_agree(a->comm, check_train(a, resumed, &p, steps, 256)) != PCN_OK) {
         rc = program_fail(a, EXIT_USAGE, NULL);
         goto done;
     }

@@ -524,7 +524,8 @@ typedef struct {
 // Called after every batch (after on_batch_end) on every process, with the position of the
 // next batch. Setting *stop ends pcn_train with PCN_STOPPED; a non-OK return ends it with
 // that status. The hook may be Collective (checkpoint writing) since every process calls it
-// at the same point.
+// at the same point. It may score the model with pcn_test / pcn_test_sharded (which only
+// read the weights, on a device too) without changing the run.
 typedef pcn_status (*pcn_batch_hook)(void *user, pcn_model *model, const pcn_history *history,
                                      const pcn_train_position *next, bool *stop);
 

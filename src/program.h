@@ -80,8 +80,14 @@ pcn_status settings_to_params(app *a, pcn_train_params *p, pcn_lr_step *steps, i
 // The direction's refusals: an option of the other direction set by --config or a flag
 // (discriminative: --latent-init, --latent-init-std, --infer-momentum, --ipc,
 // --leaky-slope, --bias 1, --activation gelu|leaky_relu|hard_tanh; generative: --t-learn,
-// --early-stop), each naming the flag. After settings_to_params. Local; the caller agrees.
+// --early-stop, --t-infer-test), each naming the flag. After settings_to_params. Local;
+// the caller agrees.
 pcn_status settings_check_direction(const app *a);
+// A resume's optimizer against the checkpoint's (path; info from settings_read): refused
+// when the name or the number of moment slots differs, unless the checkpoint holds no
+// moments and the run is sgd. After settings_to_params. Local; the caller agrees.
+pcn_status settings_check_resume_optimizer(const app *a, const pcn_ckpt_info *info,
+                                           const char *path);
 // No output may be the same file as an input or another output. Local; the caller agrees.
 pcn_status settings_check_outputs(const pcn_cli *c, bool train);
 // Whether a training run may write its checkpoint path (the default file without
@@ -99,6 +105,9 @@ pcn_status device_setup(app *a, pcn_model *m, pcn_train_params *p);
 // ---- cmd_eval.c ------------------------------------------------------------------------
 // Prints a test result on rank 0 (text, or JSON with --json). Local.
 void cmd_eval_print(app *a, const pcn_test_result *r, const char *split);
+// Prints the test split's score after `epoch` epochs (1-based: epochs done) on rank 0 as
+// one line, "epoch E test: ..." (or one JSON object with "epoch" under --json). Local.
+void cmd_eval_print_epoch(app *a, const pcn_test_result *r, int epoch);
 // Scores split of --data with m; sets a->test_seconds. Collective.
 pcn_status cmd_eval_split(app *a, const pcn_model *m, const pcn_train_params *p, const char *split,
                       pcn_test_result *r);

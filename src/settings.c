@@ -210,6 +210,9 @@ pcn_status settings_check(app *a) {
     if (c->checkpoint_every < 0)
         return pcn_set_error(PCN_EINVAL, "--checkpoint-every must be >= 0, got %d",
                              c->checkpoint_every);
+    if (c->test_every < 0)
+        return pcn_set_error(PCN_EINVAL, "--test-every must be >= 0 epochs (0: off), got %d",
+                             c->test_every);
     if (c->keep_checkpoints < 1 || c->keep_checkpoints > PCN_KEEP_MAX)
         return pcn_set_error(PCN_EINVAL, "--keep-checkpoints must be in [1, %d], got %d",
                              PCN_KEEP_MAX, c->keep_checkpoints);
@@ -219,16 +222,19 @@ pcn_status settings_check(app *a) {
 pcn_status settings_check_direction(const app *a) {
     static const char *const disc_only[] = {"latent-init", "latent-init-std", "infer-momentum",
                                             "ipc", "leaky-slope"};
-    static const char *const gen_only[] = {"t-learn", "early-stop"};
+    static const char *const gen_only[] = {"t-learn", "early-stop", "t-infer-test"};
+    static const char *const why[] = {
+        "its inference runs exactly --t-infer steps, then one optimizer step",
+        "its inference runs exactly --t-infer steps, then one optimizer step",
+        "its test and train accuracy are one forward pass"};
     const pcn_cli *c = &a->cli;
     pcn_activation act;
     if (a->choice.direction == PCN_DIR_DISCRIMINATIVE) {
         for (size_t i = 0; i < sizeof gen_only / sizeof *gen_only; i++)
             if (pcn_cli_was_set(c, gen_only[i]))
                 return pcn_set_error(PCN_EINVAL, "--%s is a generative-mode option; this run is "
-                                     "--direction discriminative (its inference runs exactly "
-                                     "--t-infer steps, then one optimizer step): drop --%s",
-                                     gen_only[i], gen_only[i]);
+                                     "--direction discriminative (%s): drop --%s", gen_only[i],
+                                     why[i], gen_only[i]);
         return PCN_OK;
     }
     for (size_t i = 0; i < sizeof disc_only / sizeof *disc_only; i++)
@@ -245,6 +251,26 @@ pcn_status settings_check_direction(const app *a) {
                              "generative runs take relu, tanh, sigmoid or identity",
                              c->activation);
     return PCN_OK;
+}
+
+// The moment buffers optimizer o keeps (pcn.h, pcn_model_optimizer_state: momentum m;
+// adamw m and v).
+static int moment_slots(pcn_optimizer o) {
+    return o == PCN_OPT_ADAMW ? 2 : o == PCN_OPT_MOMENTUM ? 1 : 0;
+}
+
+pcn_status settings_check_resume_optimizer(const app *a, const pcn_ckpt_info *info,
+                                           const char *path) {
+    const pcn_optimizer o = a->choice.optimizer;
+    const int slots = moment_slots(o), have = info->opt_slots;
+    const bool same = strcmp(info->optimizer, pcn_optimizer_name(o)) == 0 &&
+                      (have == 0 || have == slots);
+    if (same || (have == 0 && o == PCN_OPT_SGD)) return PCN_OK;
+    return pcn_set_error(PCN_EINVAL, "%s was trained with optimizer %s (state of %d moment "
+                         "slot%s), but --optimizer is %s (%d slot%s): a resume would drop or "
+                         "zero those moments; resume with --optimizer %s, or start a new run",
+                         path, info->optimizer, have, have == 1 ? "" : "s",
+                         pcn_optimizer_name(o), slots, slots == 1 ? "" : "s", info->optimizer);
 }
 
 // No output may be the same file as an input or as another output (by device and inode,

@@ -708,7 +708,11 @@ pcn_status pcn_test_sharded(const pcn_model *m, const pcn_data *d, const pcn_tra
     // The model is only read: trainer keeps a writable pointer for the training path.
     st = agree(coll, trainer_init(&t, (pcn_model *)m, d, p, (int)B, coll));
     if (st != PCN_OK) return st;
-    pcn_model_push((pcn_model *)m); // the host copy is the model's truth between calls
+    // The host copy is the model's truth between calls; inside a batch hook the device's
+    // weights are newer (host_stale): they come to the host first, so the push that follows
+    // writes them back unchanged instead of rolling the run back to an older copy.
+    if (m->host_stale) pcn_model_pull((pcn_model *)m);
+    pcn_model_push((pcn_model *)m);
     if (p->confusion) memset(p->confusion, 0, (size_t)m->K * m->K * sizeof *p->confusion);
     double sums[4] = {0};
     for (int64_t pos = 0, batch = 0; st == PCN_OK && pos < n; pos += B, batch++) {

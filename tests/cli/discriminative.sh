@@ -7,9 +7,12 @@
 #            with the same score; --input-norm changes the result (0.5,0.5 vs none).
 #   refused  every option of the other direction (from a flag or from --config), --bias 1
 #            and the new activations with generative, --t-learn and --early-stop with
-#            discriminative, bad --input-norm/--optimizer/--direction values, and a resume
-#            that contradicts the checkpoint's direction: one `pcn_dist:` line naming the
-#            flag, the same non-zero status on every rank, nothing written (harness.sh).
+#            discriminative, --t-infer-test with discriminative train (flag or --config)
+#            and test, bad --input-norm/--optimizer/--direction values, a resume that
+#            contradicts the checkpoint's direction, and a resume whose --optimizer is not
+#            the checkpoint's (AdamW state resumed as momentum or sgd; sgd as adamw): one
+#            `pcn_dist:` line naming the flag, the same non-zero status on every rank,
+#            nothing written (harness.sh).
 #   resume   a discriminative AdamW run (biases, cosine schedule with warm-up, latent
 #            momentum) stopped mid-run by its signal path (--stop-after-batches 5) and resumed from the
 #            checkpoint ends bitwise identical to the unbroken run: weights, biases,
@@ -74,6 +77,24 @@ refused)
   expect_fail bad_optimizer "--optimizer|adam" "${dbase[@]}" --optimizer adam
   expect_fail bad_direction "--direction|sideways" "${base[@]}" --direction sideways
   expect_fail bad_schedule "--lr-schedule|cosine" "${dbase[@]}" --lr-schedule cosin
+  expect_fail disc_t_infer_test "--t-infer-test|generative|forward pass" "${dbase[@]}" \
+    --t-infer-test 7
+  printf 'direction = discriminative\nt-infer-test = 20\n' > disc.ini
+  expect_fail disc_t_infer_test_config "--t-infer-test|generative" train --data d.h5 \
+    --dims 16,8,4 --epochs 1 --batch-size 16 --progress 0 --checkpoint C.h5 --overwrite \
+    --config disc.ini
+  # a resume may not change the optimizer whose moments the checkpoint holds
+  expect_ok setup_adamw train --data d.h5 --dims 16,8,4 --direction discriminative \
+    --optimizer adamw --epochs 1 --batch-size 16 --t-infer 3 --progress 0 --checkpoint W.h5 ||
+    setup_fail "training the AdamW checkpoint failed"
+  expect_fail test_t_infer_test "--t-infer-test|generative" test --data d.h5 \
+    --checkpoint W.h5 --t-infer-test 5
+  for o in momentum sgd; do
+    expect_fail "resume_adamw_$o" "W.h5|adamw|--optimizer is $o|--optimizer adamw" \
+      train --data d.h5 --resume W.h5 --optimizer "$o" --epochs 2 --progress 0 --checkpoint W.h5
+  done
+  expect_fail resume_sgd_adamw "C.h5|sgd|--optimizer is adamw|--optimizer sgd" \
+    train --data d.h5 --resume C.h5 --optimizer adamw --epochs 2 --progress 0 --checkpoint C.h5
   expect_fail resume_gen "C.h5|generative|--direction is discriminative" \
     train --data d.h5 --resume C.h5 --direction discriminative --epochs 2 --progress 0 \
     --checkpoint C.h5
