@@ -73,20 +73,23 @@ def pcn_dist_run(args, seed, tmp):
             ["--allow-run-as-root"] if os.geteuid() == 0 else []) + cmd
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads // args.ranks))
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    epochs, tests = {}, {}
+    epochs, tests, batches = {}, {}, 0
     with open(metrics) as f:
         for line in f:
             rec = json.loads(line)
-            kind = rec.get("type")
+            kind = rec.get("event")
             if kind == "epoch":
                 epochs[rec["epoch"]] = rec
             elif kind == "epoch_test":
                 tests[rec["epoch"]] = rec
+            elif kind == "batch" and rec["epoch"] == 0:
+                batches += 1
     rows = []
     for e in sorted(epochs):
         if e not in tests:
             sys.exit(f"compare_pcx: no test record for epoch {e} in {metrics}")
-        rows.append(dict(epoch=e + 1, train_s=epochs[e]["seconds"], acc=tests[e]["accuracy"]))
+        rows.append(dict(epoch=e + 1, train_s=epochs[e]["seconds"], acc=tests[e]["accuracy"],
+                         batches=batches))
     return rows
 
 
@@ -167,8 +170,7 @@ def main(argv=None):
             print(f"seed {s}: pcn_dist final {100 * pcn[-1][-1]['acc']:.2f} %", flush=True)
             if P:
                 pcx.append(pcx_reference.run_seed(P, s, data, args.epochs, pcx_reference.HP["T"]))
-    batches = -(-60000 // 128)
-    floor, bench = floor_per_epoch(args, batches)
+    floor, bench = floor_per_epoch(args, pcn[0][0]["batches"])
     out = report(args, pcn, pcx, floor)
     if args.json:
         facts = pcx_reference.machine_facts(cpus, args.threads) if P else {}
