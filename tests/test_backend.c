@@ -146,7 +146,7 @@ static const size_t sizes[] = {1, 7, 37, 1000, 32767, 32768, 100003};
 static void check_error_passes(void) {
     static const float lrs[] = {0.0f, 0.1f, -0.37f};
     int count = 0;
-    for (int act = 0; act < PCN_ACT_COUNT; act++)
+    for (int act = 0; act < PCN_ACT_GENERATIVE_COUNT; act++)
         for (size_t s = 0; s < N_SIZES; s++)
             for (size_t q = 0; q < sizeof lrs / sizeof lrs[0]; q++) {
                 size_t n = sizes[s];
@@ -329,7 +329,7 @@ out_models:
 static void check_whole_steps(void) {
     static const int small[] = {6, 5, 4, 3};
     static const int big[] = {700, 128, 64, 10}; // layer 0: 48 x 700 = 33600 >= 32768
-    for (int act = 0; act < PCN_ACT_COUNT; act++) {
+    for (int act = 0; act < PCN_ACT_GENERATIVE_COUNT; act++) {
         check_steps(small, 4, 3, act);
         check_steps(big, 4, 48, act);
     }

@@ -215,7 +215,7 @@ static void check_latents(int rows, int dim) {
 static void check_ops(void) {
     check_gemms();
     static const size_t sizes[] = {1, 7, 1000, 131073, 1536000};
-    for (int act = 0; act < PCN_ACT_COUNT; act++)
+    for (int act = 0; act < PCN_ACT_GENERATIVE_COUNT; act++)
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             check_error_pass((pcn_activation)act, sizes[s], 0.0f);
             check_error_pass((pcn_activation)act, sizes[s], 0.1f);

@@ -100,7 +100,7 @@ static void test_plan(void) {
 
 int main(void) {
     test_plan();
-    for (int act = 0; act < PCN_ACT_COUNT; act++) {
+    for (int act = 0; act < PCN_ACT_GENERATIVE_COUNT; act++) {
         compare("gram", (pcn_activation)act, PCN_TASK_CLASSIFICATION, 10, 0, PCN_LEARN_GRAM);
         compare("gram", (pcn_activation)act, PCN_TASK_REGRESSION, 7, 20, PCN_LEARN_GRAM);
     }

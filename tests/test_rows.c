@@ -515,9 +515,9 @@ int main(void) {
 #endif
     check_products(false);
     check_products(true);
-    for (int act = 0; act < PCN_ACT_COUNT; act++) check_blocks((pcn_activation)act);
+    for (int act = 0; act < PCN_ACT_GENERATIVE_COUNT; act++) check_blocks((pcn_activation)act);
     check_sup_blocks();
-    for (int act = 0; act < PCN_ACT_COUNT; act++) check_steps((pcn_activation)act);
+    for (int act = 0; act < PCN_ACT_GENERATIVE_COUNT; act++) check_steps((pcn_activation)act);
     check_phase_stop(PCN_ACT_TANH);
     check_phase_stop(PCN_ACT_RELU);
     check_trainings();
