@@ -78,9 +78,9 @@ typedef struct pcn_disc_phase {
     double final_sq;      // out
 } pcn_disc_phase;
 
-// The CPU backend's phase: without iPC, each OpenMP thread runs every step on its own
-// rows with the weights packed once (cpu.h's kernel); with iPC (the weights move every
-// step) or few rows, the plain phase.
+// The CPU backend's phase (disc_cpu.c): each OpenMP thread runs the steps on its own rows
+// with the weights packed once (cpu.h's kernel; with iPC packed again after every weight
+// step), the gradient split by output units; with split off, the plain phase.
 pcn_status pcn_disc_phase_cpu(void *ws, pcn_disc_phase *ph);
 
 // The phase step by step with each product threading itself (every backend; the

@@ -13,9 +13,13 @@
  * does not change within the phase (x_0 is clamped and the weights move only between
  * batches), so it is computed once, by the forward start.
  *
+ * iPC moves the weights every step: each step's errors and back products (rows), the
+ * gradient (units), the weight step on the calling thread (a collective sum across ranks
+ * and the optimizer; MPI is called from the main thread only, MPI_THREAD_FUNNELED), the
+ * weights packed again, the latent steps and every preactivation (rows), barriers between.
+ *
  * Threads: as cpu_phases.c (OpenMP's with an OpenMP OpenBLAS, else 1), at most one per
- * SPLIT_MIN_ROWS rows. iPC moves the weights every step (a global gradient sum each
- * step), so it runs the plain phase; so does a workspace made with split off (the plain
+ * SPLIT_MIN_ROWS rows. A workspace made with split off runs the plain phase (the plain
  * path, PCN_ROW_PATH=0 in pcn_dist).
  */
 #include <omp.h>
@@ -120,32 +124,49 @@ static double errors_rows(const pcn_model *m, const rows_view *v, int lo) {
     return sq;
 }
 
+// A step's first half on the view's rows: the errors of layers lo..L (their sum of squares
+// returned) and the back products t_l = -d_{l+1} W_{l+1}, l = lo..L-1.
+static double step_errors(const pcn_disc_phase *ph, const rows_view *v, int lo) {
+    const pcn_model *m = ph->m;
+    const double sq = errors_rows(m, v, lo);
+    for (int l = lo; l < m->L; l++)
+        pcn_gemm_packed(v->rows, m->dims[l], m->dims[l + 1], -1.0f, v->d[l + 1], m->dims[l + 1],
+                        ph->w->wn[l + 1], 0.0f, v->t[l], m->dims[l]);
+    return sq;
+}
+
+// Its second half: the latent steps of layers lo..L-1, then the preactivations a_l of
+// l = from..L from the new latents.
+static void step_latents(const pcn_disc_phase *ph, const rows_view *v, int lo, int from) {
+    const pcn_model *m = ph->m;
+    for (int l = lo; l < m->L; l++)
+        pcn_disc_latent_block((size_t)v->rows * m->dims[l], ph->lr, ph->beta, v->e[l], v->t[l],
+                              v->mo[l], v->x[l]);
+    for (int l = from; l <= m->L; l++) preact_rows(m, ph->w, v, l, v->x[l - 1]);
+}
+
+static void zero_momentum(const pcn_disc_phase *ph, const rows_view *v) {
+    for (int l = 1; ph->beta != 0.0f && l < ph->m->L; l++)
+        memset(v->mo[l], 0, (size_t)v->rows * ph->m->dims[l] * sizeof(float));
+}
+
 // Rows [r0, r0 + rows): the start, every step, the final errors; part[step] gets each
 // step's sum of squares, part[steps] the final one.
 static void run_rows(const pcn_disc_phase *ph, int r0, int rows, double *part) {
-    const pcn_model *m = ph->m;
-    const pcn_disc *w = ph->w;
-    const int L = m->L;
+    const int L = ph->m->L;
     rows_view v;
     view_rows(ph, r0, rows, &v);
     if (ph->forward) forward_rows(ph, &v, r0);
-    if (ph->beta != 0.0f)
-        for (int l = 1; l < L; l++) memset(v.mo[l], 0, (size_t)rows * m->dims[l] * sizeof(float));
+    zero_momentum(ph, &v);
     for (int step = 0; step < ph->steps; step++) {
         // From the forward start, step s moves only x_l for l >= L - 1 - s: below, every
         // error and every latent's gradient is still exactly 0 (x_l = mu_l), so the step
         // skips those layers' passes and products, which would give 0 (up to rounding).
         const int lo = ph->forward && L - 1 - step > 1 ? L - 1 - step : 1;
-        part[step] = errors_rows(m, &v, lo);
-        for (int l = lo; l < L; l++) { // t_l = -d_{l+1} W_{l+1}, then the latent step
-            pcn_gemm_packed(rows, m->dims[l], m->dims[l + 1], -1.0f, v.d[l + 1], m->dims[l + 1],
-                            w->wn[l + 1], 0.0f, v.t[l], m->dims[l]);
-            pcn_disc_latent_block((size_t)rows * m->dims[l], ph->lr, ph->beta, v.e[l], v.t[l],
-                                  v.mo[l], v.x[l]);
-        }
-        for (int l = lo + 1 > 2 ? lo + 1 : 2; l <= L; l++) preact_rows(m, w, &v, l, v.x[l - 1]);
+        part[step] = step_errors(ph, &v, lo);
+        step_latents(ph, &v, lo, lo + 1 > 2 ? lo + 1 : 2);
     }
-    part[ph->steps] = errors_rows(m, &v, 1);
+    part[ph->steps] = errors_rows(ph->m, &v, 1);
 }
 
 // Thread id of k's share of the gradient, split by output units: for every layer its
@@ -189,11 +210,39 @@ static bool reserve_part(pcn_disc *w, int n) {
     return true;
 }
 
+// iPC: every step's weight gradient (output units split), then the weight step on the
+// calling thread (ph->weights: a collective sum and the optimizer), the weights packed
+// again, and every preactivation recomputed, a_1 included. Barriers between. Returns the
+// first failure of a weight step (every thread stops there).
+static pcn_status ipc_rows(const pcn_disc_phase *ph, int id, int k, int r0, int rows,
+                           double *part, pcn_status *st) {
+    rows_view v;
+    view_rows(ph, r0, rows, &v);
+    if (ph->forward) forward_rows(ph, &v, r0);
+    zero_momentum(ph, &v);
+    for (int step = 0; step < ph->steps; step++) {
+        part[step] = step_errors(ph, &v, 1);
+#pragma omp barrier
+        gradient_units(ph, id, k);
+#pragma omp barrier
+#pragma omp master
+        *st = ph->weights(ph->ctx, step);
+#pragma omp barrier
+        if (*st != PCN_OK) return *st;
+        pack_share(ph->w, ph->m, id, k);
+#pragma omp barrier
+        step_latents(ph, &v, 1, 1);
+    }
+    part[ph->steps] = errors_rows(ph->m, &v, 1);
+    return PCN_OK;
+}
+
 pcn_status pcn_disc_phase_cpu(void *ws, pcn_disc_phase *ph) {
     pcn_disc *w = ph->w;
     const int rows = w->rows, n = team_size(ph), S = ph->steps + 1;
-    if (!pcn_cpu_phase_splits(ws) || ph->ipc || ph->m->L < 2 || !reserve(w, ph->m, n))
+    if (!pcn_cpu_phase_splits(ws) || ph->m->L < 2 || !reserve(w, ph->m, n))
         return pcn_disc_phase_plain(ws, ph);
+    pcn_status st = PCN_OK;
     if (!reserve_part(w, n * S))
         return pcn_set_error(PCN_ENOMEM, "out of memory for the phase's sums");
     int team = 1;
@@ -206,12 +255,16 @@ pcn_status pcn_disc_phase_cpu(void *ws, pcn_disc_phase *ph) {
         const int r0 = id * base + (id < extra ? id : extra);
         pack_share(w, ph->m, id, k);
 #pragma omp barrier
-        run_rows(ph, r0, base + (id < extra ? 1 : 0), w->part + (size_t)id * S);
-        if (ph->gradient) {
+        if (ph->ipc)
+            ipc_rows(ph, id, k, r0, base + (id < extra ? 1 : 0), w->part + (size_t)id * S, &st);
+        else
+            run_rows(ph, r0, base + (id < extra ? 1 : 0), w->part + (size_t)id * S);
+        if (ph->gradient && st == PCN_OK) {
 #pragma omp barrier
             gradient_units(ph, id, k);
         }
     }
+    if (st != PCN_OK) return st;
     ph->final_sq = 0.0;
     for (int i = 0; i < team; i++) ph->final_sq += w->part[(size_t)i * S + ph->steps];
     for (int step = ph->sum_from; step < ph->steps; step++) {
