@@ -17,6 +17,8 @@
 #            momentum) stopped mid-run by its signal path (--stop-after-batches 5) and resumed from the
 #            checkpoint ends bitwise identical to the unbroken run: weights, biases,
 #            history and the optimizer state (pcn_testtool compare ... exact).
+#   resume_ipc  the same with --ipc 1 (T = 4 weight steps a batch, the schedule's position
+#            4 per batch in the stopped checkpoint).
 # Usage: discriminative.sh CASE. Environment (CTest): as harness.sh, plus PCN_TESTTOOL and
 # PCN_CONFIG (the shipped .ini).
 set -u
@@ -99,8 +101,10 @@ refused)
     train --data d.h5 --resume C.h5 --direction discriminative --epochs 2 --progress 0 \
     --checkpoint C.h5
   ;;
-resume)
+resume|resume_ipc)
   runs=1
+  spb=1 # optimizer steps a batch: 1, or T = 4 with iPC
+  if [ "$case_name" = resume_ipc ]; then disc+=(--ipc 1); spb=4; fi
   expect_ok full train --data d.h5 "${disc[@]}" --checkpoint full.h5 || exit 1
   mpi_run stop train --data d.h5 "${disc[@]}" --checkpoint part.h5 --stop-after-batches 5
   [ "$(rank_codes stop)" = "3 3" ] ||
@@ -110,14 +114,15 @@ resume)
   pos=$(sed -n 's/.*next batch: epoch \([0-9]*\), batch \([0-9]*\);.*optimizer steps \([0-9]*\)$/\1 \2 \3/p' \
     "$log/info_part.out")
   read -r e b n <<< "${pos:-x x x}"
-  [ "$e" != x ] && [ $((4 * e + b)) = "$n" ] && [ "$n" -ge 5 ] && [ "$n" -lt 12 ] ||
-    { say "FAIL: the stopped checkpoint is not mid-run with one optimizer step a batch: $(cat "$log/info_part.out")"; exit 1; }
+  [ "$e" != x ] && [ $((spb * (4 * e + b))) = "$n" ] && [ "$n" -ge $((5 * spb)) ] &&
+    [ "$n" -lt $((12 * spb)) ] ||
+    { say "FAIL: the stopped checkpoint is not mid-run with $spb optimizer step(s) a batch: $(cat "$log/info_part.out")"; exit 1; }
   expect_ok resume train --resume part.h5 --checkpoint part.h5 --progress 0 || exit 1
   "$PCN_TESTTOOL" compare part.h5 full.h5 exact > "$log/compare.out" 2>&1 ||
     { say "FAIL: the resumed run differs from the unbroken one: $(cat "$log/compare.out")"; exit 1; }
   h5dump -d /optimizer/state part.h5 > /dev/null 2>&1 ||
     { say "FAIL: part.h5 has no /optimizer/state"; exit 1; }
-  say "PASS resume: stopped after $n batches at 2 ranks, resumed, bitwise equal (weights, biases, history, AdamW state)"
+  say "PASS $case_name: stopped after $n optimizer steps at 2 ranks, resumed, bitwise equal (weights, biases, history, AdamW state)"
   ;;
 *)
   say "unknown case '$case_name'"; exit 2 ;;
