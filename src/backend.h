@@ -114,7 +114,29 @@ typedef struct pcn_backend_ops {
     // Runs body(ctx): a device backend records it once per key as a graph and replays it;
     // body's host side then runs only on the first call for a key.
     void (*replay)(const void *key, size_t key_bytes, void (*body)(void *ctx), void *ctx);
+
+    // ---- events: a bounded queue of steps (pcn_backend_step_wait below) --------------------
+    // mark(slot) records an event after the work queued so far (0 <= slot < PCN_MARK_SLOTS;
+    // a new mark replaces the slot's last one); wait_mark(slot) waits until that work has
+    // run. A device backend polls under its timeout and ends the run through its fatal
+    // handler when the timeout passes (as its other waits do); host backends: no-ops, PCN_OK.
+    void (*mark)(int slot);
+    pcn_status (*wait_mark)(int slot);
 } pcn_backend_ops;
+
+// Events a backend keeps (mark's slots) and the steps a loop keeps in flight by default.
+#define PCN_MARK_SLOTS 8
+#define PCN_STEPS_IN_FLIGHT 4
+
+// A loop that queues step after step on a device without reading a result in between
+// (the per-step learning loop, the discriminative phase) keeps at most K steps queued:
+// pcn_backend_step_wait before queuing step s waits for step s - K's mark, and
+// pcn_backend_step_mark after queuing it marks it. A wait polls, so a dead peer in a
+// collective ends the run after the timeout instead of blocking a launch. Local.
+pcn_status pcn_backend_step_wait(const pcn_backend_ops *o, int step);
+void pcn_backend_step_mark(const pcn_backend_ops *o, int step);
+// Tests only: K (1..PCN_MARK_SLOTS; 0: unbounded, no waits). Default PCN_STEPS_IN_FLIGHT.
+void pcn_backend_set_steps_in_flight(int k);
 
 extern const pcn_backend_ops pcn_backend_cpu;
 extern const pcn_backend_ops pcn_backend_ref;
@@ -148,6 +170,8 @@ void pcn_host_sync(void);
 double pcn_host_sum_read(void);
 void pcn_host_set_precision(pcn_precision p);
 void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx), void *ctx);
+void pcn_host_mark(int slot);
+pcn_status pcn_host_wait_mark(int slot);
 #define PCN_HOST_BACKEND_COMMON                                                             \
     .zero = pcn_host_zero, .normal_rows = pcn_host_normal_rows, .on_device = false,           \
     .alloc = pcn_host_alloc, .release = pcn_host_release, .upload = pcn_host_copy,             \
@@ -156,7 +180,7 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
     .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
     .replay = pcn_host_replay, .fill_rows = pcn_host_fill_rows, .act_pass = pcn_host_act_pass,  \
     .disc_error = pcn_host_disc_error, .latent_step = pcn_host_latent_step,                      \
-    .optim_step = pcn_host_optim_step
+    .optim_step = pcn_host_optim_step, .mark = pcn_host_mark, .wait_mark = pcn_host_wait_mark
 pcn_status pcn_disc_phase_plain(void *ws, struct pcn_disc_phase *ph); // disc.c
 pcn_status pcn_disc_phase_cpu(void *ws, struct pcn_disc_phase *ph);   // disc_cpu.c
 // The plain phases (phases.c), for every backend without its own.

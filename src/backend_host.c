@@ -1,7 +1,8 @@
 /*
  * backend_host.c — what the two host backends (cpu, reference) share: aligned host memory,
  * plain copies, Philox latents drawn row by row, and the no-op forms of the device-only
- * operations (their sums come back from each pass; a "graph" is a direct call).
+ * operations (their sums come back from each pass; a "graph" is a direct call; an event is
+ * already passed), and the bounded queue of steps every backend's loops share.
  */
 #include <string.h>
 
@@ -41,6 +42,29 @@ void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx),
     body(ctx);
 }
 
+void pcn_host_mark(int slot) { (void)slot; }
+pcn_status pcn_host_wait_mark(int slot) {
+    (void)slot;
+    return PCN_OK;
+}
+
+// ---- the bounded queue of steps (backend.h) ---------------------------------------------
+
+static int in_flight = PCN_STEPS_IN_FLIGHT; // K; 0: unbounded
+
+void pcn_backend_set_steps_in_flight(int k) {
+    in_flight = k <= 0 ? 0 : k > PCN_MARK_SLOTS ? PCN_MARK_SLOTS : k;
+}
+
+pcn_status pcn_backend_step_wait(const pcn_backend_ops *o, int step) {
+    if (in_flight == 0 || step < in_flight) return PCN_OK;
+    return o->wait_mark((step - in_flight) % PCN_MARK_SLOTS);
+}
+
+void pcn_backend_step_mark(const pcn_backend_ops *o, int step) {
+    o->mark(step % PCN_MARK_SLOTS);
+}
+
 const char *pcn_backend_missing(const pcn_backend_ops *o) {
 #define OP(f)                                                                               \
     if (!o->f) return #f;
@@ -48,7 +72,7 @@ const char *pcn_backend_missing(const pcn_backend_ops *o) {
     OP(phase_init) OP(phase_free) OP(infer_phase) OP(gram_phase) OP(disc_phase) OP(alloc) OP(release)
     OP(upload) OP(download) OP(sync) OP(sum_begin) OP(sum_finish) OP(sum_read)
     OP(set_precision) OP(replay) OP(fill_rows) OP(act_pass) OP(disc_error) OP(latent_step)
-    OP(optim_step)
+    OP(optim_step) OP(mark) OP(wait_mark)
 #undef OP
     return NULL;
 }

@@ -171,11 +171,12 @@ pcn_status pcn_disc_phase_plain(void *ws, pcn_disc_phase *ph) {
     }
     if (ph->beta != 0.0f)
         for (int l = 1; l < m->L; l++) m->ops->zero((size_t)w->rows * m->dims[l], w->mom[l]);
-    for (int step = 0; step < ph->steps; step++) {
+    for (int step = 0; step < ph->steps; step++) { // at most K steps queued (backend.h)
         const bool want = step >= ph->sum_from;
-        double sq = pcn_disc_errors(w, m, ph->y, want);
-        pcn_status st = want ? ph->watch(ph->ctx, step, pcn_disc_sum(m, sq)) : PCN_OK;
+        pcn_status st = pcn_backend_step_wait(ops, step);
         if (st != PCN_OK) return st;
+        double sq = pcn_disc_errors(w, m, ph->y, want);
+        if (want && (st = ph->watch(ph->ctx, step, pcn_disc_sum(m, sq))) != PCN_OK) return st;
         pcn_disc_back(w, m);
         if (ph->ipc) {
             pcn_disc_gradient(w, m);
@@ -183,6 +184,7 @@ pcn_status pcn_disc_phase_plain(void *ws, pcn_disc_phase *ph) {
         }
         latents(w, m, ph->lr, ph->beta);
         pcn_disc_preact(w, m, ph->ipc ? 1 : 2);
+        pcn_backend_step_mark(ops, step);
     }
     ph->final_sq = pcn_disc_sum(m, pcn_disc_errors(w, m, ph->y, true));
     if (ph->gradient) pcn_disc_gradient(w, m);

@@ -391,6 +391,29 @@ pcn_status pcn_trainer_sum_gradient(trainer *t) {
     return st;
 }
 
+// The per-step learning path: t_steps steps, the first `reported` with their energies.
+// On a device at most PCN_STEPS_IN_FLIGHT steps are queued at once (backend.h), so that
+// a wait, which polls, comes at least every few steps. Collective.
+static pcn_status learn_steps(trainer *t, learn_watch *w, int t_steps, int reported, double lr,
+                              float alpha) {
+    const pcn_train_params *p = t->p;
+    const pcn_backend_ops *ops = t->m->ops;
+    pcn_status st = PCN_OK;
+    for (int step = 0; step < t_steps && st == PCN_OK; step++) {
+        const bool want = step < reported;
+        if ((st = pcn_backend_step_wait(ops, step)) != PCN_OK) break;
+        double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, want);
+        if (want && (st = watch_learning(w, step, pcn_step_sum(t->m, sq))) != PCN_OK) break;
+        pcn_step_gradient(t->m, t->s, true);
+        if (t->coll) st = pcn_trainer_sum_gradient(t);
+        if (st == PCN_OK && plain_update(p)) pcn_step_apply(t->m, alpha);
+        else if (st == PCN_OK) // g = -B times the gradient of the batch-mean energy
+            st = pcn_optim_apply(t->m, p, lr, -1.0 / (double)t->gbatch, t->pos.opt_steps++);
+        pcn_backend_step_mark(ops, step);
+    }
+    return st;
+}
+
 // The learning phase in float32; *pre and *post get the batch energies before and after
 // it (after a batch-space phase, from the preactivations it tracked for its batch-space
 // layers: equal to a recomputation up to rounding). Other step energies are computed only
@@ -427,18 +450,9 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
         *pre = e[0], *post = e[1];
         return st;
     }
-    for (int step = 0; step < t_steps && st == PCN_OK; step++) {
-        const bool want = step < reported;
-        double sq = pcn_step_errors(t->m, t->s, t->dx, t->dy, 0.0f, false, want);
-        if (want && (st = watch_learning(&w, step, pcn_step_sum(t->m, sq))) != PCN_OK) break;
-        pcn_step_gradient(t->m, t->s, true);
-        if (t->coll) st = pcn_trainer_sum_gradient(t);
-        if (st == PCN_OK && plain_update(p)) pcn_step_apply(t->m, alpha);
-        else if (st == PCN_OK) // g = -B times the gradient of the batch-mean energy
-            st = pcn_optim_apply(t->m, p, lr, -1.0 / (double)t->gbatch, t->pos.opt_steps++);
-    }
+    if ((st = learn_steps(t, &w, t_steps, reported, lr, alpha)) != PCN_OK) return st;
     *pre = w.pre;
-    return st == PCN_OK ? snapshot_energy(t, post) : st;
+    return snapshot_energy(t, post);
 }
 
 int pcn_trainer_argmax(const float *v, int n) {

@@ -27,6 +27,7 @@ PROGRAM = ["src/main.c", "src/cli.c", "src/settings.c", "src/device.c", "src/cmd
 PROGRAM_MAINS = PROGRAM + ["io/pcn_convert_main.c", "jobs/bench/bench_engine.c"]
 PUBLIC = {"pcn.h", "pcn_dist.h", "pcn_io.h"}
 WHITEBOX = {"tests/test_backend.c", "tests/test_rows.c", "tests/test_devpath.c",
+            "tests/emu_device.c", "tests/emu_device.h",
             "tests/test_dist_learn.c", "tests/test_gpu.c", "tests/test_disc.c",
             "tests/test_disc_golden.c", "tests/test_disc_train.c"}
 MAX_FILE, MAX_FUNCTION = 800, 60

@@ -3,17 +3,23 @@
  * backend (the CPU backend's arithmetic behind the device contract of backend.h) trains
  * exactly like the CPU backend, on one process and across ranks.
  *
- * The emulated device keeps what makes the device paths different and could hide bugs on
- * a machine without a GPU:
+ * The emulated device (emu_device.h) keeps what makes the device paths different and could
+ * hide bugs on a machine without a GPU:
+ *   - it is asynchronous: every stream operation is queued and runs only at a sync point
+ *     (sync, download, sum_read, release, wait_mark), so a path that reads a result
+ *     without waiting sees stale data (check_queue proves the queue defers);
  *   - its buffers are its own allocations; the model's host copy (pcn_model_weights) is a
  *     separate buffer that only push/pull connect, so a missed push or pull shows;
  *   - its passes return 0: sums exist only between sum_begin and sum_finish and come back
  *     through sum_read, so a step whose energy the trainer needs but did not ask for reads
  *     a stale value (poisoned with NaN after every read);
- *   - replay runs a recorded step's body again, like a graph replay, while the host-side
- *     value it returns is ignored (a graph returns nothing to the host);
+ *   - replay is a graph: the first call for a key captures what the body queues, later
+ *     calls queue the captured operations without running the body's host code (host
+ *     values frozen at capture; check_queue proves it); a wait inside a capture fails;
  *   - gradients across ranks are staged through the collectives' host buffer (where =
  *     this backend), as --comm mpi does with a GPU.
+ * The per-step learning loop keeps at most PCN_STEPS_IN_FLIGHT steps queued (marks and
+ * waits, backend.h): check_bounded_queue counts the steps in flight on the device.
  * The batch-space learner allocates its B x B buffer G only for the layers its plan puts in
  * batch space, and a device with no room for G trains on the per-step path instead (like
  * the CPU's plain path, bitwise).
@@ -37,93 +43,8 @@
 #include "pcn_dist.h"
 #include "gram.h"
 #include "phase.h"
+#include "emu_device.h"
 #include "testutil.h"
-
-// ---- the emulated device ------------------------------------------------------------------
-
-static struct {
-    bool summing;
-    double acc, total;
-    int replays, uploads, downloads;
-    int disc_errors, optim_steps; // discriminative passes and optimizer steps run here
-    const void *weights;  // the device model's weights: a download from them is a weight copy
-    int weight_downloads; // how many
-    size_t gram_bytes;    // the size of a batch-space learner's G (B x B floats): counted
-    int gram_allocs;      //   here,
-    bool gram_no_room;    //   and refused when set, as a full device refuses
-} emu;
-
-static void *emu_alloc(size_t bytes) {
-    if (bytes && bytes == emu.gram_bytes) {
-        emu.gram_allocs++;
-        if (emu.gram_no_room) return NULL;
-    }
-    return bytes ? calloc(1, bytes) : NULL;
-}
-static void emu_release(void *p) { free(p); }
-static void emu_upload(void *d, const void *s, size_t n) {
-    emu.uploads++;
-    if (n) memcpy(d, s, n);
-}
-static void emu_download(void *d, const void *s, size_t n) {
-    emu.downloads++;
-    emu.weight_downloads += s == emu.weights;
-    if (n) memcpy(d, s, n);
-}
-static void emu_sync(void) {}
-
-static double emu_error_pass(pcn_activation act, size_t n, float *x, const float *a, float *e,
-                             float *h, float lr) {
-    double s = pcn_backend_cpu.error_pass(act, n, x, a, e, h, lr);
-    if (emu.summing) emu.acc += s;
-    return 0.0;
-}
-static double emu_sup_error(size_t n, const float *yhat, const float *y, float *esup) {
-    double s = pcn_backend_cpu.sup_error(n, yhat, y, esup);
-    if (emu.summing) emu.acc += s;
-    return 0.0;
-}
-static double emu_disc_error(pcn_activation act, float slope, size_t n, const float *x,
-                             const float *a, float *e, float *d) {
-    double s = pcn_backend_cpu.disc_error(act, slope, n, x, a, e, d);
-    if (emu.summing) emu.acc += s;
-    emu.disc_errors++;
-    return 0.0;
-}
-static void emu_optim_step(const pcn_optim_step *o, size_t n, const float *g, float *m,
-                           float *v, float *w) {
-    emu.optim_steps++;
-    pcn_backend_cpu.optim_step(o, n, g, m, v, w);
-}
-static void emu_sum_begin(void) { emu.summing = true, emu.acc = 0.0; }
-static void emu_sum_finish(void) { emu.summing = false, emu.total = emu.acc; }
-static double emu_sum_read(void) {
-    double v = emu.total;
-    emu.total = NAN; // read once: a second read without a new sum is a bug
-    return v;
-}
-static void emu_replay(const void *key, size_t len, void (*body)(void *), void *ctx) {
-    (void)key, (void)len;
-    emu.replays++;
-    body(ctx);
-}
-
-static pcn_backend_ops emu_ops(void) {
-    pcn_backend_ops o = pcn_backend_cpu;
-    o.name = "emulated device";
-    o.on_device = true;
-    o.alloc = emu_alloc, o.release = emu_release;
-    o.upload = emu_upload, o.download = emu_download, o.sync = emu_sync;
-    o.error_pass = emu_error_pass, o.sup_error = emu_sup_error;
-    o.disc_error = emu_disc_error, o.optim_step = emu_optim_step;
-    o.sum_begin = emu_sum_begin, o.sum_finish = emu_sum_finish, o.sum_read = emu_sum_read;
-    o.replay = emu_replay;
-    // A device's phases: the plain ones, as the CUDA loader gives the CUDA module's table.
-    o.phase_init = pcn_phase_plain_init, o.phase_free = pcn_phase_plain_free;
-    o.infer_phase = pcn_phase_plain_infer, o.gram_phase = pcn_gram_phase_plain;
-    o.disc_phase = pcn_disc_phase_plain;
-    return o;
-}
 
 // ---- runs ---------------------------------------------------------------------------------
 
@@ -344,6 +265,94 @@ static void check_gram_buffers(pcn_comm *c, const pcn_backend_ops *emu_backend) 
     free(x), free(t), free(lab);
 }
 
+// ---- the emulated device itself ---------------------------------------------------------
+
+typedef struct {
+    const pcn_backend_ops *ops;
+    const float *x;
+    float *y;
+    float alpha; // a host value the body reads: frozen at capture
+    int runs;    // how often the body's host code ran
+} replay_ctx;
+
+static void replay_body(void *u) {
+    replay_ctx *r = u;
+    r->runs++;
+    r->ops->axpy(4, r->alpha, r->x, r->y);
+}
+
+// The queue defers work: an operation's result is not in the buffer (read here through the
+// emulator's host pointer, the read a device forbids) until a sync point; wait_mark runs the
+// queue up to the mark only; a replayed graph runs its captured arguments, not its body.
+static void check_queue(const pcn_backend_ops *o) {
+    const float ones[4] = {1, 1, 1, 1};
+    float *x = o->alloc(4 * sizeof(float)), *y = o->alloc(4 * sizeof(float)), back[4];
+    o->upload(x, ones, sizeof ones);
+    o->axpy(4, 2.0f, x, y);
+    TU_CHECK(y[0] == 0.0f && emu_device_pending() == 2,
+             "queue: y = %g right after a queued axpy (want the stale 0), %zu pending", y[0],
+             emu_device_pending());
+    o->download(back, y, sizeof back);
+    TU_CHECK(back[0] == 2.0f && emu_device_pending() == 0, "queue: download read %g, want 2",
+             back[0]);
+    o->axpy(4, 1.0f, x, y), o->mark(3), o->axpy(4, 1.0f, x, y);
+    TU_CHECK(o->wait_mark(3) == PCN_OK && y[0] == 3.0f && emu_device_pending() == 1,
+             "queue: after wait_mark y = %g (want 3), %zu pending (want 1)", y[0],
+             emu_device_pending());
+    o->sync();
+    replay_ctx r = {o, x, y, 1.0f, 0};
+    const int key = 7;
+    o->replay(&key, sizeof key, replay_body, &r); // captured with alpha 1
+    r.alpha = 100.0f;                              // host code a graph never sees again
+    o->replay(&key, sizeof key, replay_body, &r);
+    o->sync();
+    TU_CHECK(r.runs == 1 && y[0] == 6.0f, "replay: the body ran %d times (want 1), y = %g "
+             "(want 6: the captured alpha twice)", r.runs, y[0]);
+    o->release(x), o->release(y);
+}
+
+// The per-step learning path (T_learn = 20) keeps at most PCN_STEPS_IN_FLIGHT steps queued
+// on the device, counted as queued updates of the weights; unbounded, all 20 are queued
+// before anything waits, and the weights are bitwise the same either way. One process
+// (across ranks the staged gradient sum waits at every step).
+static void check_bounded_queue(pcn_comm *c, const pcn_backend_ops *emu_backend) {
+    enum { N = 40, B = 20, T = 20, K = 4 };
+    const int dims[] = {24, 16, 10};
+    float *x = malloc(N * dims[0] * sizeof(float)), *t = malloc(N * K * sizeof(float));
+    int32_t *lab = malloc(N * sizeof(int32_t));
+    fill_case_data(N, dims[0], K, x, lab, t);
+    pcn_arrays a = {x, lab, NULL, N, dims[0], 0};
+    pcn_data d = pcn_data_from_arrays(&a);
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH, mp.seed = 5;
+    pcn_train_params p = pcn_train_default_params();
+    p.t_infer = 3, p.t_learn = T, p.batch_size = B, p.num_epochs = 1, p.lr_infer = 0.1;
+    p.lr_learn = 0.05, p.train_accuracy_every = 0, p.learn_path = PCN_LEARN_PLAIN;
+    float *w[2] = {NULL, NULL};
+    for (int bounded = 1; bounded >= 0; bounded--) {
+        pcn_backend_set_steps_in_flight(bounded ? PCN_STEPS_IN_FLIGHT : 0);
+        pcn_model *dev = pcn_model_init(&mp);
+        TU_CHECK(pcn_model_to_backend(dev, emu_backend, PCN_DEVICE_CUDA) == PCN_OK, "%s",
+                 pcn_last_error());
+        emu.weights = dev->w;
+        emu_device_reset_depth();
+        TU_CHECK(pcn_dist_train(dev, &d, &p, NULL, c) == PCN_OK, "%s", pcn_last_error());
+        const int want = bounded ? PCN_STEPS_IN_FLIGHT : T;
+        TU_CHECK(emu.max_weight_steps == want && (!bounded || emu.max_marks <= want),
+                 "%s queue: %d learning steps in flight at most (want %d), %d marks",
+                 bounded ? "bounded" : "unbounded", emu.max_weight_steps, want, emu.max_marks);
+        const size_t nw = pcn_model_num_weights(dev);
+        w[bounded] = malloc(nw * sizeof(float));
+        memcpy(w[bounded], pcn_model_weights(dev), nw * sizeof(float));
+        if (!bounded) tu_close_f("weights, bounded against unbounded queue (bitwise)", w[1], w[0],
+                                 nw, 0, 0);
+        pcn_model_free(dev);
+    }
+    pcn_backend_set_steps_in_flight(PCN_STEPS_IN_FLIGHT);
+    emu.weights = NULL;
+    free(w[0]), free(w[1]), free(x), free(t), free(lab);
+}
+
 // ---- the discriminative mode ------------------------------------------------------------------
 
 // |got - ref| <= 1e-5 max |ref| over n values: both runs are float32, but the emulated
@@ -390,6 +399,7 @@ static disc_run train_disc(pcn_comm *c, const pcn_backend_ops *ops, pcn_device d
     disc_run r = {pcn_model_init(&mp), pcn_history_init(), calloc((size_t)d->n * K, sizeof(float))};
     TU_CHECK(r.m && pcn_model_to_backend(r.m, ops, dev) == PCN_OK, "disc model on %s: %s",
              ops->name, pcn_last_error());
+    if (ops->on_device) emu.weights = r.m->w, emu_device_reset_depth();
     pcn_test_result res;
     TU_CHECK(pcn_dist_train(r.m, d, p, r.h, c) == PCN_OK, "disc %s: %s", ops->name,
              pcn_last_error());
@@ -452,6 +462,13 @@ static void check_disc(pcn_comm *c, const pcn_backend_ops *emu_backend, bool ipc
     TU_CHECK(emu.optim_steps == steps && emu.disc_errors >= batches * p.t_infer * 3,
              "%s: the device ran %d optimizer steps (want %d) and %d error passes", name,
              emu.optim_steps, steps, emu.disc_errors);
+    // iPC updates the weights at every step: at most K steps queued, and K reached (t_infer
+    // is 6; without the bound all 6 are queued before the batch's energy is read). One
+    // process: across ranks the staged gradient sum waits at every step.
+    TU_CHECK(!ipc || pcn_dist_size(c) > 1 || emu.max_weight_steps == PCN_STEPS_IN_FLIGHT,
+             "%s: %d steps in flight at most, want %d", name, emu.max_weight_steps,
+             PCN_STEPS_IN_FLIGHT);
+    emu.weights = NULL;
     compare_disc(name, dev, cpu, (size_t)N * K, true);
     compare_disc(name, dev, ref, (size_t)N * K, false);
     free_disc(ref), free_disc(cpu), free_disc(dev);
@@ -461,15 +478,20 @@ static void check_disc(pcn_comm *c, const pcn_backend_ops *emu_backend, bool ipc
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     pcn_comm *c = pcn_dist_init(MPI_COMM_WORLD);
-    pcn_backend_ops ops = emu_ops();
+    pcn_backend_ops ops = emu_device_ops();
+    check_queue(&ops);
     check_case(c, &ops, (run_case){"cls auto, train accuracy", PCN_TASK_CLASSIFICATION, PCN_LEARN_AUTO, false, 0, 1, false});
     check_case(c, &ops, (run_case){"cls gram, callbacks", PCN_TASK_CLASSIFICATION, PCN_LEARN_GRAM, true, 0, 2, false});
     check_case(c, &ops, (run_case){"cls plain, early stop", PCN_TASK_CLASSIFICATION, PCN_LEARN_PLAIN, false, 1e-3, 0, false});
     check_case(c, &ops, (run_case){"reg plain, callbacks, early stop", PCN_TASK_REGRESSION, PCN_LEARN_PLAIN, true, 1e-3, 0, false});
     check_case(c, &ops, (run_case){"cls auto, own latents", PCN_TASK_CLASSIFICATION, PCN_LEARN_AUTO, false, 0, 1, true});
     if (pcn_dist_size(c) == 1) check_gram_buffers(c, &ops);
+    if (pcn_dist_size(c) == 1) check_bounded_queue(c, &ops);
     check_disc(c, &ops, false);
     check_disc(c, &ops, true);
+    TU_CHECK(emu.captures > 0 && emu.sync_in_capture == 0,
+             "graphs: %d captured, %d waits inside a capture (want none)", emu.captures,
+             emu.sync_in_capture);
     int failed = tu_failures, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (pcn_dist_rank(c) == 0)

@@ -5,14 +5,15 @@
  *
  * Invariants:
  * - One process drives one device through one stream (g.stream); cuBLAS and NCCL work on it
- *   too, so the order of work is the order of calls and nothing else needs events.
+ *   too, so the order of work is the order of calls; the only events are mark's
+ *   (g.marks), which let the trainer's loops keep a bounded number of steps queued.
  * - Sums are deterministic: every pass that sums launches a fixed grid for its size, each
  *   block writes one partial (in double) into the pass's slot, and sum_finish adds all slots
  *   in one fixed order on the device. The same inputs give bitwise the same energies, so
  *   decisions taken from them (early stop, schedules) replay exactly after a resume.
- * - The host waits for the device only in download, sync and sum_read; with NCCL up those
- *   waits poll NCCL's asynchronous error and a timeout, so a dead peer ends the run with a
- *   message instead of a hang.
+ * - The host waits for the device only in download, sync, sum_read, release and wait_mark;
+ *   with NCCL up those waits poll NCCL's asynchronous error and a timeout, so a dead peer
+ *   ends the run with a message instead of a hang.
  * - A graph is keyed by the caller's description of everything it depends on; releasing
  *   any buffer drops every graph (a new buffer may reuse an old address).
  *
@@ -108,6 +109,7 @@ static struct {
     char name[256];
     cudaStream_t stream;
     cublasHandle_t blas;
+    cudaEvent_t marks[PCN_MARK_SLOTS]; // mark / wait_mark (the bounded queue of steps)
     void *blas_workspace;
     cublasComputeType_t compute; // of the next matrix products
     double *partials;           // (SLOTS, MAX_BLOCKS) per-block sums
@@ -131,16 +133,18 @@ static double now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-// Waits for everything queued on the stream. With NCCL up it polls, so that an NCCL error
-// or a peer that never arrives ends the run (through the fatal handler) after g.timeout.
-static void wait_stream(const char *what) {
+// Waits for an event (ev) or, when ev is NULL, for everything queued on the stream. With
+// NCCL up it polls, so that an NCCL error or a peer that never arrives ends the run
+// (through the fatal handler) after g.timeout.
+static void wait_for(cudaEvent_t ev, const char *what) {
     if (!g.nccl_up) {
-        PCN_CUDA_CHECK(cudaStreamSynchronize(g.stream));
+        if (ev) PCN_CUDA_CHECK(cudaEventSynchronize(ev));
+        else PCN_CUDA_CHECK(cudaStreamSynchronize(g.stream));
         return;
     }
     const double t0 = now();
     for (int spins = 0;; spins++) {
-        cudaError_t e = cudaStreamQuery(g.stream);
+        cudaError_t e = ev ? cudaEventQuery(ev) : cudaStreamQuery(g.stream);
         if (e == cudaSuccess) return;
         if (e != cudaErrorNotReady)
             pcn_gpu_fatal(__FILE__, __LINE__, "waiting for %s: %s", what, cudaGetErrorString(e));
@@ -167,6 +171,8 @@ static void wait_stream(const char *what) {
         if (spins > 1000) usleep(50);
     }
 }
+
+static void wait_stream(const char *what) { wait_for(NULL, what); }
 
 static bool has_nccl(void) {
 #ifdef PCN_HAVE_NCCL
@@ -246,6 +252,8 @@ static pcn_status m_pcn_cuda_select(int device) {
     PCN_CUDA_CHECK(cudaMalloc((void **)&g.partials, sizeof(double) * SLOTS * MAX_BLOCKS));
     PCN_CUDA_CHECK(cudaMalloc((void **)&g.sum_dev, sizeof(double)));
     PCN_CUDA_CHECK(cudaMallocHost((void **)&g.sum_host, sizeof(double)));
+    for (int i = 0; i < PCN_MARK_SLOTS; i++)
+        PCN_CUDA_CHECK(cudaEventCreateWithFlags(&g.marks[i], cudaEventDisableTiming));
     g.compute = CUBLAS_COMPUTE_32F;
     g.slot = -1;
     if (g.timeout <= 0) g.timeout = 300;
@@ -468,6 +476,15 @@ static double cuda_sum_read(void) {
     return *g.sum_host;
 }
 
+static void cuda_mark(int slot) {
+    PCN_CUDA_CHECK(cudaEventRecord(g.marks[slot % PCN_MARK_SLOTS], g.stream));
+}
+
+static pcn_status cuda_wait_mark(int slot) {
+    wait_for(g.marks[slot % PCN_MARK_SLOTS], "a queued step");
+    return PCN_OK;
+}
+
 static void cuda_set_precision(pcn_precision p) {
     g.compute = p == PCN_PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
               : p == PCN_PRECISION_BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
@@ -529,6 +546,8 @@ static pcn_backend_ops make_ops(void) {
     o.sum_read = cuda_sum_read;
     o.set_precision = cuda_set_precision;
     o.replay = cuda_replay;
+    o.mark = cuda_mark;
+    o.wait_mark = cuda_wait_mark;
     pcn_gpu_disc_ops(&o); // disc_cuda.cu
     return o;
 }

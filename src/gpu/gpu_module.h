@@ -9,7 +9,8 @@
  * Its backend table leaves the phase operations NULL: the loader fills in the plain phases
  * (phases.c, and disc.c's pcn_disc_phase_plain), which run on the module's operations.
  * The ABI covers this table and pcn_backend_ops (backend.h), whose layout the module fills:
- * bump it when either changes (4: the discriminative mode's and the optimizers' operations).
+ * bump it when either changes (4: the discriminative mode's and the optimizers' operations;
+ * 5: mark and wait_mark, the events of the bounded queue of steps).
  */
 #ifndef PCN_GPU_MODULE_H
 #define PCN_GPU_MODULE_H
@@ -18,7 +19,7 @@
 
 #include "backend.h"
 
-#define PCN_GPU_MODULE_ABI 4
+#define PCN_GPU_MODULE_ABI 5
 #define PCN_GPU_MODULE_NAME "libpcn_cuda.so"
 #define PCN_GPU_MODULE_ENTRY "pcn_gpu_module_init"
 

@@ -1,0 +1,57 @@
+/*
+ * emu_device.h — an emulated device backend for the tests: the CPU backend's arithmetic
+ * behind the device contract of backend.h, asynchronous like a GPU's stream.
+ *
+ * Every operation a device runs on its stream (gemm, the passes, axpy, zero, normal_rows,
+ * fill_rows, act_pass, disc_error, latent_step, optim_step, the sums' begin and finish,
+ * an upload, a mark) is recorded into a queue, with copies of its scalar arguments and
+ * pointers (an upload copies its host source then, as cudaMemcpyAsync from pageable memory
+ * does), and runs only at a synchronisation point: sync, download (drains, then copies),
+ * sum_read, release (CUDA waits before freeing) and wait_mark (drains up to the slot's last
+ * mark). Host-visible effects therefore appear late: a trainer path that reads a device
+ * result without waiting sees stale data.
+ *
+ * replay is a graph: the first call for a key runs the body once and captures the
+ * operations it queues; later calls queue the captured operations again, with their
+ * captured arguments, and never run the body's host code (host values computed in the body
+ * stay frozen at capture). A synchronisation point inside a capture is counted as an error
+ * (a CUDA stream under capture cannot wait). Releasing any buffer drops every graph.
+ *
+ * Its buffers are its own host allocations (not the model's host copies), so a test may
+ * look at them through host pointers: that is exactly the read a device forbids, and how
+ * the tests prove the queue defers work.
+ */
+#ifndef PCN_TEST_EMU_DEVICE_H
+#define PCN_TEST_EMU_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backend.h"
+
+// What the emulated device saw (tests read and reset these fields).
+typedef struct {
+    int replays, uploads, downloads; // calls of replay, upload, download
+    int disc_errors, optim_steps;    // discriminative passes and optimizer steps run here
+    const void *weights;  // the device model's weights: a download from them is a weight copy
+    int weight_downloads; // how many
+    size_t gram_bytes;    // the size of a batch-space learner's G (B x B floats): counted
+    int gram_allocs;      //   here,
+    bool gram_no_room;    //   and refused when set, as a full device refuses
+    int captures;         // graphs captured (bodies run by replay)
+    int sync_in_capture;  // synchronisation points reached while capturing (an error)
+    int max_marks;        // the most marks queued and not yet run, at any time
+    int max_weight_steps; // the most queued updates of `weights` (an axpy or optimizer step
+                          //   whose destination starts at weights), at any time
+} emu_stats;
+
+extern emu_stats emu;
+
+// The emulated device's backend table (the plain phases, as the CUDA loader gives them).
+pcn_backend_ops emu_device_ops(void);
+// Operations queued and not yet run.
+size_t emu_device_pending(void);
+// Resets max_marks and max_weight_steps.
+void emu_device_reset_depth(void);
+
+#endif // PCN_TEST_EMU_DEVICE_H
