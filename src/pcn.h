@@ -142,12 +142,17 @@ typedef struct pcn_model pcn_model;
 typedef enum { PCN_DEVICE_CPU = 0, PCN_DEVICE_CUDA = 1 } pcn_device;
 
 // Arithmetic of the inference phase's matrix products on a GPU (the learning phase and
-// every element-wise pass stay float32; inputs and outputs are float32 throughout).
+// every element-wise pass stay float32; inputs and outputs are float32 throughout). The
+// products are cublasGemmEx on float32 operands with the compute type named below: cuBLAS
+// is ALLOWED to round the inputs to that format for tensor cores (float32 accumulation)
+// and may take a more precise path instead (tf32 or float32), so the rounding is at most
+// the format's, not guaranteed to be exactly it (torch.autocast converts the operands to
+// fp16 itself). See docs/GPU.md.
 typedef enum {
-    PCN_PRECISION_FP32 = 0, // float32 products
-    PCN_PRECISION_TF32 = 1, // tensor cores, inputs rounded to tf32 (10-bit mantissa)
-    PCN_PRECISION_BF16 = 2, // tensor cores, inputs rounded to bfloat16, float32 sums
-    PCN_PRECISION_FP16 = 3  // tensor cores, inputs rounded to float16, float32 sums
+    PCN_PRECISION_FP32 = 0, // float32 products (CUBLAS_COMPUTE_32F)
+    PCN_PRECISION_TF32 = 1, // CUBLAS_COMPUTE_32F_FAST_TF32: inputs to tf32 (10-bit mantissa)
+    PCN_PRECISION_BF16 = 2, // CUBLAS_COMPUTE_32F_FAST_16BF: inputs to bfloat16 at most
+    PCN_PRECISION_FP16 = 3  // CUBLAS_COMPUTE_32F_FAST_16F: inputs to float16 at most
                             //   (torch.autocast's default type, pcn-torch's mixed precision)
 } pcn_precision;
 
