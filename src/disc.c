@@ -109,12 +109,21 @@ void pcn_disc_random(pcn_disc *w, const pcn_model *m, const float *x0, int rows,
 }
 
 double pcn_disc_errors(pcn_disc *w, const pcn_model *m, const float *y, bool want_sum) {
+    return pcn_disc_errors_from(w, m, y, 1, want_sum);
+}
+
+double pcn_disc_errors_from(pcn_disc *w, const pcn_model *m, const float *y, int lo,
+                            bool want_sum) {
     const pcn_backend_ops *ops = m->ops;
     const int L = m->L;
     w->x[L] = (float *)y;
     double sq = 0.0;
+    for (int l = 1; l < lo; l++) {
+        ops->zero((size_t)w->rows * m->dims[l], w->e[l]);
+        ops->zero((size_t)w->rows * m->dims[l], w->d[l]);
+    }
     if (want_sum) ops->sum_begin();
-    for (int l = 1; l <= L; l++)
+    for (int l = lo; l <= L; l++)
         sq += ops->disc_error(m->act[l - 1], m->slope, (size_t)w->rows * m->dims[l], w->x[l],
                               w->a[l], w->e[l], w->d[l]);
     if (want_sum) ops->sum_finish();
@@ -175,7 +184,9 @@ pcn_status pcn_disc_phase_plain(void *ws, pcn_disc_phase *ph) {
         const bool want = step >= ph->sum_from;
         pcn_status st = pcn_backend_step_wait(ops, step);
         if (st != PCN_OK) return st;
-        double sq = pcn_disc_errors(w, m, ph->y, want);
+        // right after the forward start only the output's error is not exactly 0
+        const int lo = ph->forward && step == 0 ? m->L : 1;
+        double sq = pcn_disc_errors_from(w, m, ph->y, lo, want);
         if (want && (st = ph->watch(ph->ctx, step, pcn_disc_sum(m, sq))) != PCN_OK) return st;
         pcn_disc_back(w, m);
         if (ph->ipc) {

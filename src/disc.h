@@ -90,6 +90,10 @@ pcn_status pcn_disc_phase_plain(void *ws, pcn_disc_phase *ph);
 // Errors e_l, d_l of the current state with x_L = y; returns the sum of e^2 when want_sum
 // (pcn_disc_sum completes it on a device).
 double pcn_disc_errors(pcn_disc *w, const pcn_model *m, const float *y, bool want_sum);
+// The same for layers lo..L, with e_l = d_l = 0 below lo (right after the forward start
+// every hidden error is exactly 0: x_l = mu_l).
+double pcn_disc_errors_from(pcn_disc *w, const pcn_model *m, const float *y, int lo,
+                            bool want_sum);
 double pcn_disc_sum(const pcn_model *m, double returned);
 // After pcn_disc_errors: t_l = -d_{l+1} W_{l+1}, l = 1..L-1.
 void pcn_disc_back(pcn_disc *w, const pcn_model *m);

@@ -115,21 +115,26 @@ static void forward_rows(const pcn_disc_phase *ph, const rows_view *v, int r0) {
                (size_t)v->rows * m->dims[L] * sizeof(float));
 }
 
-// The errors of layers lo..L on the view's rows; returns their sum of squares.
+// The errors of layers lo..L on the view's rows (those below lo set to 0); returns their sum
+// of squares.
 static double errors_rows(const pcn_model *m, const rows_view *v, int lo) {
     double sq = 0.0;
+    for (int l = 1; l < lo; l++) { // exactly 0: the layer has not moved since the forward start
+        memset(v->e[l], 0, (size_t)v->rows * m->dims[l] * sizeof(float));
+        memset(v->d[l], 0, (size_t)v->rows * m->dims[l] * sizeof(float));
+    }
     for (int l = lo; l <= m->L; l++)
         sq += pcn_disc_error_block(m->act[l - 1], m->slope, (size_t)v->rows * m->dims[l], v->x[l],
                                    v->a[l], v->e[l], v->d[l]);
     return sq;
 }
 
-// A step's first half on the view's rows: the errors of layers lo..L (their sum of squares
-// returned) and the back products t_l = -d_{l+1} W_{l+1}, l = lo..L-1.
-static double step_errors(const pcn_disc_phase *ph, const rows_view *v, int lo) {
+// A step's first half on the view's rows: the errors of layers lo..L (below lo: 0; their
+// sum of squares returned) and the back products t_l = -d_{l+1} W_{l+1}, l = move..L-1.
+static double step_errors(const pcn_disc_phase *ph, const rows_view *v, int lo, int move) {
     const pcn_model *m = ph->m;
     const double sq = errors_rows(m, v, lo);
-    for (int l = lo; l < m->L; l++)
+    for (int l = move; l < m->L; l++)
         pcn_gemm_packed(v->rows, m->dims[l], m->dims[l + 1], -1.0f, v->d[l + 1], m->dims[l + 1],
                         ph->w->wn[l + 1], 0.0f, v->t[l], m->dims[l]);
     return sq;
@@ -159,12 +164,13 @@ static void run_rows(const pcn_disc_phase *ph, int r0, int rows, double *part) {
     if (ph->forward) forward_rows(ph, &v, r0);
     zero_momentum(ph, &v);
     for (int step = 0; step < ph->steps; step++) {
-        // From the forward start, step s moves only x_l for l >= L - 1 - s: below, every
-        // error and every latent's gradient is still exactly 0 (x_l = mu_l), so the step
-        // skips those layers' passes and products, which would give 0 (up to rounding).
-        const int lo = ph->forward && L - 1 - step > 1 ? L - 1 - step : 1;
-        part[step] = step_errors(ph, &v, lo);
-        step_latents(ph, &v, lo, lo + 1 > 2 ? lo + 1 : 2);
+        // From the forward start, the errors of step s are exactly 0 below layer L - s
+        // (x_l = mu_l still) and it moves only x_l for l >= L - 1 - s, so the step skips
+        // the other layers' passes and products, which would give 0 up to rounding.
+        const int lo = ph->forward && L - step > 1 ? L - step : 1;
+        const int move = lo > 1 ? lo - 1 : 1;
+        part[step] = step_errors(ph, &v, lo, move);
+        step_latents(ph, &v, move, move + 1 > 2 ? move + 1 : 2);
     }
     part[ph->steps] = errors_rows(ph->m, &v, 1);
 }
@@ -221,7 +227,8 @@ static pcn_status ipc_rows(const pcn_disc_phase *ph, int id, int k, int r0, int 
     if (ph->forward) forward_rows(ph, &v, r0);
     zero_momentum(ph, &v);
     for (int step = 0; step < ph->steps; step++) {
-        part[step] = step_errors(ph, &v, 1);
+        // the forward start's hidden errors are exactly 0 (and so their gradient)
+        part[step] = step_errors(ph, &v, ph->forward && step == 0 ? ph->m->L : 1, 1);
 #pragma omp barrier
         gradient_units(ph, id, k);
 #pragma omp barrier
