@@ -122,6 +122,16 @@ typedef struct pcn_backend_ops {
     // handler when the timeout passes (as its other waits do); host backends: no-ops, PCN_OK.
     void (*mark)(int slot);
     pcn_status (*wait_mark)(int slot);
+
+    // ---- timers: the device time of queued operations -------------------------------------
+    // timer_begin and timer_end, queued around an operation (pairs do not nest), time it
+    // when it runs, as events on the stream do; timer_read waits for the last pair to have
+    // run and returns the seconds of every pair since the last read, then forgets them.
+    // A device backend waits as wait_mark does (under its timeout); host backends run
+    // their operations at the call, so their callers time them with the clock: no-ops, 0.
+    void (*timer_begin)(void);
+    void (*timer_end)(void);
+    double (*timer_read)(void);
 } pcn_backend_ops;
 
 // Events a backend keeps (mark's slots) and the steps a loop keeps in flight by default.
@@ -172,6 +182,8 @@ void pcn_host_set_precision(pcn_precision p);
 void pcn_host_replay(const void *key, size_t key_bytes, void (*body)(void *ctx), void *ctx);
 void pcn_host_mark(int slot);
 pcn_status pcn_host_wait_mark(int slot);
+void pcn_host_timer_mark(void);
+double pcn_host_timer_read(void);
 #define PCN_HOST_BACKEND_COMMON                                                             \
     .zero = pcn_host_zero, .normal_rows = pcn_host_normal_rows, .on_device = false,           \
     .alloc = pcn_host_alloc, .release = pcn_host_release, .upload = pcn_host_copy,             \
@@ -180,7 +192,9 @@ pcn_status pcn_host_wait_mark(int slot);
     .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
     .replay = pcn_host_replay, .fill_rows = pcn_host_fill_rows, .act_pass = pcn_host_act_pass,  \
     .disc_error = pcn_host_disc_error, .latent_step = pcn_host_latent_step,                      \
-    .optim_step = pcn_host_optim_step, .mark = pcn_host_mark, .wait_mark = pcn_host_wait_mark
+    .optim_step = pcn_host_optim_step, .mark = pcn_host_mark, .wait_mark = pcn_host_wait_mark,     \
+    .timer_begin = pcn_host_timer_mark, .timer_end = pcn_host_timer_mark,                       \
+    .timer_read = pcn_host_timer_read
 pcn_status pcn_disc_phase_plain(void *ws, struct pcn_disc_phase *ph); // disc.c
 pcn_status pcn_disc_phase_cpu(void *ws, struct pcn_disc_phase *ph);   // disc_cpu.c
 // The plain phases (phases.c), for every backend without its own.

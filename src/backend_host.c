@@ -47,6 +47,8 @@ pcn_status pcn_host_wait_mark(int slot) {
     (void)slot;
     return PCN_OK;
 }
+void pcn_host_timer_mark(void) {}
+double pcn_host_timer_read(void) { return 0.0; }
 
 // ---- the bounded queue of steps (backend.h) ---------------------------------------------
 
@@ -72,7 +74,7 @@ const char *pcn_backend_missing(const pcn_backend_ops *o) {
     OP(phase_init) OP(phase_free) OP(infer_phase) OP(gram_phase) OP(disc_phase) OP(alloc) OP(release)
     OP(upload) OP(download) OP(sync) OP(sum_begin) OP(sum_finish) OP(sum_read)
     OP(set_precision) OP(replay) OP(fill_rows) OP(act_pass) OP(disc_error) OP(latent_step)
-    OP(optim_step) OP(mark) OP(wait_mark)
+    OP(optim_step) OP(mark) OP(wait_mark) OP(timer_begin) OP(timer_end) OP(timer_read)
 #undef OP
     return NULL;
 }

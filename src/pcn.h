@@ -507,7 +507,8 @@ typedef struct {
 typedef struct {
     double inference;       // supervised and train-accuracy inference phases
     double learning;        // learning phases
-    double collectives;     // sums across ranks (inside the phases' time as well)
+    double collectives;     // sums across ranks (inside the phases' time as well); a GPU's
+                            //   NCCL sums count their time on the device, not the queuing
     double data;            // reading batches
 } pcn_train_seconds;
 

@@ -368,9 +368,21 @@ static pcn_status watch_learning(void *ctx, int step, double sumsq) {
     return PCN_OK;
 }
 
+// Whether the gradient's sums go through the GPU's own collectives, which only queue the
+// sum: the device times them (timer_begin/timer_end) and device_seconds collects the time.
+static bool device_sums(const trainer *t) {
+    return t->coll && t->m->ops->on_device && t->coll->sum_f32_device;
+}
+
+// Adds the device time of the collectives queued since the last call to
+// pos.seconds.collectives (waits for them: call it where the batch waits anyway). Local.
+static void device_seconds(trainer *t) {
+    if (device_sums(t)) t->pos.seconds.collectives += t->m->ops->timer_read();
+}
+
 // The gradient's global sum: a host model's directly; a device model's through the GPU's
-// own sums (NCCL; also on one rank, so that path always runs) or staged through host
-// memory. Collective.
+// own sums (NCCL; also on one rank, so that path always runs; timed on the device) or
+// staged through host memory. Collective.
 pcn_status pcn_trainer_sum_gradient(trainer *t) {
     const pcn_collectives *c = t->coll;
     const pcn_backend_ops *ops = t->m->ops;
@@ -380,8 +392,11 @@ pcn_status pcn_trainer_sum_gradient(trainer *t) {
     pcn_status st = PCN_OK;
     if (!ops->on_device) {
         st = c->sum_f32(c->ctx, g, n);
-    } else if (c->sum_f32_device) {
+    } else if (c->sum_f32_device) { // queued: the clock here would time the queuing alone
+        ops->timer_begin();
         st = c->sum_f32_device(c->ctx, g, n);
+        ops->timer_end();
+        return st;
     } else if (t->stage) {
         ops->download(t->stage, g, n * sizeof(float));
         st = c->sum_f32(c->ctx, t->stage, n);
@@ -586,6 +601,7 @@ static pcn_status train_epochs(trainer *t) {
                 st = t->disc ? pcn_trainer_disc_batch(t, epoch, batch, nbatches, pos)
                              : train_batch(t, epoch, batch, nbatches, pos);
             if (st != PCN_OK) return st;
+            device_seconds(t); // a generative batch waited already (its energies)
             t->pos.batch = batch + 1;
             if (batch + 1 == nbatches) {
                 end_epoch(t, epoch);
@@ -655,6 +671,7 @@ pcn_status pcn_train_sharded(pcn_model *m, const pcn_data *d, const pcn_train_pa
                                          .plateau_best = INFINITY};
         }
         pcn_model_push(m);
+        if (device_sums(&t)) (void)m->ops->timer_read(); // forget an earlier run's pairs
         st = train_epochs(&t);
         pcn_model_pull(m);
         trainer_free(&t);

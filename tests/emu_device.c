@@ -24,7 +24,7 @@ emu_stats emu;
 
 typedef enum {
     OP_GEMM, OP_ERROR, OP_SUP, OP_AXPY, OP_ZERO, OP_NORMAL, OP_FILL, OP_ACT, OP_DISC,
-    OP_LATENT, OP_OPTIM, OP_UPLOAD, OP_SUM_BEGIN, OP_SUM_FINISH, OP_MARK
+    OP_LATENT, OP_OPTIM, OP_UPLOAD, OP_SUM_BEGIN, OP_SUM_FINISH, OP_MARK, OP_NCCL, OP_TIMER
 } op_kind;
 
 typedef struct {
@@ -32,7 +32,8 @@ typedef struct {
     bool ta, tb;
     bool weight_step; // an update of emu.weights when queued (max_weight_steps counts them)
     int act;
-    int i[6];        // gemm: m n k lda ldb ldc; normal_rows, fill_rows: rows dim; mark: slot
+    int i[6];        // gemm: m n k lda ldb ldc; normal_rows, fill_rows: rows dim; mark: slot;
+                     //   timer: 0 begin, 1 end
     float f[3];      // gemm: alpha beta; passes: lr or slope; latent_step: lr beta
     size_t n;        // elements (bytes for an upload)
     uint64_t seed;   // normal_rows: seed; first_row c1 c2 in u
@@ -60,6 +61,8 @@ static struct {
     bool summing;
     double acc, total;
     int marks, weight_steps; // marks and weight updates queued, not run
+    double timer_t0;         // when the last timer_begin ran (host clock)
+    double timer_acc;        // seconds between the pairs run since the last timer_read
     bool capturing;
     op_list capture;         // what the body being captured queued
     emu_graph *graphs;
@@ -144,6 +147,14 @@ static void run_op(emu_op *o) {
     case OP_SUM_BEGIN: dev.summing = true, dev.acc = 0.0; break;
     case OP_SUM_FINISH: dev.summing = false, dev.total = dev.acc; break;
     case OP_MARK: break;
+    case OP_NCCL: // one rank's sum is the input: only the time a real one takes
+        for (const double t0 = pcn_now(); pcn_now() - t0 < EMU_NCCL_SECONDS;) {}
+        emu.nccl_sums++;
+        break;
+    case OP_TIMER:
+        if (o->i[0] == 0) dev.timer_t0 = pcn_now();
+        else dev.timer_acc += pcn_now() - dev.timer_t0;
+        break;
     }
     dev.marks -= o->kind == OP_MARK;
     dev.weight_steps -= o->weight_step;
@@ -248,6 +259,22 @@ static pcn_status emu_wait_mark(int slot) {
     return PCN_OK;
 }
 
+// Timers: markers that read the host clock when they run, as CUDA events time the stream.
+static void emu_timer_begin(void) { enqueue((emu_op){.kind = OP_TIMER, .i = {0}}); }
+static void emu_timer_end(void) { enqueue((emu_op){.kind = OP_TIMER, .i = {1}}); }
+
+static double emu_timer_read(void) {
+    drain();
+    const double seconds = dev.timer_acc;
+    dev.timer_acc = 0.0;
+    return seconds;
+}
+
+pcn_status emu_device_nccl_sum(float *v, size_t n) {
+    enqueue((emu_op){.kind = OP_NCCL, .n = n, .out = {v}});
+    return PCN_OK;
+}
+
 static void emu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc) {
     enqueue((emu_op){.kind = OP_GEMM, .ta = ta, .tb = tb, .i = {m, n, k, lda, ldb, ldc},
@@ -320,6 +347,7 @@ pcn_backend_ops emu_device_ops(void) {
     o.upload = emu_upload, o.download = emu_download, o.sync = emu_sync;
     o.sum_begin = emu_sum_begin, o.sum_finish = emu_sum_finish, o.sum_read = emu_sum_read;
     o.replay = emu_replay, o.mark = emu_mark, o.wait_mark = emu_wait_mark;
+    o.timer_begin = emu_timer_begin, o.timer_end = emu_timer_end, o.timer_read = emu_timer_read;
     // A device's phases: the plain ones, as the CUDA loader gives the CUDA module's table.
     o.phase_init = pcn_phase_plain_init, o.phase_free = pcn_phase_plain_free;
     o.infer_phase = pcn_phase_plain_infer, o.gram_phase = pcn_gram_phase_plain;

@@ -4,11 +4,14 @@
  *
  * Every operation a device runs on its stream (gemm, the passes, axpy, zero, normal_rows,
  * fill_rows, act_pass, disc_error, latent_step, optim_step, the sums' begin and finish,
- * an upload, a mark) is recorded into a queue, with copies of its scalar arguments and
+ * an upload, a mark, a timer's begin and end, an emulated NCCL sum) is recorded into a queue, with copies of its scalar arguments and
  * pointers (an upload copies its host source then, as cudaMemcpyAsync from pageable memory
  * does), and runs only at a synchronisation point: sync, download (drains, then copies),
- * sum_read, release (CUDA waits before freeing) and wait_mark (drains up to the slot's last
- * mark). Host-visible effects therefore appear late: a trainer path that reads a device
+ * sum_read, release (CUDA waits before freeing), wait_mark (drains up to the slot's last
+ * mark) and timer_read. A timer's begin and end read the host clock when they run, as CUDA
+ * events time the stream; an emulated NCCL sum (emu_device_nccl_sum, one rank's: the
+ * input unchanged) takes EMU_NCCL_SECONDS when it runs, so only a timer on the device, not
+ * a clock around its queuing, sees that time. Host-visible effects therefore appear late: a trainer path that reads a device
  * result without waiting sees stale data.
  *
  * replay is a graph: the first call for a key runs the body once and captures the
@@ -43,12 +46,17 @@ typedef struct {
     int max_marks;        // the most marks queued and not yet run, at any time
     int max_weight_steps; // the most queued updates of `weights` (an axpy or optimizer step
                           //   whose destination starts at weights), at any time
+    int nccl_sums;        // emulated NCCL sums run
 } emu_stats;
 
 extern emu_stats emu;
 
 // The emulated device's backend table (the plain phases, as the CUDA loader gives them).
 pcn_backend_ops emu_device_ops(void);
+// What an emulated NCCL sum takes when it runs (a busy wait: at least this long).
+#define EMU_NCCL_SECONDS 0.002
+// A sum_f32_device of one rank for this device: queues a sum that takes EMU_NCCL_SECONDS.
+pcn_status emu_device_nccl_sum(float *v, size_t n);
 // Operations queued and not yet run.
 size_t emu_device_pending(void);
 // Resets max_marks and max_weight_steps.

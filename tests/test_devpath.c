@@ -20,6 +20,9 @@
  *     this backend), as --comm mpi does with a GPU.
  * The per-step learning loop keeps at most PCN_STEPS_IN_FLIGHT steps queued (marks and
  * waits, backend.h): check_bounded_queue counts the steps in flight on the device.
+ * Gradient sums through sum_f32_device (NCCL's path) are only queued: at P = 1 an
+ * emulated one that takes EMU_NCCL_SECONDS when it runs must count in the position's
+ * seconds.collectives (check_device_collectives), through the backend's timers.
  * The batch-space learner allocates its B x B buffer G only for the layers its plan puts in
  * batch space, and a device with no room for G trains on the per-step path instead (like
  * the CPU's plain path, bitwise).
@@ -353,6 +356,81 @@ static void check_bounded_queue(pcn_comm *c, const pcn_backend_ops *emu_backend)
     free(w[0]), free(w[1]), free(x), free(t), free(lab);
 }
 
+// ---- the collectives' time on a device ------------------------------------------------------
+
+// One rank's collectives with the emulated device's NCCL-like sum (sum_f32_device).
+static pcn_status one_f64(void *ctx, double *v, int n) {
+    (void)ctx, (void)v, (void)n;
+    return PCN_OK;
+}
+static pcn_status one_f32(void *ctx, float *v, size_t n) {
+    (void)ctx, (void)v, (void)n;
+    return PCN_OK;
+}
+static pcn_status one_device(void *ctx, float *v, size_t n) {
+    (void)ctx;
+    return emu_device_nccl_sum(v, n);
+}
+static pcn_status one_agree(void *ctx, pcn_status local) { (void)ctx; return local; }
+static pcn_status one_rows(void *ctx, const float *mine, float *all, int64_t global, int width) {
+    (void)ctx;
+    memcpy(all, mine, (size_t)global * (size_t)width * sizeof(float));
+    return PCN_OK;
+}
+static pcn_status one_gather(void *ctx, const float *mine, float *all, const int64_t *counts) {
+    (void)ctx;
+    memcpy(all, mine, (size_t)counts[0] * sizeof(float));
+    return PCN_OK;
+}
+
+static pcn_train_params disc_params(bool ipc); // the discriminative mode's, below
+
+static pcn_status keep_position(void *u, pcn_model *m, const pcn_history *h,
+                                const pcn_train_position *next, bool *stop) {
+    (void)m, (void)h, (void)stop;
+    *(pcn_train_position *)u = *next;
+    return PCN_OK;
+}
+
+// The gradient sums through sum_f32_device are only queued: pos.seconds.collectives must hold
+// the time they take when they run (EMU_NCCL_SECONDS each), not the time of their queuing.
+// The bound is the emulated wait's own, so it holds on any machine. One process.
+static void check_device_collectives(const pcn_backend_ops *emu_backend, bool disc) {
+    enum { N = 40, B = 10, K = 4 };
+    const int dims[] = {24, 16, disc ? K : 10}; // a discriminative model's last is its output
+    float *x = malloc(N * dims[0] * sizeof(float)), *t = malloc(N * K * sizeof(float));
+    int32_t *lab = malloc(N * sizeof(int32_t));
+    fill_case_data(N, dims[0], K, x, lab, t);
+    pcn_arrays a = {x, lab, NULL, N, dims[0], 0};
+    pcn_data d = pcn_data_from_arrays(&a);
+    pcn_model_params mp = pcn_model_default_params();
+    mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH, mp.seed = 5;
+    if (disc) mp.direction = PCN_DIR_DISCRIMINATIVE;
+    pcn_train_params p = disc ? disc_params(false) : pcn_train_default_params();
+    if (!disc) p.t_infer = 3, p.t_learn = 3, p.lr_infer = 0.1, p.lr_learn = 0.05;
+    p.batch_size = B, p.num_epochs = 1, p.train_accuracy_every = 0;
+    p.learn_path = PCN_LEARN_PLAIN;
+    pcn_train_position pos = {0};
+    p.batch_hook = keep_position, p.batch_hook_user = &pos;
+    const pcn_collectives coll = {NULL, 0, 1, one_f64, one_f32, one_device, one_agree, one_rows,
+                                  one_gather};
+    pcn_model *dev = pcn_model_init(&mp);
+    TU_CHECK(dev && pcn_model_to_backend(dev, emu_backend, PCN_DEVICE_CUDA) == PCN_OK, "%s",
+             pcn_last_error());
+    if (!dev) return;
+    emu.nccl_sums = 0;
+    TU_CHECK(pcn_train_sharded(dev, &d, &p, NULL, &coll) == PCN_OK, "%s", pcn_last_error());
+    const double want = 0.9 * EMU_NCCL_SECONDS * emu.nccl_sums;
+    printf("device collectives (%s): %d emulated sums, %.6f s counted (want >= %.6f)\n",
+           disc ? "disc" : "gen", emu.nccl_sums, pos.seconds.collectives, want);
+    TU_CHECK(emu.nccl_sums >= N / B && pos.seconds.collectives >= want,
+             "%s: %d emulated NCCL sums of %g s ran, the position counts %g s in collectives "
+             "(want >= %g)", disc ? "disc" : "gen", emu.nccl_sums, EMU_NCCL_SECONDS,
+             pos.seconds.collectives, want);
+    pcn_model_free(dev);
+    free(x), free(t), free(lab);
+}
+
 // ---- the discriminative mode ------------------------------------------------------------------
 
 // |got - ref| <= 1e-5 max |ref| over n values: both runs are float32, but the emulated
@@ -487,6 +565,8 @@ int main(int argc, char **argv) {
     check_case(c, &ops, (run_case){"cls auto, own latents", PCN_TASK_CLASSIFICATION, PCN_LEARN_AUTO, false, 0, 1, true});
     if (pcn_dist_size(c) == 1) check_gram_buffers(c, &ops);
     if (pcn_dist_size(c) == 1) check_bounded_queue(c, &ops);
+    if (pcn_dist_size(c) == 1) check_device_collectives(&ops, false);
+    if (pcn_dist_size(c) == 1) check_device_collectives(&ops, true);
     check_disc(c, &ops, false);
     check_disc(c, &ops, true);
     TU_CHECK(emu.captures > 0 && emu.sync_in_capture == 0,

@@ -6,12 +6,14 @@
  * Invariants:
  * - One process drives one device through one stream (g.stream); cuBLAS and NCCL work on it
  *   too, so the order of work is the order of calls; the only events are mark's
- *   (g.marks), which let the trainer's loops keep a bounded number of steps queued.
+ *   (g.marks), which let the trainer's loops keep a bounded number of steps queued, and the
+ *   timers' pairs (g.timers), which time the collectives on the stream.
  * - Sums are deterministic: every pass that sums launches a fixed grid for its size, each
  *   block writes one partial (in double) into the pass's slot, and sum_finish adds all slots
  *   in one fixed order on the device. The same inputs give bitwise the same energies, so
  *   decisions taken from them (early stop, schedules) replay exactly after a resume.
- * - The host waits for the device only in download, sync, sum_read, release and wait_mark;
+ * - The host waits for the device only in download, sync, sum_read, release, wait_mark and
+ *   timer_read (and timer_begin when its ring is full);
  *   with NCCL up those waits poll NCCL's asynchronous error and a timeout, so a dead peer
  *   ends the run with a message instead of a hang.
  * - A graph is keyed by the caller's description of everything it depends on; releasing
@@ -96,6 +98,7 @@ enum {
     SLOTS = 2 * (PCN_MAX_LAYERS + 2),    // summing passes between sum_begin and sum_finish
     MAX_GRAPHS = 16,
     MAX_KEY = 128,
+    TIMERS = 64,                         // timer pairs kept until timer_read (a ring)
 };
 
 typedef struct {
@@ -110,6 +113,9 @@ static struct {
     cudaStream_t stream;
     cublasHandle_t blas;
     cudaEvent_t marks[PCN_MARK_SLOTS]; // mark / wait_mark (the bounded queue of steps)
+    cudaEvent_t timers[TIMERS][2];     // timer_begin / timer_end pairs, a ring:
+    int timer_head, timer_n;           //   the oldest pair not yet read, and how many
+    double timer_acc;                  // seconds of the pairs read since the last timer_read
     void *blas_workspace;
     cublasComputeType_t compute; // of the next matrix products
     double *partials;           // (SLOTS, MAX_BLOCKS) per-block sums
@@ -254,6 +260,8 @@ static pcn_status m_pcn_cuda_select(int device) {
     PCN_CUDA_CHECK(cudaMallocHost((void **)&g.sum_host, sizeof(double)));
     for (int i = 0; i < PCN_MARK_SLOTS; i++)
         PCN_CUDA_CHECK(cudaEventCreateWithFlags(&g.marks[i], cudaEventDisableTiming));
+    for (int i = 0; i < TIMERS; i++)
+        for (int j = 0; j < 2; j++) PCN_CUDA_CHECK(cudaEventCreate(&g.timers[i][j]));
     g.compute = CUBLAS_COMPUTE_32F;
     g.slot = -1;
     if (g.timeout <= 0) g.timeout = 300;
@@ -485,6 +493,36 @@ static pcn_status cuda_wait_mark(int slot) {
     return PCN_OK;
 }
 
+// ---- timers: event pairs around queued operations (the collectives) ----------------------
+
+// Adds the oldest pair's elapsed time, waiting for its end, and frees its slot.
+static void timer_fold(void) {
+    cudaEvent_t *p = g.timers[g.timer_head];
+    wait_for(p[1], "a timed collective");
+    float ms = 0.0f;
+    PCN_CUDA_CHECK(cudaEventElapsedTime(&ms, p[0], p[1]));
+    g.timer_acc += 1e-3 * ms;
+    g.timer_head = (g.timer_head + 1) % TIMERS;
+    g.timer_n--;
+}
+
+static void cuda_timer_begin(void) {
+    if (g.timer_n == TIMERS) timer_fold(); // the ring is full: its oldest pair ran long ago
+    PCN_CUDA_CHECK(cudaEventRecord(g.timers[(g.timer_head + g.timer_n) % TIMERS][0], g.stream));
+}
+
+static void cuda_timer_end(void) {
+    PCN_CUDA_CHECK(cudaEventRecord(g.timers[(g.timer_head + g.timer_n) % TIMERS][1], g.stream));
+    g.timer_n++;
+}
+
+static double cuda_timer_read(void) {
+    while (g.timer_n > 0) timer_fold();
+    const double seconds = g.timer_acc;
+    g.timer_acc = 0.0;
+    return seconds;
+}
+
 static void cuda_set_precision(pcn_precision p) {
     g.compute = p == PCN_PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
               : p == PCN_PRECISION_BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
@@ -548,6 +586,9 @@ static pcn_backend_ops make_ops(void) {
     o.replay = cuda_replay;
     o.mark = cuda_mark;
     o.wait_mark = cuda_wait_mark;
+    o.timer_begin = cuda_timer_begin;
+    o.timer_end = cuda_timer_end;
+    o.timer_read = cuda_timer_read;
     pcn_gpu_disc_ops(&o); // disc_cuda.cu
     return o;
 }
