@@ -28,6 +28,8 @@
  *          per-step energies and test outputs to 1e-4 (of max |value| for tensors).
  *          "disc-host" runs the same checks with the CPU backend standing in for the GPU
  *          (every machine): the checks themselves work (CTest gpu_disc_checks_on_cpu).
+ *   quick  the ops of "ops" and "disc" with small sizes only (no whole runs): what
+ *          jobs/gpu_check.sh runs under compute-sanitizer memcheck and racecheck.
  *
  * Tolerances (|got - ref| <= atol + rtol |ref|):
  *   gemm fp32: 2e-6 sqrt(k) as test_backend (cuBLAS accumulates in float32 in another order);
@@ -47,7 +49,7 @@
  *          refusal's words; the reason worded from a failed probe (driver older than the
  *          runtime, the stub driver, no device).
  *
- * Usage: test_gpu [ops|train|disc|all|disc-host|select|count|gate|module]   ("count" prints
+ * Usage: test_gpu [ops|train|disc|quick|all|disc-host|select|count|gate|module]   ("count" prints
  * the visible device count; "gate" exits as a GPU test without a GPU would, 0 with one; "module" exits 0
  * when the CUDA module loads, which CTest checks against the toolkit's stub driver on
  * machines without a GPU)
@@ -118,11 +120,14 @@ static void check_gemm(int m, int n, int k, bool ta, bool tb, float alpha, float
     free(a), free(b), free(c0), free(ref), free(got);
 }
 
+// `test_gpu quick`: the per-op checks with small sizes only (for compute-sanitizer).
+static bool quick = false;
+
 static void check_gemms(void) {
     static const int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {33, 17, 9}, {4, 3, 70},
                                     {256, 160, 96}, {500, 300, 1000}, {48, 784, 64}};
     static const float ab[][2] = {{1, 0}, {1, 1}, {0.5f, 0.75f}, {-1.25f, 1}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (size_t s = 0; s < (quick ? 4 : sizeof shapes / sizeof shapes[0]); s++)
         for (int t = 0; t < 4; t++)
             for (size_t q = 0; q < 4; q++)
                 check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1, ab[q][0],
@@ -134,7 +139,7 @@ static void check_gemms(void) {
     }
     for (int prec = PCN_PRECISION_TF32; prec <= PCN_PRECISION_FP16; prec++)
         for (int t = 0; t < 4; t++) {
-            check_gemm(500, 300, 1000, t & 1, t >> 1, 1, 0, 0, (pcn_precision)prec);
+            if (!quick) check_gemm(500, 300, 1000, t & 1, t >> 1, 1, 0, 0, (pcn_precision)prec);
             check_gemm(33, 17, 9, t & 1, t >> 1, -1.25f, 1, 3, (pcn_precision)prec);
         }
 }
@@ -216,12 +221,14 @@ static void check_ops(void) {
     check_gemms();
     static const size_t sizes[] = {1, 7, 1000, 131073, 1536000};
     for (int act = 0; act < PCN_ACT_GENERATIVE_COUNT; act++)
-        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        for (size_t s = 0; s < (quick ? 3 : sizeof sizes / sizeof sizes[0]); s++) {
             check_error_pass((pcn_activation)act, sizes[s], 0.0f);
             check_error_pass((pcn_activation)act, sizes[s], 0.1f);
         }
-    check_small_ops(5000), check_small_ops(3);
-    check_latents(1, 1), check_latents(5, 7), check_latents(500, 1000), check_latents(3, 10);
+    if (!quick) check_small_ops(5000);
+    check_small_ops(3);
+    check_latents(1, 1), check_latents(5, 7), check_latents(3, 10);
+    if (!quick) check_latents(500, 1000);
 }
 
 // ---- whole runs ----------------------------------------------------------------------------
@@ -408,16 +415,19 @@ static void check_optim(pcn_optimizer kind, size_t n) {
 }
 
 static void check_disc_ops(void) {
-    check_fill_rows(1, 1), check_fill_rows(7, 5), check_fill_rows(300, 129);
+    check_fill_rows(1, 1), check_fill_rows(7, 5);
+    if (!quick) check_fill_rows(300, 129);
     static const size_t sizes[] = {1, 7, 1000, 131073, 1536000};
     for (int act = 0; act < PCN_ACT_COUNT; act++)
-        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (size_t s = 0; s < (quick ? 3 : sizeof sizes / sizeof sizes[0]); s++)
             check_disc_error((pcn_activation)act, act == PCN_ACT_LEAKY_RELU ? 0.07f : 0.01f,
                              sizes[s]);
-    for (size_t s = 0; s < 4; s++)
+    for (size_t s = 0; s < (quick ? 3 : 4); s++)
         check_latent_step(sizes[s], 0.0f), check_latent_step(sizes[s], 0.1f);
-    for (int k = 0; k <= PCN_OPT_ADAMW; k++)
-        check_optim((pcn_optimizer)k, 5), check_optim((pcn_optimizer)k, 200001);
+    for (int k = 0; k <= PCN_OPT_ADAMW; k++) {
+        check_optim((pcn_optimizer)k, 5);
+        if (!quick) check_optim((pcn_optimizer)k, 200001);
+    }
 }
 
 // ---- the discriminative mode: whole runs -------------------------------------------------------
@@ -605,7 +615,9 @@ int main(int argc, char **argv) {
     if (!GPU) return tu_finish("test_gpu");
     const char *missing = pcn_backend_missing(GPU);
     TU_CHECK(!missing, "the CUDA backend has no %s operation", missing);
-    if (!strcmp(what, "ops") || !strcmp(what, "all")) check_ops();
+    quick = !strcmp(what, "quick"); // the ops of both modes, small sizes, no whole runs
+    if (!strcmp(what, "ops") || !strcmp(what, "all") || quick) check_ops();
+    if (quick) check_disc_ops();
     if (!strcmp(what, "train") || !strcmp(what, "all")) check_runs();
     if (!strcmp(what, "disc") || !strcmp(what, "all")) check_disc_ops(), check_disc_runs();
     return tu_finish("test_gpu");
