@@ -469,6 +469,25 @@ static void cuda_download(void *dst, const void *src, size_t bytes) {
 
 static void cuda_sync(void) { wait_stream("the device"); }
 
+// Pinned host memory for staging (backend.h): copies from it are queued without a host copy,
+// and copies into it run without a bounce buffer inside the driver.
+static void *cuda_host_alloc(size_t bytes) {
+    if (bytes == 0) return NULL;
+    void *p = NULL;
+    if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+// Waits first: a queued upload may still read the buffer.
+static void cuda_host_free(void *p) {
+    if (!p) return;
+    wait_stream("copies before freeing pinned memory");
+    PCN_CUDA_CHECK(cudaFreeHost(p));
+}
+
 static void cuda_sum_begin(void) { g.slot = 0; }
 
 static void cuda_sum_finish(void) {
@@ -578,6 +597,8 @@ static pcn_backend_ops make_ops(void) {
     o.release = cuda_release;
     o.upload = cuda_upload;
     o.download = cuda_download;
+    o.host_alloc = cuda_host_alloc;
+    o.host_free = cuda_host_free;
     o.sync = cuda_sync;
     o.sum_begin = cuda_sum_begin;
     o.sum_finish = cuda_sum_finish;
