@@ -103,6 +103,12 @@ typedef struct pcn_backend_ops {
     void (*release)(void *p);                        // accepts NULL
     void (*upload)(void *dst, const void *src, size_t bytes);   // host -> backend
     void (*download)(void *dst, const void *src, size_t bytes); // backend -> host (waits)
+    // Host memory for staging: a device copies to and from it asynchronously (CUDA: pinned,
+    // so an upload from it is queued without a host copy and reads it when it runs; the
+    // caller keeps it unchanged until a wait). Host backends: pcn_alloc. NULL on failure or
+    // 0 bytes; host_free accepts NULL and waits for queued copies first.
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
     void (*sync)(void);                              // waits for all queued work
 
     // ---- sums, precision, graphs (see the top of this file) ------------------------------
@@ -187,7 +193,8 @@ double pcn_host_timer_read(void);
 #define PCN_HOST_BACKEND_COMMON                                                             \
     .zero = pcn_host_zero, .normal_rows = pcn_host_normal_rows, .on_device = false,           \
     .alloc = pcn_host_alloc, .release = pcn_host_release, .upload = pcn_host_copy,             \
-    .download = pcn_host_copy, .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark,         \
+    .download = pcn_host_copy, .host_alloc = pcn_host_alloc, .host_free = pcn_host_release,   \
+    .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark,         \
     .sum_finish = pcn_host_sum_mark,                                                          \
     .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
     .replay = pcn_host_replay, .fill_rows = pcn_host_fill_rows, .act_pass = pcn_host_act_pass,  \

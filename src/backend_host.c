@@ -72,7 +72,7 @@ const char *pcn_backend_missing(const pcn_backend_ops *o) {
     if (!o->f) return #f;
     OP(name) OP(gemm) OP(error_pass) OP(sup_error) OP(axpy) OP(zero) OP(normal_rows)
     OP(phase_init) OP(phase_free) OP(infer_phase) OP(gram_phase) OP(disc_phase) OP(alloc) OP(release)
-    OP(upload) OP(download) OP(sync) OP(sum_begin) OP(sum_finish) OP(sum_read)
+    OP(upload) OP(download) OP(host_alloc) OP(host_free) OP(sync) OP(sum_begin) OP(sum_finish) OP(sum_read)
     OP(set_precision) OP(replay) OP(fill_rows) OP(act_pass) OP(disc_error) OP(latent_step)
     OP(optim_step) OP(mark) OP(wait_mark) OP(timer_begin) OP(timer_end) OP(timer_read)
 #undef OP

@@ -93,7 +93,7 @@ static void trainer_free(trainer *t) {
     pcn_free(t->y);
     free(t->labels);
     pcn_free(t->targets);
-    pcn_free(t->stage);
+    if (t->stage) t->m->ops->host_free(t->stage);
     if (t->phases) t->m->ops->phase_free(t->phases);
     pcn_gram_free(t->gram);
     pcn_disc_free(t->disc);
@@ -132,7 +132,9 @@ static pcn_status trainer_init(trainer *t, pcn_model *m, const pcn_data *d,
     t->dy = ops->on_device ? ops->alloc((size_t)cap * m->K * sizeof(float)) : t->y;
     t->yhat = ops->on_device ? pcn_alloc((size_t)cap * m->K * sizeof(float)) : NULL;
     const bool stage = ops->on_device && !one && !coll->sum_f32_device;
-    t->stage = stage ? pcn_alloc(m->woff[m->L + 1] * sizeof(float)) : NULL;
+    // The staging buffer is the backend's host memory (pinned on a GPU): copies through it
+    // are asynchronous, without a bounce through pageable memory inside the driver.
+    t->stage = stage ? ops->host_alloc(m->woff[m->L + 1] * sizeof(float)) : NULL;
     if (!t->s || !t->perm || !t->rows || !t->next_rows || !t->x || !t->y || !t->labels ||
         !t->targets || !t->phases || !t->dx || !t->dy || (ops->on_device && !t->yhat) ||
         (stage && !t->stage) || (disc && !(t->disc = pcn_disc_init(m, (int)cap)))) {
@@ -398,7 +400,7 @@ pcn_status pcn_trainer_sum_gradient(trainer *t) {
         ops->timer_end();
         return st;
     } else if (t->stage) {
-        ops->download(t->stage, g, n * sizeof(float));
+        ops->download(t->stage, g, n * sizeof(float)); // waits: the sum reads the copy
         st = c->sum_f32(c->ctx, t->stage, n);
         ops->upload(g, t->stage, n * sizeof(float));
     }

@@ -24,7 +24,8 @@ emu_stats emu;
 
 typedef enum {
     OP_GEMM, OP_ERROR, OP_SUP, OP_AXPY, OP_ZERO, OP_NORMAL, OP_FILL, OP_ACT, OP_DISC,
-    OP_LATENT, OP_OPTIM, OP_UPLOAD, OP_SUM_BEGIN, OP_SUM_FINISH, OP_MARK, OP_NCCL, OP_TIMER
+    OP_LATENT, OP_OPTIM, OP_UPLOAD, OP_DOWNLOAD, OP_SUM_BEGIN, OP_SUM_FINISH, OP_MARK, OP_NCCL,
+    OP_TIMER
 } op_kind;
 
 typedef struct {
@@ -67,6 +68,9 @@ static struct {
     op_list capture;         // what the body being captured queued
     emu_graph *graphs;
     size_t n_graphs;
+    struct { void *p; size_t n; } *pinned; // host_alloc's buffers
+    size_t n_pinned;
+    const void *dl_host, *dl_dev;            // the last download: to dl_host from dl_dev
 } dev;
 
 static void *dup_bytes(const void *p, size_t n) {
@@ -143,7 +147,10 @@ static void run_op(emu_op *o) {
         c->optim_step(o->blob, o->n, o->in[0], o->out[0], o->out[1], o->out[2]);
         emu.optim_steps++;
         break;
-    case OP_UPLOAD: if (o->n) memcpy(o->out[0], o->blob, o->n); break;
+    case OP_UPLOAD: // pageable: the copy made at queue time; pinned: the host memory now
+        if (o->n) memcpy(o->out[0], o->blob ? o->blob : (const void *)o->in[0], o->n);
+        break;
+    case OP_DOWNLOAD: if (o->n) memcpy(o->out[0], o->in[0], o->n); break;
     case OP_SUM_BEGIN: dev.summing = true, dev.acc = 0.0; break;
     case OP_SUM_FINISH: dev.summing = false, dev.total = dev.acc; break;
     case OP_MARK: break;
@@ -223,15 +230,62 @@ static void emu_release(void *p) {
     free(p);
 }
 
-static void emu_upload(void *d, const void *s, size_t n) {
-    emu.uploads++;
-    enqueue((emu_op){.kind = OP_UPLOAD, .n = n, .out = {d}, .blob = dup_bytes(s, n),
-                     .blob_bytes = n});
+// ---- pinned host memory (host_alloc) ----------------------------------------------------
+
+static bool is_pinned(const void *h) {
+    for (size_t i = 0; i < dev.n_pinned; i++) {
+        const char *p = dev.pinned[i].p;
+        if ((const char *)h >= p && (const char *)h < p + dev.pinned[i].n) return true;
+    }
+    return false;
 }
 
+static void *emu_host_alloc(size_t bytes) {
+    void *p = bytes ? calloc(1, bytes) : NULL;
+    if (!p) return NULL;
+    dev.pinned = realloc(dev.pinned, (dev.n_pinned + 1) * sizeof *dev.pinned);
+    dev.pinned[dev.n_pinned].p = p, dev.pinned[dev.n_pinned++].n = bytes;
+    return p;
+}
+
+// Waits first, as the CUDA backend does: a queued upload may still read the buffer.
+static void emu_host_free(void *p) {
+    if (!p) return;
+    drain();
+    for (size_t i = 0; i < dev.n_pinned; i++)
+        if (dev.pinned[i].p == p) dev.pinned[i] = dev.pinned[--dev.n_pinned];
+    if (dev.dl_host == p) dev.dl_host = dev.dl_dev = NULL;
+    free(p);
+}
+
+// ---- copies -----------------------------------------------------------------------------
+
+// An upload from pinned memory reads it when it runs; from pageable memory, at the call.
+static void emu_upload(void *d, const void *s, size_t n) {
+    emu.uploads++;
+    const bool pinned = is_pinned(s);
+    if (s == dev.dl_host && d == dev.dl_dev) { // a round trip through the host: staging
+        emu.stage_pinned += pinned;
+        emu.stage_pageable += !pinned;
+    }
+    if (pinned)
+        enqueue((emu_op){.kind = OP_UPLOAD, .n = n, .in = {s}, .out = {d}});
+    else
+        enqueue((emu_op){.kind = OP_UPLOAD, .n = n, .out = {d}, .blob = dup_bytes(s, n),
+                         .blob_bytes = n});
+}
+
+// Waits (backend.h); into pinned memory the copy is a queued operation that writes the host
+// memory when it runs (then drained), into pageable memory a copy after draining.
 static void emu_download(void *d, const void *s, size_t n) {
     emu.downloads++;
     emu.weight_downloads += s == emu.weights;
+    dev.dl_host = d, dev.dl_dev = s;
+    if (is_pinned(d)) {
+        enqueue((emu_op){.kind = OP_DOWNLOAD, .n = n, .in = {s}, .out = {d}});
+        drain();
+        return;
+    }
     drain();
     if (n) memcpy(d, s, n);
 }
@@ -345,6 +399,7 @@ pcn_backend_ops emu_device_ops(void) {
     o.latent_step = emu_latent_step, o.optim_step = emu_optim_step;
     o.alloc = emu_alloc, o.release = emu_release;
     o.upload = emu_upload, o.download = emu_download, o.sync = emu_sync;
+    o.host_alloc = emu_host_alloc, o.host_free = emu_host_free;
     o.sum_begin = emu_sum_begin, o.sum_finish = emu_sum_finish, o.sum_read = emu_sum_read;
     o.replay = emu_replay, o.mark = emu_mark, o.wait_mark = emu_wait_mark;
     o.timer_begin = emu_timer_begin, o.timer_end = emu_timer_end, o.timer_read = emu_timer_read;

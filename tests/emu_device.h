@@ -5,8 +5,9 @@
  * Every operation a device runs on its stream (gemm, the passes, axpy, zero, normal_rows,
  * fill_rows, act_pass, disc_error, latent_step, optim_step, the sums' begin and finish,
  * an upload, a mark, a timer's begin and end, an emulated NCCL sum) is recorded into a queue, with copies of its scalar arguments and
- * pointers (an upload copies its host source then, as cudaMemcpyAsync from pageable memory
- * does), and runs only at a synchronisation point: sync, download (drains, then copies),
+ * pointers (an upload from pageable memory copies its host source then, as cudaMemcpyAsync
+ * does; from pinned memory, host_alloc's, it reads the host memory when it runs, as an
+ * asynchronous copy from pinned memory does), and runs only at a synchronisation point: sync, download (drains, then copies; into pinned memory a queued copy, drained),
  * sum_read, release (CUDA waits before freeing), wait_mark (drains up to the slot's last
  * mark) and timer_read. A timer's begin and end read the host clock when they run, as CUDA
  * events time the stream; an emulated NCCL sum (emu_device_nccl_sum, one rank's: the
@@ -47,6 +48,10 @@ typedef struct {
     int max_weight_steps; // the most queued updates of `weights` (an axpy or optimizer step
                           //   whose destination starts at weights), at any time
     int nccl_sums;        // emulated NCCL sums run
+    int stage_pinned;     // round trips through host memory (a download from a device buffer,
+    int stage_pageable;   //   then an upload of that host buffer back to it: the staged
+                          //   gradient sum) through host_alloc's pinned memory, and through
+                          //   pageable memory (the trainer's staging buffer should be pinned)
 } emu_stats;
 
 extern emu_stats emu;

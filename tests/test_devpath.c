@@ -17,7 +17,9 @@
  *     calls queue the captured operations without running the body's host code (host
  *     values frozen at capture; check_queue proves it); a wait inside a capture fails;
  *   - gradients across ranks are staged through the collectives' host buffer (where =
- *     this backend), as --comm mpi does with a GPU.
+ *     this backend), as --comm mpi does with a GPU; that buffer is the backend's pinned
+ *     memory (host_alloc), whose uploads read it when they run (train_both counts the
+ *     round trips through pinned and pageable memory).
  * The per-step learning loop keeps at most PCN_STEPS_IN_FLIGHT steps queued (marks and
  * waits, backend.h): check_bounded_queue counts the steps in flight on the device.
  * Gradient sums through sum_f32_device (NCCL's path) are only queued: at P = 1 an
@@ -138,8 +140,15 @@ static void train_both(pcn_comm *c, pcn_model *cpu, pcn_model *dev, pcn_data dtr
     int cpu_calls = inference_calls;
     inference_calls = 0;
     emu.replays = emu.uploads = emu.downloads = emu.weight_downloads = 0;
+    emu.stage_pinned = emu.stage_pageable = 0;
     TU_CHECK(pcn_dist_train(dev, &dtr, &pd, hd, c) == PCN_OK, "%s dev: %s", rc.name,
              pcn_last_error());
+    // Across ranks the gradient sums stage through the trainer's host buffer: the backend's
+    // pinned memory, none through pageable memory; the upload from it reads it when it runs,
+    // and the weights compared below still match bitwise.
+    TU_CHECK(pcn_dist_size(c) == 1 || (emu.stage_pinned > 0 && emu.stage_pageable == 0),
+             "%s: %d staged sums through pinned memory, %d through pageable (want > 0 and 0)",
+             rc.name, emu.stage_pinned, emu.stage_pageable);
     // One copy for the hook's read, one at the end: none for the other batches.
     TU_CHECK(emu.weight_downloads == 2, "%s: %d weight copies to the host, want 2 (the hook's "
              "read and the end)", rc.name, emu.weight_downloads);

@@ -469,6 +469,25 @@ static void cuda_download(void *dst, const void *src, size_t bytes) {
 
 static void cuda_sync(void) { wait_stream("the device"); }
 
+// Pinned host memory for staging (backend.h): copies from it are queued without a host copy,
+// and copies into it run without a bounce buffer inside the driver.
+static void *cuda_host_alloc(size_t bytes) {
+    if (bytes == 0) return NULL;
+    void *p = NULL;
+    if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+// Waits first: a queued upload may still read the buffer.
+static void cuda_host_free(void *p) {
+    if (!p) return;
+    wait_stream("copies before freeing pinned memory");
+    PCN_CUDA_CHECK(cudaFreeHost(p));
+}
+
 static void cuda_sum_begin(void) { g.slot = 0; }
 
 static void cuda_sum_finish(void) {
@@ -578,6 +597,8 @@ static pcn_backend_ops make_ops(void) {
     o.release = cuda_release;
     o.upload = cuda_upload;
     o.download = cuda_download;
+    o.host_alloc = cuda_host_alloc;
+    o.host_free = cuda_host_free;
     o.sync = cuda_sync;
     o.sum_begin = cuda_sum_begin;
     o.sum_finish = cuda_sum_finish;
@@ -613,6 +634,53 @@ static pcn_status m_pcn_gpu_nccl_unique_id(unsigned char *id) {
     return PCN_OK;
 }
 
+// NCCL >= 2.14 creates the communicator non-blocking (config.blocking = 0) and settle polls
+// it under g.timeout: a peer that never starts ends the init with an error, not a hang. Every
+// call on such a communicator may answer ncclInProgress; settle waits it out before the next.
+#if defined(NCCL_VERSION_CODE) && NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
+#define PCN_NCCL_NONBLOCKING 1
+#else
+#define PCN_NCCL_NONBLOCKING 0
+#endif
+
+#if PCN_NCCL_NONBLOCKING
+// Polls the communicator until it is not ncclInProgress (sleeping 1 ms between polls), for
+// at most g.timeout seconds; returns its state, or ncclInProgress when the time ran out.
+static ncclResult_t nccl_settle(ncclResult_t r) {
+    const double t0 = now();
+    while (r == ncclInProgress) {
+        if (now() - t0 > g.timeout) return ncclInProgress;
+        usleep(1000);
+        if (ncclCommGetAsyncError(g.nccl, &r) != ncclSuccess) return ncclInternalError;
+    }
+    return r;
+}
+static bool nccl_timed_out(ncclResult_t r) { return r == ncclInProgress; }
+#else
+static ncclResult_t nccl_settle(ncclResult_t r) { return r; } // blocking calls: settled
+static bool nccl_timed_out(ncclResult_t r) { (void)r; return false; }
+#endif
+
+// What an NCCL call on the communicator returned, settled; ends the run through the fatal
+// handler when it did not settle within g.timeout.
+static ncclResult_t nccl_queued(ncclResult_t r, const char *what) {
+    r = nccl_settle(r);
+    if (nccl_timed_out(r))
+        pcn_gpu_fatal(__FILE__, __LINE__, "NCCL: %s did not settle within %.0f s (another rank "
+                      "died or hangs; --comm-timeout)", what, g.timeout);
+    return r;
+}
+
+static ncclResult_t nccl_init_comm(ncclUniqueId u, int rank, int size) {
+#if PCN_NCCL_NONBLOCKING
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    return nccl_settle(ncclCommInitRankConfig(&g.nccl, size, u, rank, &config));
+#else
+    return ncclCommInitRank(&g.nccl, size, u, rank); // no timeout before NCCL 2.14
+#endif
+}
+
 static pcn_status m_pcn_gpu_nccl_init(const unsigned char *id, int rank,
                                         int size) {
     if (g.device < 0) return pcn_set_error(PCN_ESTATE, "NCCL: no CUDA device selected");
@@ -624,24 +692,41 @@ static pcn_status m_pcn_gpu_nccl_init(const unsigned char *id, int rank,
                              cudaGetErrorString(e));
     ncclUniqueId u;
     memcpy(&u, id, sizeof u);
-    ncclResult_t r = ncclCommInitRank(&g.nccl, size, u, rank);
-    if (r != ncclSuccess)
-        return pcn_set_error(PCN_EIO, "ncclCommInitRank (rank %d of %d): %s%s", rank, size,
-                             ncclGetErrorString(r),
-                             r == ncclInvalidUsage ? " (two ranks on one GPU? use --comm mpi)" : "");
-    g.nccl_up = true;
-    return PCN_OK;
+    g.nccl = NULL;
+    ncclResult_t r = nccl_init_comm(u, rank, size);
+    if (r == ncclSuccess) {
+        g.nccl_up = true;
+        return PCN_OK;
+    }
+    if (PCN_NCCL_NONBLOCKING && g.nccl) ncclCommAbort(g.nccl); // a blocking init cleans up
+    g.nccl = NULL;
+    if (nccl_timed_out(r))
+        return pcn_set_error(PCN_EIO, "NCCL: the communicator's init (rank %d of %d) timed out "
+                             "after %.0f s: check that every rank started and reached it, and "
+                             "the network between the nodes (NCCL_DEBUG=INFO; --comm-timeout)",
+                             rank, size, g.timeout);
+    return pcn_set_error(PCN_EIO, "NCCL communicator init (rank %d of %d): %s%s", rank, size,
+                         ncclGetErrorString(r),
+                         r == ncclInvalidUsage ? " (two ranks on one GPU? use --comm mpi)" : "");
 }
 
 static pcn_status m_pcn_gpu_nccl_sum(float *v, size_t n) {
     if (!g.nccl_up) return pcn_set_error(PCN_ESTATE, "NCCL: no communicator");
-    PCN_NCCL_CHECK(ncclAllReduce(v, v, n, ncclFloat, ncclSum, g.nccl, g.stream));
+    PCN_NCCL_CHECK(nccl_queued(ncclAllReduce(v, v, n, ncclFloat, ncclSum, g.nccl, g.stream),
+                               "queuing a gradient sum"));
     return PCN_OK;
 }
 
 static void m_pcn_gpu_nccl_free(void) {
     if (!g.nccl_up) return;
     wait_stream("collectives before closing NCCL");
+#if PCN_NCCL_NONBLOCKING
+    if (nccl_settle(ncclCommFinalize(g.nccl)) != ncclSuccess) { // flushes; non-blocking here
+        ncclCommAbort(g.nccl);
+        g.nccl_up = false;
+        return;
+    }
+#endif
     ncclCommDestroy(g.nccl);
     g.nccl_up = false;
 }

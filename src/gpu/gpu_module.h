@@ -11,7 +11,7 @@
  * The ABI covers this table and pcn_backend_ops (backend.h), whose layout the module fills:
  * bump it when either changes (4: the discriminative mode's and the optimizers' operations;
  * 5: mark and wait_mark, the events of the bounded queue of steps; 6: timer_begin, timer_end
- * and timer_read, the collectives' device time).
+ * and timer_read, the collectives' device time; 7: host_alloc and host_free, pinned staging).
  */
 #ifndef PCN_GPU_MODULE_H
 #define PCN_GPU_MODULE_H
@@ -20,7 +20,7 @@
 
 #include "backend.h"
 
-#define PCN_GPU_MODULE_ABI 6
+#define PCN_GPU_MODULE_ABI 7
 #define PCN_GPU_MODULE_NAME "libpcn_cuda.so"
 #define PCN_GPU_MODULE_ENTRY "pcn_gpu_module_init"
 
