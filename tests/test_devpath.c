@@ -109,6 +109,25 @@ static void fill_case_data(int64_t n, int d, int K, float *x, int32_t *lab, floa
     }
 }
 
+// A classification data set of n rows of d features and K classes from fill_case_data,
+// and its source (which points into the struct: keep it in place while d is used).
+typedef struct {
+    float *x, *t;
+    int32_t *lab;
+    pcn_arrays a;
+    pcn_data d;
+} case_data;
+
+static void case_data_init(case_data *c, int64_t n, int d, int K) {
+    c->x = malloc((size_t)n * d * sizeof(float)), c->t = malloc((size_t)n * K * sizeof(float));
+    c->lab = malloc((size_t)n * sizeof(int32_t));
+    fill_case_data(n, d, K, c->x, c->lab, c->t);
+    c->a = (pcn_arrays){c->x, c->lab, NULL, n, d, 0};
+    c->d = pcn_data_from_arrays(&c->a);
+}
+
+static void case_data_free(case_data *c) { free(c->x), free(c->t), free(c->lab); }
+
 // The training config of a case.
 static pcn_train_params case_params(run_case rc) {
     pcn_train_params p = pcn_train_default_params();
@@ -239,11 +258,9 @@ static void check_case(pcn_comm *c, const pcn_backend_ops *emu_backend, run_case
 static void check_gram_buffers(pcn_comm *c, const pcn_backend_ops *emu_backend) {
     enum { N = 128, B = 64, K = 4 };
     const int dims[] = {100, 48, 16};
-    float *x = malloc(N * dims[0] * sizeof(float)), *t = malloc(N * K * sizeof(float));
-    int32_t *lab = malloc(N * sizeof(int32_t));
-    fill_case_data(N, dims[0], K, x, lab, t);
-    pcn_arrays a = {x, lab, NULL, N, dims[0], 0};
-    pcn_data d = pcn_data_from_arrays(&a);
+    case_data cd;
+    case_data_init(&cd, N, dims[0], K);
+    const pcn_data d = cd.d;
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH, mp.seed = 5;
     pcn_train_params p = pcn_train_default_params();
@@ -274,7 +291,7 @@ static void check_gram_buffers(pcn_comm *c, const pcn_backend_ops *emu_backend) 
         pcn_model_free(cpu), pcn_model_free(dev);
     }
     emu.gram_bytes = 0, emu.gram_no_room = false;
-    free(x), free(t), free(lab);
+    case_data_free(&cd);
 }
 
 // ---- the emulated device itself ---------------------------------------------------------
@@ -330,11 +347,9 @@ static void check_queue(const pcn_backend_ops *o) {
 static void check_bounded_queue(pcn_comm *c, const pcn_backend_ops *emu_backend) {
     enum { N = 40, B = 20, T = 20, K = 4 };
     const int dims[] = {24, 16, 10};
-    float *x = malloc(N * dims[0] * sizeof(float)), *t = malloc(N * K * sizeof(float));
-    int32_t *lab = malloc(N * sizeof(int32_t));
-    fill_case_data(N, dims[0], K, x, lab, t);
-    pcn_arrays a = {x, lab, NULL, N, dims[0], 0};
-    pcn_data d = pcn_data_from_arrays(&a);
+    case_data cd;
+    case_data_init(&cd, N, dims[0], K);
+    const pcn_data d = cd.d;
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH, mp.seed = 5;
     pcn_train_params p = pcn_train_default_params();
@@ -362,7 +377,7 @@ static void check_bounded_queue(pcn_comm *c, const pcn_backend_ops *emu_backend)
     }
     pcn_backend_set_steps_in_flight(PCN_STEPS_IN_FLIGHT);
     emu.weights = NULL;
-    free(w[0]), free(w[1]), free(x), free(t), free(lab);
+    free(w[0]), free(w[1]), case_data_free(&cd);
 }
 
 // ---- the collectives' time on a device ------------------------------------------------------
@@ -407,11 +422,9 @@ static pcn_status keep_position(void *u, pcn_model *m, const pcn_history *h,
 static void check_device_collectives(const pcn_backend_ops *emu_backend, bool disc) {
     enum { N = 40, B = 10, K = 4 };
     const int dims[] = {24, 16, disc ? K : 10}; // a discriminative model's last is its output
-    float *x = malloc(N * dims[0] * sizeof(float)), *t = malloc(N * K * sizeof(float));
-    int32_t *lab = malloc(N * sizeof(int32_t));
-    fill_case_data(N, dims[0], K, x, lab, t);
-    pcn_arrays a = {x, lab, NULL, N, dims[0], 0};
-    pcn_data d = pcn_data_from_arrays(&a);
+    case_data cd;
+    case_data_init(&cd, N, dims[0], K);
+    const pcn_data d = cd.d;
     pcn_model_params mp = pcn_model_default_params();
     mp.dims = dims, mp.n_dims = 3, mp.output_dim = K, mp.activation = PCN_ACT_TANH, mp.seed = 5;
     if (disc) mp.direction = PCN_DIR_DISCRIMINATIVE;
@@ -437,7 +450,7 @@ static void check_device_collectives(const pcn_backend_ops *emu_backend, bool di
              "(want >= %g)", disc ? "disc" : "gen", emu.nccl_sums, EMU_NCCL_SECONDS,
              pos.seconds.collectives, want);
     pcn_model_free(dev);
-    free(x), free(t), free(lab);
+    case_data_free(&cd);
 }
 
 // ---- the discriminative mode ------------------------------------------------------------------
@@ -538,11 +551,9 @@ static void free_disc(disc_run r) {
 // same order) and within 1e-5 of max |value| of the reference backend (plain loops).
 static void check_disc(pcn_comm *c, const pcn_backend_ops *emu_backend, bool ipc) {
     enum { N = 97, K = 4, D = 20 };
-    float *x = malloc(N * D * sizeof(float)), *t = malloc(N * K * sizeof(float));
-    int32_t *lab = malloc(N * sizeof(int32_t));
-    fill_case_data(N, D, K, x, lab, t);
-    pcn_arrays a = {x, lab, NULL, N, D, 0};
-    pcn_data d = pcn_data_from_arrays(&a);
+    case_data cd;
+    case_data_init(&cd, N, D, K);
+    const pcn_data d = cd.d;
     const pcn_train_params p = disc_params(ipc);
     const char *name = ipc ? "disc gelu adamw ipc" : "disc gelu adamw";
     disc_run ref = train_disc(c, &pcn_backend_ref, PCN_DEVICE_CPU, &d, &p, K);
@@ -564,7 +575,7 @@ static void check_disc(pcn_comm *c, const pcn_backend_ops *emu_backend, bool ipc
     compare_disc(name, dev, cpu, (size_t)N * K, true);
     compare_disc(name, dev, ref, (size_t)N * K, false);
     free_disc(ref), free_disc(cpu), free_disc(dev);
-    free(x), free(t), free(lab);
+    case_data_free(&cd);
 }
 
 int main(int argc, char **argv) {

@@ -33,6 +33,7 @@
 
 #include "pcn_dist.h"
 #include "testutil.h"
+#include "testutil_mpi.h"
 
 enum { N = 29, D = 12, K = 3 };
 
@@ -209,12 +210,5 @@ int main(int argc, char **argv) {
         resume(c, ipc, 2);
         resume(c, ipc, 4);
     }
-    int local = tu_failures, total = 0;
-    MPI_Allreduce(&local, &total, 1, MPI_INT, MPI_SUM, pcn_dist_mpi(c));
-    int rank = pcn_dist_rank(c), size = pcn_dist_size(c);
-    pcn_dist_free(c);
-    MPI_Finalize();
-    if (rank == 0)
-        printf("test_disc_dist with %d ranks: %s\n", size, total ? "FAILED" : "all checks passed");
-    return total ? 1 : 0;
+    return tu_mpi_finish(c, "test_disc_dist");
 }

@@ -15,6 +15,7 @@
 
 #include "pcn_dist.h"
 #include "testutil.h"
+#include "testutil_mpi.h"
 
 enum { N = 23, D = 16, K = 3 };
 
@@ -110,11 +111,5 @@ int main(int argc, char **argv) {
     run_case(c, "regression", p);
     test_agreement(c);
 
-    int local = tu_failures, total = 0;
-    MPI_Allreduce(&local, &total, 1, MPI_INT, MPI_SUM, pcn_dist_mpi(c));
-    int rank = pcn_dist_rank(c), size = pcn_dist_size(c);
-    pcn_dist_free(c);
-    MPI_Finalize();
-    if (rank == 0) printf("test_dist with %d ranks: %s\n", size, total ? "FAILED" : "all checks passed");
-    return total ? 1 : 0;
+    return tu_mpi_finish(c, "test_dist");
 }

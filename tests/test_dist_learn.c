@@ -23,6 +23,7 @@
 #include "pcn_dist.h"
 #include "gram.h"
 #include "testutil.h"
+#include "testutil_mpi.h"
 
 enum { N = 23, D = 16, K = 3 };
 
@@ -281,12 +282,5 @@ int main(int argc, char **argv) {
     mixed_case(c, "mixed 16-40-4", 40, 4);
     mixed_case(c, "mixed 16-4-40", 4, 40);
 
-    int local = tu_failures, total = 0;
-    MPI_Allreduce(&local, &total, 1, MPI_INT, MPI_SUM, pcn_dist_mpi(c));
-    int rank = pcn_dist_rank(c), size = pcn_dist_size(c);
-    pcn_dist_free(c);
-    MPI_Finalize();
-    if (rank == 0)
-        printf("test_dist_learn with %d ranks: %s\n", size, total ? "FAILED" : "all checks passed");
-    return total ? 1 : 0;
+    return tu_mpi_finish(c, "test_dist_learn");
 }
