@@ -472,6 +472,13 @@ static pcn_status learn(trainer *t, int t_steps, double lr, double *pre, double 
     return snapshot_energy(t, post);
 }
 
+double pcn_trainer_correct(const trainer *t, const float *out) {
+    double n = 0.0;
+    for (int64_t i = 0; i < t->count; i++)
+        n += pcn_trainer_argmax(out + (size_t)i * t->K, t->K) == t->labels[i];
+    return n;
+}
+
 int pcn_trainer_argmax(const float *v, int n) {
     int best = 0;
     for (int j = 1; j < n; j++)
@@ -508,10 +515,7 @@ static pcn_status train_accuracy(trainer *t, int epoch, int batch, int64_t pos,
     pcn_status st = infer(t, NULL, p->t_infer_test ? p->t_infer_test : 10 * p->t_infer, false,
                           false, &steps);
     if (st != PCN_OK) return st;
-    const float *yhat = host_outputs(t);
-    double counts[2] = {0.0, (double)t->count};
-    for (int64_t i = 0; i < t->count; i++)
-        counts[0] += pcn_trainer_argmax(yhat + (size_t)i * t->K, t->K) == t->labels[i];
+    double counts[2] = {pcn_trainer_correct(t, host_outputs(t)), (double)t->count};
     st = gsum64(t->coll, counts, 2);
     sums->correct += counts[0];
     sums->scored += counts[1];
@@ -692,17 +696,9 @@ pcn_status pcn_train(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
 // ----------------------------------------------------------------------------------------
 
 // Scores one test batch; adds global (energy * B, correct, top-k hits, squared error) to sums.
-static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4], float *yhat) {
+void pcn_trainer_score(trainer *t, const float *out, double local[4], float *yhat) {
     const pcn_train_params *p = t->p;
     const int K = t->K;
-    int steps;
-    init_latents(t, PCN_STREAM_TEST, 0, batch, pos);
-    pcn_status st = infer(t, NULL, p->t_infer_test ? p->t_infer_test : 10 * p->t_infer, true,
-                          false, &steps);
-    if (st != PCN_OK) return st;
-    double sq = pcn_step_errors(t->m, t->s, t->dx, NULL, 0.0f, false, true);
-    double local[4] = {pcn_step_sum(t->m, sq), 0, 0, 0};
-    const float *out = host_outputs(t);
     for (int64_t i = 0; i < t->count; i++) {
         const float *yh = out + (size_t)i * K, *yi = t->y + (size_t)i * K;
         if (p->task == PCN_TASK_CLASSIFICATION) {
@@ -715,6 +711,18 @@ static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4],
         }
         if (yhat) memcpy(yhat + (size_t)t->rows[i] * K, yh, (size_t)K * sizeof(float));
     }
+}
+
+static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4], float *yhat) {
+    const pcn_train_params *p = t->p;
+    int steps;
+    init_latents(t, PCN_STREAM_TEST, 0, batch, pos);
+    pcn_status st = infer(t, NULL, p->t_infer_test ? p->t_infer_test : 10 * p->t_infer, true,
+                          false, &steps);
+    if (st != PCN_OK) return st;
+    double sq = pcn_step_errors(t->m, t->s, t->dx, NULL, 0.0f, false, true);
+    double local[4] = {pcn_step_sum(t->m, sq), 0, 0, 0};
+    pcn_trainer_score(t, host_outputs(t), local, yhat);
     st = gsum64(t->coll, local, 4);
     sums[0] += 0.5 * local[0]; // already a sum over the batch: energy * B
     for (int k = 1; k < 4; k++) sums[k] += local[k];

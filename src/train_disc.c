@@ -70,13 +70,6 @@ static const float *outputs(trainer *t, const float *out) {
     return t->yhat;
 }
 
-static double correct(trainer *t, const float *out) {
-    double n = 0.0;
-    for (int64_t i = 0; i < t->count; i++)
-        n += pcn_trainer_argmax(out + (size_t)i * t->K, t->K) == t->labels[i];
-    return n;
-}
-
 // A random start (the forward start is the phase's own), scoring the forward pass first
 // when train accuracy is due: counts = (correct, scored).
 static void start_random(trainer *t, int epoch, int64_t pos, bool score, double counts[2]) {
@@ -85,7 +78,8 @@ static void start_random(trainer *t, int epoch, int64_t pos, bool score, double 
     w->rows = (int)t->count;
     if (score) {
         pcn_disc_forward(w, t->m, t->dx, (int)t->count);
-        counts[0] = correct(t, outputs(t, w->a[t->m->L])), counts[1] = (double)t->count;
+        counts[0] = pcn_trainer_correct(t, outputs(t, w->a[t->m->L]));
+        counts[1] = (double)t->count;
     }
     const pcn_latent_key key = {p->seed, PCN_STREAM_TRAIN, (uint32_t)epoch, pos + t->lo};
     pcn_disc_random(w, t->m, t->dx, (int)t->count, &key, (float)p->latent_init_std);
@@ -113,7 +107,7 @@ pcn_status pcn_trainer_disc_batch(trainer *t, int epoch, int batch, int nbatches
                          .weights = ipc_step, .ctx = &r};
     pcn_status st = t->m->ops->disc_phase(t->phases, &ph);
     if (st != PCN_OK) return st;
-    if (ph.out0) v[1] = correct(t, outputs(t, ph.out0)), v[2] = (double)t->count;
+    if (ph.out0) v[1] = pcn_trainer_correct(t, outputs(t, ph.out0)), v[2] = (double)t->count;
     const double t1 = pcn_now();
     v[0] = ph.final_sq;
     if (!p->ipc && (st = weight_step(&r)) != PCN_OK) return st;
@@ -144,23 +138,13 @@ pcn_status pcn_trainer_disc_batch(trainer *t, int epoch, int batch, int nbatches
 
 pcn_status pcn_trainer_disc_test(trainer *t, int batch, double sums[4], float *yhat) {
     (void)batch;
-    const pcn_train_params *p = t->p;
     const int K = t->K;
     pcn_disc_forward(t->disc, t->m, t->dx, (int)t->count);
     const float *out = outputs(t, t->disc->a[t->m->L]);
-    double local[4] = {0, 0, 0, 0};
-    for (int64_t i = 0; i < t->count; i++) {
-        const float *yh = out + (size_t)i * K, *yi = t->y + (size_t)i * K;
-        for (int j = 0; j < K; j++) local[0] += ((double)yi[j] - yh[j]) * (yi[j] - yh[j]);
-        if (p->task == PCN_TASK_CLASSIFICATION) {
-            const int pred = pcn_trainer_argmax(yh, K);
-            local[1] += pred == t->labels[i];
-            if (p->confusion) p->confusion[(size_t)t->labels[i] * K + pred]++;
-            local[2] += pcn_trainer_in_top_k(yh, K, t->labels[i], p->top_k);
-        }
-        if (yhat) memcpy(yhat + (size_t)t->rows[i] * K, yh, (size_t)K * sizeof(float));
-    }
-    if (p->task == PCN_TASK_REGRESSION) local[3] = local[0];
+    double local[4] = {0, 0, 0, 0}; // local[0]: sum ||y - mu_L||^2
+    for (size_t i = 0; i < (size_t)t->count * K; i++)
+        local[0] += ((double)t->y[i] - out[i]) * (t->y[i] - out[i]);
+    pcn_trainer_score(t, out, local, yhat);
     pcn_status st = pcn_trainer_sum(t, local, 4);
     sums[0] += 0.5 * local[0];
     for (int k = 1; k < 4; k++) sums[k] += local[k];

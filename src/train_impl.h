@@ -46,6 +46,12 @@ pcn_status pcn_trainer_energies(trainer *t, double *v, int n);
 // The model's gradient buffer summed across processes (host, NCCL or staged). Collective.
 pcn_status pcn_trainer_sum_gradient(trainer *t);
 int pcn_trainer_argmax(const float *v, int n);
+// Samples of this process's batch whose argmax of out (count, K; host) is their label.
+double pcn_trainer_correct(const trainer *t, const float *out);
+// Scores this process's batch from its outputs out (count, K; host): local[1] correct,
+// local[2] top-k hits, the confusion counts (classification), local[3] the squared error
+// (regression); the outputs to yhat (data order) unless NULL. Local.
+void pcn_trainer_score(trainer *t, const float *out, double local[4], float *yhat);
 bool pcn_trainer_in_top_k(const float *v, int n, int label, int k);
 
 // ---- schedules (schedule.c) ------------------------------------------------------------
