@@ -44,6 +44,7 @@ extern "C" {
 #include "gpu_module.h"
 }
 #include "cuda_impl.h"
+#include "settle.h"
 #ifndef PCN_CUDA_ARCHS
 #define PCN_CUDA_ARCHS "" // the build's CMAKE_CUDA_ARCHITECTURES, comma-separated (CMake)
 #endif
@@ -139,43 +140,58 @@ static double now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+// Between two polls of pcn_settle: spin for the first thousand, then sleep 50 us each.
+static void pause_poll(int polls) { if (polls > 1000) usleep(50); }
+
+// What wait_for polls: an event (or, when ev is NULL, the stream) and NCCL's asynchronous
+// error; cuda and nccl keep what the last poll saw.
+typedef struct {
+    cudaEvent_t ev;
+    cudaError_t cuda;
+#ifdef PCN_HAVE_NCCL
+    ncclResult_t nccl;
+#endif
+} device_wait;
+
+static pcn_settle_state poll_device(void *ctx) {
+    device_wait *d = (device_wait *)ctx;
+    d->cuda = d->ev ? cudaEventQuery(d->ev) : cudaStreamQuery(g.stream);
+    if (d->cuda == cudaSuccess) return PCN_SETTLE_DONE;
+    if (d->cuda != cudaErrorNotReady) return PCN_SETTLE_FAILED;
+#ifdef PCN_HAVE_NCCL
+    if (ncclCommGetAsyncError(g.nccl, &d->nccl) != ncclSuccess) d->nccl = ncclInternalError;
+    if (d->nccl != ncclSuccess && d->nccl != ncclInProgress) return PCN_SETTLE_FAILED;
+#endif
+    return PCN_SETTLE_PENDING;
+}
+
 // Waits for an event (ev) or, when ev is NULL, for everything queued on the stream. With
-// NCCL up it polls, so that an NCCL error or a peer that never arrives ends the run
-// (through the fatal handler) after g.timeout.
+// NCCL up it polls (pcn_settle), so that an NCCL error or a peer that never arrives ends the
+// run (through the fatal handler) after g.timeout.
 static void wait_for(cudaEvent_t ev, const char *what) {
     if (!g.nccl_up) {
         if (ev) PCN_CUDA_CHECK(cudaEventSynchronize(ev));
         else PCN_CUDA_CHECK(cudaStreamSynchronize(g.stream));
         return;
     }
-    const double t0 = now();
-    for (int spins = 0;; spins++) {
-        cudaError_t e = ev ? cudaEventQuery(ev) : cudaStreamQuery(g.stream);
-        if (e == cudaSuccess) return;
-        if (e != cudaErrorNotReady)
-            pcn_gpu_fatal(__FILE__, __LINE__, "waiting for %s: %s", what, cudaGetErrorString(e));
+    device_wait d = {};
+    d.ev = ev;
+    const pcn_settle_wait w = {poll_device, &d, now, pause_poll, g.timeout};
+    const pcn_settle_state s = pcn_settle(&w);
+    if (s == PCN_SETTLE_DONE) return;
+    if (s == PCN_SETTLE_FAILED && d.cuda != cudaErrorNotReady)
+        pcn_gpu_fatal(__FILE__, __LINE__, "waiting for %s: %s", what, cudaGetErrorString(d.cuda));
 #ifdef PCN_HAVE_NCCL
-        ncclResult_t async = ncclSuccess;
-        ncclCommGetAsyncError(g.nccl, &async);
-        if (async != ncclSuccess && async != ncclInProgress) {
-            ncclCommAbort(g.nccl);
-            g.nccl_up = false;
-            pcn_gpu_fatal(__FILE__, __LINE__, "NCCL failed while waiting for %s: %s", what,
-                      ncclGetErrorString(async));
-        }
+    ncclCommAbort(g.nccl);
+    g.nccl_up = false;
+    if (s == PCN_SETTLE_FAILED)
+        pcn_gpu_fatal(__FILE__, __LINE__, "NCCL failed while waiting for %s: %s", what,
+                      ncclGetErrorString(d.nccl));
 #endif
-        if (now() - t0 > g.timeout) {
-#ifdef PCN_HAVE_NCCL
-            ncclCommAbort(g.nccl);
-#endif
-            g.nccl_up = false;
-            pcn_gpu_fatal(__FILE__, __LINE__,
-                      "timed out after %.0f s waiting for %s: another rank died or hangs in a "
-                      "collective (raise --comm-timeout if the work is just slow)",
-                      g.timeout, what);
-        }
-        if (spins > 1000) usleep(50);
-    }
+    pcn_gpu_fatal(__FILE__, __LINE__,
+                  "timed out after %.0f s waiting for %s: another rank died or hangs in a "
+                  "collective (raise --comm-timeout if the work is just slow)",
+                  g.timeout, what);
 }
 
 static void wait_stream(const char *what) { wait_for(NULL, what); }
@@ -644,15 +660,19 @@ static pcn_status m_pcn_gpu_nccl_unique_id(unsigned char *id) {
 #endif
 
 #if PCN_NCCL_NONBLOCKING
-// Polls the communicator until it is not ncclInProgress (sleeping 1 ms between polls), for
-// at most g.timeout seconds; returns its state, or ncclInProgress when the time ran out.
+static pcn_settle_state poll_nccl(void *ctx) {
+    ncclResult_t *r = (ncclResult_t *)ctx;
+    if (ncclCommGetAsyncError(g.nccl, r) != ncclSuccess) *r = ncclInternalError;
+    return *r == ncclInProgress ? PCN_SETTLE_PENDING
+                                : *r == ncclSuccess ? PCN_SETTLE_DONE : PCN_SETTLE_FAILED;
+}
+
+// What an NCCL call on the communicator returned (r), once settled: polled (pcn_settle) for
+// at most g.timeout seconds; ncclInProgress when the time ran out.
 static ncclResult_t nccl_settle(ncclResult_t r) {
-    const double t0 = now();
-    while (r == ncclInProgress) {
-        if (now() - t0 > g.timeout) return ncclInProgress;
-        usleep(1000);
-        if (ncclCommGetAsyncError(g.nccl, &r) != ncclSuccess) return ncclInternalError;
-    }
+    if (r != ncclInProgress) return r;
+    const pcn_settle_wait w = {poll_nccl, &r, now, pause_poll, g.timeout};
+    pcn_settle(&w);
     return r;
 }
 static bool nccl_timed_out(ncclResult_t r) { return r == ncclInProgress; }
