@@ -111,7 +111,8 @@ static const option options[] = {
         "with a one-line note of why where the machine has an NVIDIA driver or /dev/nvidia*; "
         "rank r of a node takes GPU r mod visible; cpu never loads CUDA)"),
     OPT("precision", K_STR, precision, false,
-        "GPU inference products: fp32 | tf32 | bf16 | fp16 (fp32; fp16 is pcn-torch's autocast)"),
+        "GPU inference products: fp32 | tf32 | bf16 | fp16 (fp32; the others let cuBLAS round "
+        "the float32 operands at most to that format: near pcn-torch's autocast, not bitwise)"),
     OPT("comm", K_STR, comm, false,
         "GPU gradient sums: nccl | mpi (staged through host memory; ranks may share a GPU) | "
         "auto (nccl when no two ranks of a node drive the same GPU)"),
