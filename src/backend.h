@@ -194,7 +194,7 @@ double pcn_host_timer_read(void);
     .zero = pcn_host_zero, .normal_rows = pcn_host_normal_rows, .on_device = false,           \
     .alloc = pcn_host_alloc, .release = pcn_host_release, .upload = pcn_host_copy,             \
     .download = pcn_host_copy, .host_alloc = pcn_host_alloc, .host_free = pcn_host_release,   \
-    .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark,         \
+    .sync = pcn_host_sync, .sum_begin = pcn_host_sum_mark,                                    \
     .sum_finish = pcn_host_sum_mark,                                                          \
     .sum_read = pcn_host_sum_read, .set_precision = pcn_host_set_precision,                    \
     .replay = pcn_host_replay, .fill_rows = pcn_host_fill_rows, .act_pass = pcn_host_act_pass,  \

@@ -695,7 +695,6 @@ pcn_status pcn_train(pcn_model *m, const pcn_data *d, const pcn_train_params *p,
 // Testing
 // ----------------------------------------------------------------------------------------
 
-// Scores one test batch; adds global (energy * B, correct, top-k hits, squared error) to sums.
 void pcn_trainer_score(trainer *t, const float *out, double local[4], float *yhat) {
     const pcn_train_params *p = t->p;
     const int K = t->K;
@@ -713,6 +712,7 @@ void pcn_trainer_score(trainer *t, const float *out, double local[4], float *yha
     }
 }
 
+// Scores one test batch; adds global (energy * B, correct, top-k hits, squared error) to sums.
 static pcn_status test_batch(trainer *t, int batch, int64_t pos, double sums[4], float *yhat) {
     const pcn_train_params *p = t->p;
     int steps;
